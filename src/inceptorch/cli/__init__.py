@@ -1,0 +1,1 @@
+"""The `inceptorch` command: one thin module per subcommand over library functions."""

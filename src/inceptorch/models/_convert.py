@@ -1,0 +1,22 @@
+"""Converters from other libraries' state-dict layouts to ours, registered per model name."""
+from __future__ import annotations
+
+from typing import Callable
+
+StateDict = dict
+Converter = Callable[[StateDict], StateDict]
+
+CONVERTERS: dict[str, dict[str, Converter]] = {}
+
+
+def register_converter(model_name: str, source: str) -> Callable[[Converter], Converter]:
+    """Register `fn(state_dict) -> state_dict` mapping `source`'s layout (e.g. "timm") onto `model_name`'s keys."""
+
+    def wrap(fn: Converter) -> Converter:
+        sources = CONVERTERS.setdefault(model_name, {})
+        if source in sources:
+            raise ValueError(f"converter {source!r} for {model_name!r} is already registered")
+        sources[source] = fn
+        return fn
+
+    return wrap

@@ -1,0 +1,75 @@
+"""One registry for every model: names, builders and their default configs (torchvision's `_api` shape)."""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INCEPTION_MEAN = (0.5, 0.5, 0.5)  # TF-slim / Keras convention: pixels scaled to [-1, 1]
+INCEPTION_STD = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class ModelCfg:
+    """What a user of a model needs besides its weights: input geometry, normalisation and provenance."""
+
+    input_size: int = 224
+    min_input_size: int = 224
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"
+    crop_pct: float = 0.875  # resize to input_size / crop_pct, then center-crop input_size
+    aux_weight: float = 0.0  # weight of each auxiliary loss in training; 0 for models without heads
+    paper: str = ""
+
+
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+_CFGS: dict[str, ModelCfg] = {}
+
+
+def register_model(cfg: ModelCfg) -> Callable:
+    """Register a builder under its function name; a second builder with the same name is an error."""
+
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if fn.__name__ in _BUILDERS:
+            raise ValueError(f"model {fn.__name__!r} is already registered")
+        _BUILDERS[fn.__name__], _CFGS[fn.__name__] = fn, cfg
+        return fn
+
+    return wrap
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    return sorted(name for name in _BUILDERS if fnmatch.fnmatch(name, pattern))
+
+
+def get_model_cfg(name: str) -> ModelCfg:
+    _check_name(name)
+    return _CFGS[name]
+
+
+def create_model(name: str, pretrained: str | None = None, **kwargs) -> nn.Module:
+    """Build a registered model; `pretrained` is a local weights file (ours, torchvision's or timm's layout)."""
+    _check_name(name)
+    model = _BUILDERS[name](**kwargs)
+    # A builder option can change the input geometry (GoogLeNet's small_input stem): the model says how.
+    model.default_cfg = replace(_CFGS[name], **getattr(model, "cfg_overrides", {}))
+    model.model_name = name
+    if pretrained is not None:
+        from ..weights import load_pretrained  # late import: weights.py needs the registry's models
+
+        load_pretrained(model, pretrained)
+    return model
+
+
+def _check_name(name: str) -> None:
+    if name not in _BUILDERS:
+        from ..errors import UserError
+
+        close = fnmatch.filter(_BUILDERS, f"*{name}*") if name else []
+        hint = f"; did you mean {', '.join(sorted(close))}?" if close else f"; known: {', '.join(list_models())}"
+        raise UserError(f"unknown model {name!r}{hint}")

@@ -1,0 +1,224 @@
+"""GoogLeNet / Inception v1 (Szegedy et al., "Going Deeper with Convolutions", arXiv:1409.4842).
+
+One spec, Table 1 of the paper as data, and two builds from it:
+- `googlenet`: faithful to the paper (true 5x5 branch, LRN, conv biases, Table 1 pool sizes, paper aux heads);
+- `googlenet_bn`: torchvision's layout, key for key, so its IMAGENET1K_V1 weights load with strict=True.
+The differences between the two are the fields of `GoogLeNetCfg`, not special cases in the code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from torch import Tensor, nn
+
+from ._registry import ModelCfg, register_model
+from .layers import Branches, ConvNormAct, InceptionNet, scale_width
+
+PAPER = "Szegedy et al. 2014, Going Deeper with Convolutions (arXiv:1409.4842)"
+
+
+class Conv(NamedTuple):
+    name: str
+    out_chs: int
+    kernel: int
+    stride: int = 1
+
+
+class Pool(NamedTuple):
+    name: str
+    kernel: int = 3
+    stride: int = 2
+
+
+class LRN(NamedTuple):
+    name: str
+
+
+class Inc(NamedTuple):
+    """One Inception row of Table 1: the widths of the four branches."""
+
+    name: str
+    c1x1: int
+    c3x3_red: int
+    c3x3: int
+    c5x5_red: int
+    c5x5: int
+    pool_proj: int
+
+
+# Table 1 of arXiv:1409.4842. Pools are rows; in-channels are carried forward from the previous row.
+GOOGLENET = (
+    #    name           out  kernel stride                                  # output at 224
+    Conv("conv1",        64, 7, 2),                                         # 112x112x64
+    Pool("maxpool1"),                                                       # 56x56x64
+    LRN("lrn1"),                                                            # paper Figure 3 / Caffe: after pool1
+    Conv("conv2",        64, 1),                                            # the "#3x3 reduce" of the stage-2 row
+    Conv("conv3",       192, 3),                                            # 56x56x192
+    LRN("lrn2"),                                                            # paper Figure 3: after the 3x3 conv
+    Pool("maxpool2"),                                                       # 28x28x192
+    #    name          1x1  3x3r  3x3  5x5r  5x5  pool
+    Inc("inception3a",  64,   96, 128,   16,  32,   32),                    # 28x28x256
+    Inc("inception3b", 128,  128, 192,   32,  96,   64),                    # 28x28x480
+    Pool("maxpool3"),                                                       # 14x14x480
+    Inc("inception4a", 192,   96, 208,   16,  48,   64),                    # 14x14x512, aux head 1
+    Inc("inception4b", 160,  112, 224,   24,  64,   64),                    # 14x14x512
+    Inc("inception4c", 128,  128, 256,   24,  64,   64),                    # 14x14x512
+    Inc("inception4d", 112,  144, 288,   32,  64,   64),                    # 14x14x528, aux head 2
+    Inc("inception4e", 256,  160, 320,   32, 128,  128),                    # 14x14x832
+    Pool("maxpool4"),                                                       # 7x7x832
+    Inc("inception5a", 256,  160, 320,   32, 128,  128),                    # 7x7x832
+    Inc("inception5b", 384,  192, 384,   48, 128,  128),                    # 7x7x1024
+)
+AUX_TAPS = {"inception4a": "aux1", "inception4d": "aux2"}
+FEATURE_TAPS = ("conv1", "conv3", "inception3b", "inception4e", "inception5b")
+
+
+@dataclass(frozen=True)
+class GoogLeNetCfg:
+    """Everything that differs between the paper's network and torchvision's port."""
+
+    norm: bool             # BN after every conv (torchvision, TF-slim) instead of conv biases (paper)
+    lrn: bool              # LRN(5, 1e-4, 0.75) after pool1 and conv3 (paper Figure 3)
+    branch3_kernel: int    # 5 in the paper; 3 in torchvision/TF-slim, kept there for weight compatibility
+    pool_ceil: bool        # torchvision pools round up; the paper's sizes come from pad-1 floor pools
+    last_pool_kernel: int  # the 3x3/2 pool before stage 5 (Table 1); torchvision uses 2x2/2
+    aux_pool: str          # "paper": 5x5/3 average pool; "adaptive": torchvision's 4x4 adaptive pool
+    drop_rate: float       # before the classifier: 40% in the paper, 20% in torchvision
+    aux_drop_rate: float = 0.7
+
+
+PAPER_CFG = GoogLeNetCfg(norm=False, lrn=True, branch3_kernel=5, pool_ceil=False, last_pool_kernel=3,
+                         aux_pool="paper", drop_rate=0.4)
+TORCHVISION_CFG = GoogLeNetCfg(norm=True, lrn=False, branch3_kernel=3, pool_ceil=True, last_pool_kernel=2,
+                               aux_pool="adaptive", drop_rate=0.2)
+
+
+class Inception(Branches):
+    """The Inception module with dimension reductions (paper Figure 2b).
+
+    Branch names follow torchvision's weight layout (`branch1`..`branch4`), which the BN build must match.
+    """
+
+    def __init__(self, in_chs: int, row: Inc, cfg: GoogLeNetCfg, width: float = 1.0):
+        super().__init__()
+        w = {f: scale_width(getattr(row, f), width) for f in Inc._fields[1:]}
+        conv = lambda i, o, k: ConvNormAct(i, o, k, norm=cfg.norm)  # noqa: E731
+        self.branch1 = conv(in_chs, w["c1x1"], 1)
+        self.branch2 = nn.Sequential(conv(in_chs, w["c3x3_red"], 1), conv(w["c3x3_red"], w["c3x3"], 3))
+        self.branch3 = nn.Sequential(conv(in_chs, w["c5x5_red"], 1),
+                                     conv(w["c5x5_red"], w["c5x5"], cfg.branch3_kernel))
+        self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=cfg.pool_ceil),
+                                     conv(in_chs, w["pool_proj"], 1))
+        self.row = row  # the Table 1 columns, for `inceptorch summary`
+
+    def table_columns(self) -> dict[str, int]:
+        return {"#1x1": self.row.c1x1, "#3x3 reduce": self.row.c3x3_red, "#3x3": self.row.c3x3,
+                "#5x5 reduce": self.row.c5x5_red, "#5x5": self.row.c5x5, "pool proj": self.row.pool_proj}
+
+
+class AuxHead(nn.Module):
+    """Auxiliary classifier on 4a and 4d (paper section 5): avg pool, 1x1 conv 128, FC 1024, dropout 70%, linear.
+
+    Keys `conv`, `fc1`, `fc2` follow torchvision's `InceptionAux`. The paper pools 5x5/3 (14x14 -> 4x4); the extra
+    adaptive 4x4 pool is the identity at 224 and keeps the FC input fixed for other input sizes.
+    """
+
+    def __init__(self, in_chs: int, num_classes: int, cfg: GoogLeNetCfg, width: float = 1.0):
+        super().__init__()
+        conv_chs, fc_chs = scale_width(128, width), scale_width(1024, width)
+        adaptive = nn.AdaptiveAvgPool2d(4)
+        self.pool = nn.Sequential(nn.AvgPool2d(5, stride=3), adaptive) if cfg.aux_pool == "paper" else adaptive
+        self.conv = ConvNormAct(in_chs, conv_chs, 1, norm=cfg.norm)
+        self.fc1 = nn.Linear(conv_chs * 16, fc_chs)
+        self.act = nn.ReLU(inplace=True)
+        self.dropout = nn.Dropout(cfg.aux_drop_rate)
+        self.fc2 = nn.Linear(fc_chs, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.conv(self.pool(x)).flatten(1)
+        return self.fc2(self.dropout(self.act(self.fc1(x))))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.fc2 = nn.Linear(self.fc2.in_features, num_classes)
+
+
+class GoogLeNet(InceptionNet):
+    """GoogLeNet built from `GOOGLENET` rows under a `GoogLeNetCfg`.
+
+    `small_input=True` swaps the 7x7/2 conv and first pool for a 3x3/1 conv so that 28-64 px images keep enough
+    resolution (total stride 16 instead of 32): a 32 px input reaches stage 3 at 16x16, stage 5 at 4x4.
+    """
+
+    def __init__(self, cfg: GoogLeNetCfg, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True,
+                 drop_rate: float | None = None, aux_drop_rate: float | None = None, width: float = 1.0,
+                 small_input: bool = False, transform_input: bool = False, spec: tuple = GOOGLENET):
+        super().__init__()
+        if drop_rate is not None or aux_drop_rate is not None:
+            cfg = GoogLeNetCfg(**{**cfg.__dict__, "drop_rate": cfg.drop_rate if drop_rate is None else drop_rate,
+                                  "aux_drop_rate": cfg.aux_drop_rate if aux_drop_rate is None else aux_drop_rate})
+        self.cfg, self.num_classes, self.transform_input = cfg, num_classes, transform_input
+        self.stage_names, self.aux_taps, self.feature_info = [], dict(AUX_TAPS), []
+        chs, reduction = in_chans, 1
+        for row in spec:
+            if (small_input and row.name == "maxpool1") or (isinstance(row, LRN) and not cfg.lrn):
+                continue
+            module, chs, stride = self._make_stage(row, chs, cfg, width, small_input)
+            reduction *= stride
+            self.add_module(row.name, module)
+            self.stage_names.append(row.name)
+            if row.name in FEATURE_TAPS:
+                self.feature_info.append({"num_chs": chs, "reduction": reduction, "module": row.name})
+            if row.name in AUX_TAPS:
+                head = AuxHead(chs, num_classes, cfg, width) if aux_logits else None
+                self.add_module(AUX_TAPS[row.name], head)
+        self.num_features = chs
+        self.avgpool = nn.AdaptiveAvgPool2d(1)  # = the 7x7/1 average pool of Table 1 at 224 input
+        self.dropout = nn.Dropout(cfg.drop_rate)
+        self.fc = nn.Linear(chs, num_classes) if num_classes > 0 else nn.Identity()
+        if small_input:
+            self.cfg_overrides = {"input_size": 32, "min_input_size": 28, "crop_pct": 1.0}
+        init_weights(self)
+
+    @staticmethod
+    def _make_stage(row, in_chs: int, cfg: GoogLeNetCfg, width: float, small_input: bool):
+        """The module for one spec row, its output channels and its stride."""
+        if isinstance(row, Conv):
+            out_chs = scale_width(row.out_chs, width)
+            kernel, stride = (3, 1) if small_input and row.name == "conv1" else (row.kernel, row.stride)
+            return ConvNormAct(in_chs, out_chs, kernel, stride, norm=cfg.norm), out_chs, stride
+        if isinstance(row, Pool):
+            kernel = cfg.last_pool_kernel if row.name == "maxpool4" else row.kernel
+            # Table 1 sizes (112 -> 56 -> 28 -> 14 -> 7) from pad-1 floor pools; torchvision rounds up instead.
+            padding = 0 if cfg.pool_ceil or kernel % 2 == 0 else kernel // 2
+            return nn.MaxPool2d(kernel, row.stride, padding=padding, ceil_mode=cfg.pool_ceil), in_chs, row.stride
+        if isinstance(row, LRN):
+            # Caffe's LRN convention (alpha divided by the window size) is also torch's.
+            return nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0), in_chs, 1
+        block = Inception(in_chs, row, cfg, width)
+        return block, block.out_channels, 1
+
+
+def init_weights(model: nn.Module) -> None:
+    """torch's own initializers: truncated normal (std 0.01, torchvision's choice) for convs and linears."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.trunc_normal_(m.weight, std=0.01, a=-2, b=2)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+@register_model(ModelCfg(input_size=224, min_input_size=80, aux_weight=0.3, paper=PAPER))
+def googlenet(**kwargs) -> GoogLeNet:
+    """GoogLeNet as the paper describes it: LRN, true 5x5 convolutions, conv biases, paper auxiliary heads."""
+    return GoogLeNet(PAPER_CFG, **kwargs)
+
+
+@register_model(ModelCfg(input_size=224, min_input_size=80, aux_weight=0.3,
+                         paper=PAPER + "; torchvision's BN port (TF-slim inception_v1)"))
+def googlenet_bn(**kwargs) -> GoogLeNet:
+    """torchvision's GoogLeNet: BN, no LRN, 3x3 in the "5x5" branch, 2x2 pool before stage 5, 4x4 aux pools."""
+    return GoogLeNet(TORCHVISION_CFG, **kwargs)
