@@ -1,0 +1,106 @@
+"""Model files that describe themselves: safetensors weights plus the metadata needed to rebuild the model.
+
+A model file (`*.safetensors`) carries, in its safetensors metadata under the key "inceptorch", a JSON object:
+  {"model": NAME, "model_kwargs": {...}, "class_names": [...], "model_cfg": {...}}
+so `load_model_file(path)` rebuilds the exact architecture with no other file. A run folder holds
+`last.safetensors` / `best.safetensors`; an exported folder holds `config.json` + `model.safetensors`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from torch import nn
+
+from .errors import UserError
+from .models import create_model
+
+META_KEY = "inceptorch"
+
+
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
+    """Write through `write(tmp_path)`, fsync, then rename over `path`: readers see the old file or the new one.
+
+    A failure (a full disk, a crash) leaves the previous file intact and removes the partial one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def model_metadata(model: nn.Module, model_kwargs: dict, class_names: list[str] | None = None) -> dict:
+    cfg = getattr(model, "default_cfg", None)
+    return {"model": model.model_name, "model_kwargs": model_kwargs, "class_names": list(class_names or []),
+            "model_cfg": dataclasses.asdict(cfg) if cfg is not None else {}}
+
+
+def save_model_file(model: nn.Module, path: str | Path, meta: dict) -> None:
+    """Atomically save `model`'s weights with `meta` (see `model_metadata`) as one safetensors file."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata={META_KEY: json.dumps(meta)}))
+
+
+def read_metadata(path: str | Path) -> dict:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get(META_KEY)
+    except Exception as exc:  # safetensors raises its own error types for headers it cannot parse
+        raise UserError(f"cannot read model file {path}: {str(exc).splitlines()[0][:120]}") from None
+    if raw is None:
+        raise UserError(f"{path} is a bare weights file: build the model with --model and pass it as --pretrained")
+    return json.loads(raw)
+
+
+def resolve_model_file(path: str | Path) -> Path:
+    """The weights file behind a file, a run folder (best, else last) or an exported model folder."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.safetensors", "last.safetensors", "model.safetensors"):
+            if (path / name).is_file():
+                return path / name
+        raise UserError(f"{path} holds no best.safetensors, last.safetensors or model.safetensors")
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    return path
+
+
+def load_model_file(path: str | Path, **overrides) -> tuple[nn.Module, dict]:
+    """Rebuild the model a file (or run / export folder) describes and load its weights; returns (model, meta)."""
+    from .weights import read_state_dict
+
+    path = resolve_model_file(path)
+    meta = read_metadata(path)
+    model = create_model(meta["model"], **{**meta["model_kwargs"], **overrides})
+    state = read_state_dict(path)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if not k.startswith(_aux_prefixes(model))]:
+        raise UserError(f"{path} does not match the model it names ({meta['model']}): "
+                        f"{len(missing)} missing, {len(unexpected)} unexpected keys")
+    return model, meta
+
+
+def _aux_prefixes(model: nn.Module) -> tuple[str, ...]:
+    return tuple(f"{head}." for head in getattr(model, "aux_taps", {}).values())
