@@ -133,14 +133,14 @@ class AuxHead(nn.Module):
         self.fc1 = nn.Linear(conv_chs * 16, fc_chs)
         self.act = nn.ReLU(inplace=True)
         self.dropout = nn.Dropout(cfg.aux_drop_rate)
-        self.fc2 = nn.Linear(fc_chs, num_classes)
+        self.fc2 = nn.Linear(fc_chs, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.conv(self.pool(x)).flatten(1)
         return self.fc2(self.dropout(self.act(self.fc1(x))))
 
     def reset_classifier(self, num_classes: int) -> None:
-        self.fc2 = nn.Linear(self.fc2.in_features, num_classes)
+        self.fc2 = nn.Linear(self.fc1.out_features, num_classes) if num_classes > 0 else nn.Identity()
 
 
 class GoogLeNet(InceptionNet):
@@ -159,7 +159,7 @@ class GoogLeNet(InceptionNet):
                                   "aux_drop_rate": cfg.aux_drop_rate if aux_drop_rate is None else aux_drop_rate})
         self.cfg, self.num_classes, self.transform_input = cfg, num_classes, transform_input
         self.stage_names, self.aux_taps, self.feature_info = [], dict(AUX_TAPS), []
-        chs, reduction = in_chans, 1
+        chs, reduction, aux_in_chs = in_chans, 1, {}
         for row in spec:
             if (small_input and row.name == "maxpool1") or (isinstance(row, LRN) and not cfg.lrn):
                 continue
@@ -170,8 +170,9 @@ class GoogLeNet(InceptionNet):
             if row.name in FEATURE_TAPS:
                 self.feature_info.append({"num_chs": chs, "reduction": reduction, "module": row.name})
             if row.name in AUX_TAPS:
-                head = AuxHead(chs, num_classes, cfg, width) if aux_logits else None
-                self.add_module(AUX_TAPS[row.name], head)
+                aux_in_chs[AUX_TAPS[row.name]] = chs
+        for head, head_in_chs in aux_in_chs.items():  # after the trunk, in torchvision's key order
+            self.add_module(head, AuxHead(head_in_chs, num_classes, cfg, width) if aux_logits else None)
         self.num_features = chs
         self.avgpool = nn.AdaptiveAvgPool2d(1)  # = the 7x7/1 average pool of Table 1 at 224 input
         self.dropout = nn.Dropout(cfg.drop_rate)

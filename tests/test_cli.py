@@ -1,0 +1,49 @@
+"""The command line: summary for every model, listing, and one-line errors."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from inceptorch import list_models
+from inceptorch.cli.main import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "inceptorch", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_summary_json_for_every_model(name, capsys):
+    assert main(["summary", name, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["model"] == name and data["total"]["macs"] > 0 and data["total"]["flops"] == 2 * data["total"]["macs"]
+    assert data["total"]["params"] == sum(r["params"] for r in data["rows"])
+
+
+def test_summary_table_labels_units(capsys):
+    assert main(["summary", "googlenet"]) == 0
+    out = capsys.readouterr().out
+    assert "inception3a" in out and "MACs" in out and "FLOPs = 2 x MACs" in out
+    assert "6,998,552" in out  # params of the paper build without aux heads
+
+
+def test_models_lists_every_model(capsys):
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["model"] for r in rows] == list_models()
+    bn = next(r for r in rows if r["model"] == "googlenet_bn")
+    assert bn["params"] == 6_624_904 and bn["input_size"] == 224
+
+
+@pytest.mark.parametrize("args, message", [
+    (["summary", "resnet50"], "unknown model 'resnet50'"),
+    (["summary", "googlenet", "--input-size", "16"], "below googlenet's minimum"),
+    (["summary", "googlenet", "--input-size", "big"], "invalid int value"),
+    (["no-such-command"], "invalid choice"),
+])
+def test_user_errors_are_one_line_without_traceback(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
