@@ -114,6 +114,6 @@ def _digits() -> tuple[list[tuple[Image.Image, int]], list[str]]:
 
     digits = load_digits()
     images = (digits.images * (255.0 / 16.0)).round().astype(np.uint8)
-    samples = [(Image.fromarray(img, mode="L").resize((32, 32), Image.BILINEAR), int(t))
+    samples = [(Image.fromarray(img).resize((32, 32), Image.BILINEAR), int(t))
                for img, t in zip(images, digits.target)]
     return samples, [str(d) for d in range(10)]
