@@ -174,6 +174,7 @@ def test_model_api(resnet_v1):
         assert (c.input_size, c.min_input_size, c.mean, c.std, c.crop_pct) == (299, 75, (0.5,) * 3, (0.5,) * 3, 0.875)
         assert "1602.07261" in c.paper
     assert cfg.aux_weight == 0.0
+    assert resnet_v1.dropout.p == 0.2  # Figure 15: dropout (keep 0.8)
     model = create_model("inception_resnet_v1", num_classes=0, in_chans=1, drop_rate=0.5, aux_logits=False).eval()
     x = torch.randn(1, 1, 75, 75)  # the minimum input size
     assert model(x).shape == (1, 1792) and model.dropout.p == 0.5

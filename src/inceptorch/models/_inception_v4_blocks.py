@@ -184,13 +184,14 @@ class StackedInception(InceptionNet):
     empty `aux_logits`.
     """
 
-    def __init__(self, spec: Sequence, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2,
+    def __init__(self, spec: Sequence, num_classes: int = 1000, in_chans: int = 3, drop_rate: float | None = None,
                  aux_logits: bool = False):
         super().__init__()
         if aux_logits:
             raise ValueError(f"{type(self).__name__} has no auxiliary classifiers (arXiv:1602.07261 Figures 9, 15)")
+        drop_rate = 0.2 if drop_rate is None else drop_rate  # "Dropout (keep 0.8)", Figures 9 and 15
         self.num_classes, self.in_chans, self.drop_rate = num_classes, in_chans, drop_rate
-        self.stage_names, self.aux_taps, self.feature_info = [], {}, []
+        self.stage_names, self.aux_taps = [], {}
         chs, reduction, last_at = in_chans, 1, {}
         for name, row in stage_rows(spec):
             module, chs, stride = _make_stage(row, chs)
@@ -201,7 +202,7 @@ class StackedInception(InceptionNet):
         self.feature_info = [info for r, info in sorted(last_at.items()) if r > 1]
         self.num_features = chs
         self.avgpool = nn.AdaptiveAvgPool2d(1)  # the paper's 8x8 average pool at 299 input
-        self.dropout = nn.Dropout(drop_rate)    # "Dropout (keep 0.8)", Figures 9 and 15
+        self.dropout = nn.Dropout(drop_rate)
         self.fc = nn.Linear(chs, num_classes) if num_classes > 0 else nn.Identity()
 
 
