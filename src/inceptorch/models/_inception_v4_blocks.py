@@ -1,0 +1,261 @@
+"""What Inception-v4 and Inception-ResNet v1/v2 share (Szegedy et al., arXiv:1602.07261).
+
+- the spec rows (`Conv`, `Pool`, `Stage`) and `StackedInception`, the trunk built from them;
+- Table 1 of the paper, the Reduction-A widths k/l/m/n of all three networks, as data (`REDUCTION_A`);
+- the blocks more than one network uses: `ReductionA` (Figure 7), `InceptionA` (Figure 4; TF-slim's Mixed_5b of
+  Inception-ResNet-v2 is the same module with a 5x5 middle branch) and the v4 stem's filter concatenations.
+
+Padding follows TF-slim, whose weights timm ports: convolutions marked "V" in the paper's figures are VALID
+(padding 0), the others SAME. Grid reductions are 3x3 stride-2 VALID convolutions and max pools.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from torch import nn
+
+from .layers import Branches, ConvNormAct, InceptionNet
+
+PAPER = "Szegedy et al. 2016, Inception-v4, Inception-ResNet and the Impact of Residual Connections (arXiv:1602.07261)"
+BN_EPS = 1e-3  # TF-slim's batch_norm epsilon, kept by timm's ports
+Kernel = int | tuple[int, int]
+
+
+class ReductionAWidths(NamedTuple):
+    """One row of Table 1 (arXiv:1602.07261): filter counts of the Reduction-A module (Figure 7)."""
+
+    k: int  # 1x1 reduction of the double-3x3 branch
+    l: int  # the branch's middle 3x3
+    m: int  # the branch's last 3x3, stride 2
+    n: int  # the single 3x3 stride-2 conv
+
+
+# Table 1 of arXiv:1602.07261: the one Reduction-A module serves all three networks with these widths.
+REDUCTION_A = {
+    #                                          k    l    m    n
+    "inception_v4":        ReductionAWidths(192, 224, 256, 384),
+    "inception_resnet_v1": ReductionAWidths(192, 192, 256, 384),
+    "inception_resnet_v2": ReductionAWidths(256, 256, 384, 384),
+}
+
+
+def conv_chain(in_chs: int, widths: Sequence[int], kernels: Sequence[Kernel], stride: int = 1,
+               valid: bool = False) -> nn.Sequential:
+    """Convolutions in series; `stride` and `valid` (padding 0) apply to the last one, the grid reduction."""
+    assert len(widths) == len(kernels), (widths, kernels)
+    layers, chs = [], in_chs
+    for i, (out_chs, kernel) in enumerate(zip(widths, kernels)):
+        last = i == len(widths) - 1
+        layers.append(ConvNormAct(chs, out_chs, kernel, stride=stride if last else 1, padding=0 if last and valid
+                                  else None, bn_eps=BN_EPS))
+        chs = out_chs
+    return nn.Sequential(*layers)
+
+
+def max_pool_valid() -> nn.MaxPool2d:
+    """3x3 stride-2 VALID max pool, every grid reduction's pooling branch."""
+    return nn.MaxPool2d(3, stride=2)
+
+
+def avg_pool_same() -> nn.AvgPool2d:
+    """3x3 stride-1 SAME average pool of the pooling branches. TF averages over the valid pixels only at the border,
+    hence count_include_pad=False (timm does the same; with the default the border outputs differ)."""
+    return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+
+
+class StemPoolConvWidths(NamedTuple):
+    conv: int          # filters of the 3x3 stride-2 VALID conv
+    pool_first: bool   # concatenation order, TF-slim's: Mixed_3a puts the pool first, Mixed_5a the conv
+
+
+class StemPoolConv(Branches):
+    """A stem filter concat of Figure 3: 3x3/2 max pool beside a 3x3/2 VALID conv (73x73x160, 35x35x384)."""
+
+    stride = 2
+
+    def __init__(self, in_chs: int, w: StemPoolConvWidths):
+        super().__init__()
+        pool, conv = max_pool_valid(), ConvNormAct(in_chs, w.conv, 3, stride=2, padding=0, bn_eps=BN_EPS)
+        for name, module in (("branch_pool", pool), ("branch3x3", conv))[::1 if w.pool_first else -1]:
+            self.add_module(name, module)
+
+    @property
+    def out_channels(self) -> int:
+        return self.branch3x3.out_channels + self.branch3x3.conv.in_channels  # the pool keeps its input's channels
+
+
+class StemMixedWidths(NamedTuple):
+    c3x3: tuple[int, int]            # 1x1, 3x3 VALID
+    c7x7: tuple[int, int, int, int]  # 1x1, 1x7, 7x1, 3x3 VALID
+
+
+class StemMixed(Branches):
+    """The middle stem filter concat of Figure 3 (71x71x192). TF-slim, whose weights we load, runs the 1x7 conv
+    before the 7x1 one; the figure draws the opposite order."""
+
+    stride = 1
+
+    def __init__(self, in_chs: int, w: StemMixedWidths):
+        super().__init__()
+        self.branch3x3 = conv_chain(in_chs, w.c3x3, (1, 3), valid=True)
+        self.branch7x7 = conv_chain(in_chs, w.c7x7, (1, (1, 7), (7, 1), 3), valid=True)
+
+
+class InceptionAWidths(NamedTuple):
+    c1x1: int
+    c3x3: tuple[int, int]           # 1x1 reduce, then the `kernel` conv
+    c3x3dbl: tuple[int, int, int]   # 1x1 reduce, 3x3, 3x3
+    pool_proj: int
+    kernel: int = 3                 # 5 in TF-slim's Mixed_5b (Inception-ResNet-v2's stem); the branch is then branch5x5
+
+
+class InceptionA(Branches):
+    """The 35x35 Inception-A module of Inception-v4 (Figure 4)."""
+
+    stride = 1
+
+    def __init__(self, in_chs: int, w: InceptionAWidths):
+        super().__init__()
+        self.branch1x1 = ConvNormAct(in_chs, w.c1x1, 1, bn_eps=BN_EPS)
+        self.add_module(f"branch{w.kernel}x{w.kernel}", conv_chain(in_chs, w.c3x3, (1, w.kernel)))
+        self.branch3x3dbl = conv_chain(in_chs, w.c3x3dbl, (1, 3, 3))
+        self.branch_pool = nn.Sequential(avg_pool_same(), ConvNormAct(in_chs, w.pool_proj, 1, bn_eps=BN_EPS))
+
+
+class ReductionA(Branches):
+    """35x35 -> 17x17 grid reduction (Figure 7), widths from Table 1 (`REDUCTION_A`). Out: n + m + in channels."""
+
+    stride = 2
+
+    def __init__(self, in_chs: int, w: ReductionAWidths):
+        super().__init__()
+        self.in_chs = in_chs
+        self.branch3x3 = ConvNormAct(in_chs, w.n, 3, stride=2, padding=0, bn_eps=BN_EPS)
+        self.branch3x3dbl = conv_chain(in_chs, (w.k, w.l, w.m), (1, 3, 3), stride=2, valid=True)
+        self.branch_pool = max_pool_valid()
+
+    @property
+    def out_channels(self) -> int:
+        return self.branch3x3.out_channels + self.branch3x3dbl[-1].out_channels + self.in_chs
+
+
+# ---- the spec rows ------------------------------------------------------------------------------------------------
+
+class Conv(NamedTuple):
+    name: str
+    out_chs: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0  # VALID unless the figure leaves out the "V"
+
+
+class Pool(NamedTuple):
+    name: str  # 3x3/2 VALID max pool
+
+
+class Stage(NamedTuple):
+    """`count` blocks of one class with one set of widths, named `name_1`.. (or `name` when count is 1)."""
+
+    name: str
+    block: type[nn.Module]
+    widths: NamedTuple
+    count: int = 1
+    scale: float | None = None  # residual scaling (section 3.3) of Inception-ResNet blocks; None for the others
+    act: bool = True            # ReLU after the residual addition (TF-slim leaves it out of the last Block8)
+
+
+def stage_rows(spec: Sequence) -> list[tuple[str, object]]:
+    """(stage name, row) for every trunk module a spec builds, in forward order."""
+    out = []
+    for row in spec:
+        if isinstance(row, Stage) and row.count > 1:
+            out += [(f"{row.name}_{i + 1}", row) for i in range(row.count)]
+        else:
+            out.append((row.name, row))
+    return out
+
+
+class StackedInception(InceptionNet):
+    """A trunk of spec rows run in order, global average pool, dropout, linear classifier.
+
+    `feature_info` lists the last stage at each stride (2, 4, 8, 16, 32). These networks have no auxiliary heads
+    (Figures 9 and 15 of the paper, TF-slim, timm): `aux_logits=True` is refused and `forward_train` returns
+    empty `aux_logits`.
+    """
+
+    def __init__(self, spec: Sequence, num_classes: int = 1000, in_chans: int = 3, drop_rate: float | None = None,
+                 aux_logits: bool = False):
+        super().__init__()
+        if aux_logits:
+            raise ValueError(f"{type(self).__name__} has no auxiliary classifiers (arXiv:1602.07261 Figures 9, 15)")
+        drop_rate = 0.2 if drop_rate is None else drop_rate  # "Dropout (keep 0.8)", Figures 9 and 15
+        self.num_classes, self.in_chans, self.drop_rate = num_classes, in_chans, drop_rate
+        self.stage_names, self.aux_taps = [], {}
+        chs, reduction, last_at = in_chans, 1, {}
+        for name, row in stage_rows(spec):
+            module, chs, stride = _make_stage(row, chs)
+            reduction *= stride
+            self.add_module(name, module)
+            self.stage_names.append(name)
+            last_at[reduction] = {"num_chs": chs, "reduction": reduction, "module": name}
+        self.feature_info = [info for r, info in sorted(last_at.items()) if r > 1]
+        self.num_features = chs
+        self.avgpool = nn.AdaptiveAvgPool2d(1)  # the paper's 8x8 average pool at 299 input
+        self.dropout = nn.Dropout(drop_rate)
+        self.fc = nn.Linear(chs, num_classes) if num_classes > 0 else nn.Identity()
+
+
+def _make_stage(row, in_chs: int) -> tuple[nn.Module, int, int]:
+    """The module for one spec row, its output channels and its stride."""
+    if isinstance(row, Conv):
+        conv = ConvNormAct(in_chs, row.out_chs, row.kernel, row.stride, padding=row.padding, bn_eps=BN_EPS)
+        return conv, row.out_chs, row.stride
+    if isinstance(row, Pool):
+        return max_pool_valid(), in_chs, 2
+    kwargs = {} if row.scale is None else {"scale": row.scale, "act": row.act}
+    block = row.block(in_chs, row.widths, **kwargs)
+    return block, block.out_channels, block.stride
+
+
+# ---- converting timm's weights ------------------------------------------------------------------------------------
+
+def rename_keys(state: dict, table: Sequence[tuple[str, str]]) -> dict:
+    """Keys renamed by their longest matching prefix in `table` of (theirs, ours); an unmatched key is a KeyError."""
+    table = sorted(table, key=lambda pair: -len(pair[0]))
+    out = {}
+    for key, value in state.items():
+        theirs, ours = next(((a, b) for a, b in table if key.startswith(a)), (None, None))
+        if theirs is None:
+            raise KeyError(f"no mapping for {key!r}")
+        out[ours + key[len(theirs):]] = value
+    return out
+
+
+def timm_branch_keys(row) -> list[tuple[str, str]]:
+    """timm's positional branch names (branch0, branch1, ...) -> ours, for the shared blocks."""
+    if isinstance(row, Conv):
+        return [("", "")]
+    if row.block is StemPoolConv:
+        return [("conv.", "branch3x3.")]
+    if row.block is StemMixed:
+        return [("branch0.", "branch3x3."), ("branch1.", "branch7x7.")]
+    if row.block is InceptionA:
+        k = row.widths.kernel
+        return [("branch0.", "branch1x1."), ("branch1.", f"branch{k}x{k}."), ("branch2.", "branch3x3dbl."),
+                ("branch3.", "branch_pool.")]
+    if row.block is ReductionA:
+        return [("branch0.", "branch3x3."), ("branch1.", "branch3x3dbl.")]
+    raise KeyError(row.block.__name__)
+
+
+def timm_table(spec: Sequence, timm_layers: Sequence[str], branch_keys) -> list[tuple[str, str]]:
+    """Prefix table for a whole network: timm's flat layer list zipped with our stage list."""
+    stages = stage_rows(spec)
+    if len(stages) != len(timm_layers):
+        raise ValueError(f"{len(stages)} stages but {len(timm_layers)} timm layers")
+    table = []
+    for (name, row), theirs in zip(stages, timm_layers):
+        if not isinstance(row, Pool):
+            table += [(f"{theirs}.{a}", f"{name}.{b}") for a, b in branch_keys(row)]
+    return table
