@@ -5,8 +5,8 @@ import json
 
 from ..data.checks import default_workers, image_files, report_dict, scan_images
 from ..data.datasets import IMAGE_EXTENSIONS
-from ..data.io import set_max_image_pixels
 from ..errors import UserError
+from ._data_flags import add_pixel_limit_argument, apply_pixel_limit
 
 
 def register(subparsers) -> None:
@@ -16,15 +16,13 @@ def register(subparsers) -> None:
     p.add_argument("--full-decode", action="store_true",
                    help="decode JPEGs at full size (default: 1/8 scale, which still reads all data, so still "
                         "finds truncation)")
-    p.add_argument("--max-image-pixels", type=int, default=None,
-                   help="refuse images with more pixels (default: INCEPTORCH_MAX_IMAGE_PIXELS or 89,478,485)")
+    add_pixel_limit_argument(p)
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    if args.max_image_pixels is not None:
-        set_max_image_pixels(args.max_image_pixels)
+    apply_pixel_limit(args)
     files, ignored = image_files(args.path)
     if not files:
         raise UserError(f"no image files under {args.path} (extensions: {', '.join(IMAGE_EXTENSIONS)})")

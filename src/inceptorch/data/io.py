@@ -40,9 +40,19 @@ warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
 
 class BadImageError(UserError):
-    """An image file that cannot be used: `str()` is one line, '<path>: <problem>'."""
+    """An image file that cannot be used: `str()` is one line, '<path>: <problem>'.
 
-    def __init__(self, path: str | Path, problem: str):
+    Built from one message instead (how pickling and DataLoader workers re-create an exception; the DataLoader adds
+    the worker's traceback), it keeps only the '<path>: <problem>' line, so a bad file met mid-epoch in a worker
+    still reaches the command line as one line.
+    """
+
+    def __init__(self, path: str | Path, problem: str | None = None):
+        if problem is None:
+            lines = [line.strip() for line in str(path).splitlines() if line.strip()]
+            last = lines[-1] if lines else ""
+            last = last.split("BadImageError: ", 1)[-1]  # "inceptorch.data.io.BadImageError: <path>: <problem>"
+            path, _, problem = last.partition(": ")
         self.path, self.problem = str(path), problem
         super().__init__(f"{path}: {problem}")
 
