@@ -334,6 +334,26 @@ def test_scan_finds_the_same_files_with_threads_and_without(folder):
     assert all(data.samples[b.index][0] == b.path for b in two.bad)
 
 
+def test_scan_cache_skips_unchanged_good_files_only(folder, tmp_path_factory):
+    root, bad = folder
+    data = build_dataset(root, "train")
+    cache = tmp_path_factory.mktemp("cache") / "verified.json"
+    first = scan_images(data, cache=cache)
+    assert first.cached == 0 and {b.path for b in first.bad} == bad
+    second = scan_images(data, cache=cache)
+    assert second.cached == len(data) - len(bad) and {b.path for b in second.bad} == bad  # bad files never cached
+    victim = next(s for s, _ in data.samples if s not in bad)
+    Path(victim).write_bytes(Path(victim).read_bytes()[:200])  # damaged after it was verified: size changes
+    third = scan_images(data, cache=cache)
+    assert victim in {b.path for b in third.bad} and third.cached == len(data) - len(bad) - 1
+    before = max_image_pixels()
+    try:
+        set_max_image_pixels(before - 1)  # verified under another limit: the cache does not apply
+        assert scan_images(data, cache=cache).cached == 0
+    finally:
+        set_max_image_pixels(before)
+
+
 # ------------------------------------------------------------------------------------------------------ preflight
 def test_preflight_stops_by_default_with_one_line(folder):
     root, bad = folder
@@ -420,6 +440,7 @@ def damaged_files(draw) -> bytes:
     return bytes(data)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow's notes on corrupt TIFF/EXIF tags that it skips
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=damaged_files(), draft=st.booleans())
 def test_fuzz_load_image_returns_rgb_or_raises_bad_image_error(tmp_path, data, draft):

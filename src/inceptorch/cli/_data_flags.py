@@ -2,12 +2,13 @@
 
     add_pixel_limit_argument(p); add_bad_image_arguments(p)      # in register()
     apply_pixel_limit(args)                                       # first thing in run()
-    train_set = checked_dataset(train_set, args, warn=log)        # before the first epoch
+    train_set = checked_dataset(train_set, args, warn=log, cache=run_dir / "verified_images.json")  # before epoch 1
 """
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
 from ..data.checks import preflight
 from ..data.datasets import ImageList
@@ -35,10 +36,10 @@ def apply_pixel_limit(args: argparse.Namespace) -> None:
 
 
 def checked_dataset(dataset: ImageList, args: argparse.Namespace,
-                    warn: Callable[[str], None] | None = None) -> ImageList:
+                    warn: Callable[[str], None] | None = None, cache: str | Path | None = None) -> ImageList:
     """`preflight` with the command's flags: the dataset without bad files, or a one-line UserError."""
     fraction = getattr(args, "max_bad_fraction", 0.01)
     if not 0 <= fraction <= 1:
         raise UserError(f"--max-bad-fraction must be between 0 and 1, not {fraction}")
     return preflight(dataset, skip_bad=getattr(args, "skip_bad_images", False), max_bad_fraction=fraction,
-                     workers=getattr(args, "workers", None), warn=warn)
+                     workers=getattr(args, "workers", None), warn=warn, cache=cache)

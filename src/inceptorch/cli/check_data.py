@@ -17,6 +17,8 @@ def register(subparsers) -> None:
                    help="decode JPEGs at full size (default: 1/8 scale, which still reads all data, so still "
                         "finds truncation)")
     add_pixel_limit_argument(p)
+    p.add_argument("--cache", metavar="FILE", default=None,
+                   help="JSON file of files verified good (by size and mtime): unchanged files are not decoded again")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.set_defaults(func=run)
 
@@ -26,7 +28,7 @@ def run(args) -> int:
     files, ignored = image_files(args.path)
     if not files:
         raise UserError(f"no image files under {args.path} (extensions: {', '.join(IMAGE_EXTENSIONS)})")
-    report = scan_images(files, workers=args.workers, draft=not args.full_decode)
+    report = scan_images(files, workers=args.workers, draft=not args.full_decode, cache=args.cache)
     if args.json:
         print(json.dumps(report_dict(report, args.path, ignored), indent=1))
         return 1 if report.bad else 0
@@ -34,7 +36,8 @@ def run(args) -> int:
         print(bad)
     rate = report.total / report.seconds if report.seconds > 0 else 0.0
     print(f"checked {report.total:,} image files under {args.path} in {report.seconds:.2f} s "
-          f"({rate:,.0f} files/s, {report.workers} threads): "
+          f"({rate:,.0f} files/s, {report.workers} threads"
+          + (f", {report.cached:,} unchanged since verified" if report.cached else "") + "): "
           + (f"{len(report.bad):,} bad ({report.bad_fraction:.2%})" if report.bad else "all decode"))
     if ignored:
         kinds = ", ".join(f"{ext} x{n}" for ext, n in ignored.most_common())

@@ -5,6 +5,7 @@ also loads during training. Threads suffice for speed: Pillow releases the GIL w
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -14,9 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..checkpoint import atomic_write
 from ..errors import UserError
 from .datasets import IMAGE_EXTENSIONS, ImageList, _csv_samples
-from .io import BadImageError, load_image
+from .io import BadImageError, load_image, max_image_pixels
+
+CACHE_VERSION = 1
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,7 @@ class ScanReport:
     bad: list[BadFile] = field(default_factory=list)
     seconds: float = 0.0
     workers: int = 1
+    cached: int = 0  # files taken as good from the cache, unchanged since they were verified
 
     @property
     def bad_fraction(self) -> float:
@@ -46,7 +51,7 @@ class ScanReport:
 
     def to_dict(self) -> dict:
         return {"total": self.total, "bad_count": len(self.bad), "bad_fraction": self.bad_fraction,
-                "seconds": round(self.seconds, 3), "workers": self.workers,
+                "seconds": round(self.seconds, 3), "workers": self.workers, "cached": self.cached,
                 "bad": [{"path": b.path, "problem": b.problem} for b in self.bad]}
 
 
@@ -54,46 +59,92 @@ def default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-def scan_images(source: ImageList | Iterable[str | Path], workers: int | None = None, draft: bool = True) -> ScanReport:
+def scan_images(source: ImageList | Iterable[str | Path], workers: int | None = None, draft: bool = True,
+                cache: str | Path | None = None) -> ScanReport:
     """Decode every file of a dataset (its file samples; in-memory images are already decoded) or of a list of paths.
 
-    `draft` lets JPEGs decode at 1/8 scale, about twice as fast; it still reads all the compressed data, so
-    truncation is still found (tests/test_data_faults.py checks this).
+    `draft` lets JPEGs decode at 1/8 scale, faster; it still reads all the compressed data, so truncation is still
+    found (tests/test_data_faults.py checks this). `cache`: a JSON file of files already verified good, by size and
+    modification time; those are not decoded again (a resumed run re-checks only what changed), and it is rewritten
+    with this scan's good files.
     """
     paths = [s for s, _ in source.samples] if isinstance(source, ImageList) else list(source)
     jobs = [(i, str(p)) for i, p in enumerate(paths) if isinstance(p, (str, Path))]
     workers = max(1, workers or default_workers())
+    known = _read_cache(cache) if cache else {}
     start = time.perf_counter()
 
-    def check(job: tuple[int, str]) -> BadFile | None:
+    def check(job: tuple[int, str]) -> tuple[BadFile | None, str, tuple[int, int] | None, bool]:
         index, path = job
+        key = _stamp(path)
+        if key is not None and known.get(os.path.abspath(path)) == key:
+            return None, path, key, True
         try:
             load_image(path, draft=draft)
         except BadImageError as exc:
-            return BadFile(index, path, exc.problem)
-        return None
+            return BadFile(index, path, exc.problem), path, key, False
+        return None, path, key, False
 
     if workers == 1 or len(jobs) < 2:
         results = [check(j) for j in jobs]
     else:
         with ThreadPoolExecutor(workers, thread_name_prefix="scan") as pool:
             results = list(pool.map(check, jobs))
-    bad = [r for r in results if r is not None]
-    return ScanReport(total=len(paths), bad=bad, seconds=time.perf_counter() - start, workers=workers)
+    bad = [r[0] for r in results if r[0] is not None]
+    if cache:
+        for problem, path, key, _ in results:
+            if problem is None and key is not None:
+                known[os.path.abspath(path)] = key
+            else:
+                known.pop(os.path.abspath(path), None)
+        _write_cache(cache, known)
+    return ScanReport(total=len(paths), bad=bad, seconds=time.perf_counter() - start, workers=workers,
+                      cached=sum(r[3] for r in results))
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _read_cache(cache: str | Path) -> dict[str, tuple[int, int]]:
+    """Verified files from an earlier scan under the same pixel limit; an unreadable cache is just a full scan."""
+    try:
+        with open(cache) as f:
+            data = json.load(f)
+        if data.get("version") != CACHE_VERSION or data.get("max_image_pixels") != max_image_pixels():
+            return {}
+        return {path: (int(size), int(mtime)) for path, (size, mtime) in data["files"].items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
+
+
+def _write_cache(cache: str | Path, files: dict[str, tuple[int, int]]) -> None:
+    data = {"version": CACHE_VERSION, "max_image_pixels": max_image_pixels(), "files": files}
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(data, f, separators=(",", ":"))
+
+    atomic_write(cache, write)
 
 
 def preflight(dataset: ImageList, skip_bad: bool = False, max_bad_fraction: float = 0.01,
-              workers: int | None = None, warn: Callable[[str], None] | None = None) -> ImageList:
+              workers: int | None = None, warn: Callable[[str], None] | None = None,
+              cache: str | Path | None = None) -> ImageList:
     """The dataset, checked before the first epoch: every file decodes, or the run stops in seconds with one line.
 
     Default: any bad file is a `UserError` naming the first one and the count. With `skip_bad`, each bad file is
     reported through `warn` (default: this module's logger) and left out; the returned dataset lists them in
     `.skipped` for the run summary; more than `max_bad_fraction` bad is still an error (a broken copy of the data,
-    not a few bad files).
+    not a few bad files). `cache` is passed to `scan_images` (a file in the run folder suits a resumed run).
     """
     if not 0 <= max_bad_fraction <= 1:
         raise UserError(f"--max-bad-fraction must be between 0 and 1, not {max_bad_fraction}")
-    report = scan_images(dataset, workers=workers)
+    report = scan_images(dataset, workers=workers, cache=cache)
     if not report.bad:
         return dataset
     first, n, total = report.bad[0], len(report.bad), report.total
