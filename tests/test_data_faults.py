@@ -258,6 +258,21 @@ def test_pixel_limit_is_configurable_and_applies_to_the_dataset(tmp_path):
         set_max_image_pixels(0)
 
 
+def test_pixel_limit_from_the_environment(corpus, monkeypatch):
+    import inceptorch.data.io as image_io
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after the test
+    monkeypatch.setattr(image_io, "_max_pixels", None)  # as if imported with this environment
+    monkeypatch.setenv("INCEPTORCH_MAX_IMAGE_PIXELS", "1_000")
+    assert max_image_pixels() == 1000 and Image.MAX_IMAGE_PIXELS == 1000
+    with pytest.raises(BadImageError, match="3,072 pixels is over the limit of 1,000"):
+        load_image(corpus["good.png"])
+    monkeypatch.setattr(image_io, "_max_pixels", None)
+    monkeypatch.setenv("INCEPTORCH_MAX_IMAGE_PIXELS", "lots")
+    with pytest.raises(UserError, match="INCEPTORCH_MAX_IMAGE_PIXELS='lots' is not a whole number"):
+        load_image(corpus["good.png"])
+
+
 def test_bombs_are_errors_outside_load_image_too(tmp_path):
     # A fresh process without pytest's warning filters: importing inceptorch makes Pillow's warning an error for
     # any code that opens images (transforms, other readers), so a bomb is never just a log line.

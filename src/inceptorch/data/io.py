@@ -59,6 +59,8 @@ class BadImageError(UserError):
 
 def max_image_pixels() -> int:
     """The largest width x height that `load_image` accepts."""
+    if _max_pixels is None:  # INCEPTORCH_MAX_IMAGE_PIXELS was unreadable at import: say so now, as a UserError
+        set_max_image_pixels(_limit_from_env())
     return _max_pixels
 
 
@@ -81,8 +83,11 @@ def _limit_from_env() -> int:
         raise UserError(f"{ENV_MAX_IMAGE_PIXELS}={value!r} is not a whole number of pixels") from None
 
 
-_max_pixels = DEFAULT_MAX_IMAGE_PIXELS
-set_max_image_pixels(_limit_from_env())
+_max_pixels: int | None = None
+try:
+    set_max_image_pixels(_limit_from_env())
+except UserError:
+    pass  # raised again by the first `load_image`, inside the CLI's one-line error handling, not at import
 
 
 def load_image(path: str | Path, draft: bool = False) -> Image.Image:
@@ -91,13 +96,14 @@ def load_image(path: str | Path, draft: bool = False) -> Image.Image:
     `draft=True` lets JPEGs decode at a reduced scale (libjpeg's DCT scaling, up to 8x smaller): every byte of the
     entropy-coded data is still read, so truncation is still detected; `check-data` uses it to verify files faster.
     """
+    limit = max_image_pixels()
     try:
         with open(path, "rb") as f:
             if os.fstat(f.fileno()).st_size == 0:
                 raise BadImageError(path, "empty file (0 bytes)")
             img = Image.open(f)  # reads the header only
             width, height = img.size
-            if width * height > _max_pixels:
+            if width * height > limit:
                 raise BadImageError(path, _bomb_message(f"{width}x{height} = {width * height:,}"))
             if draft and img.format == "JPEG":
                 img.draft(None, (1, 1))  # the smallest scale libjpeg offers: 1/8 per side
@@ -158,15 +164,15 @@ def _sixteen_bit_gray(img: Image.Image, path: str | Path) -> Image.Image:
 
 
 def _bomb_message(pixels: str) -> str:
-    return (f"refused: {pixels} pixels is over the limit of {_max_pixels:,} (a possible decompression bomb; "
-            f"set {ENV_MAX_IMAGE_PIXELS} to allow larger images)")
+    return (f"refused: {pixels} pixels is over the limit of {max_image_pixels():,} (a possible decompression bomb; "
+            f"set {ENV_MAX_IMAGE_PIXELS} or --max-image-pixels to allow larger images)")
 
 
 def _describe(exc: BaseException) -> str:
     """One line for a decode error: Pillow's messages are already short; some name no problem at all."""
     text = str(exc).splitlines()[0].strip() if str(exc).strip() else ""
     if isinstance(exc, OSError) and exc.strerror:  # a file-system error: "No such file or directory"
-        text = exc.strerror
+        return f"cannot read the file: {exc.strerror}"
     if "truncated" in text.lower():
         return f"truncated image data ({text})"
     return f"cannot decode: {text}" if text else f"cannot decode ({type(exc).__name__})"
