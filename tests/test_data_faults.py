@@ -310,7 +310,7 @@ def test_check_data_lists_bad_files_and_exits_1(folder, capsys):
     listed = {line.split(": ", 1)[0] for line in out if line.startswith(str(root))}
     assert listed == bad
     assert any(f"checked {36 + len(bad)} image files" in line and f"{len(bad)} bad" in line for line in out)
-    assert any("ignored 1 files" in line and ".txt" in line for line in out)
+    assert any("ignored 1 file without" in line and ".txt" in line for line in out)
 
 
 def test_check_data_json(folder, capsys):

@@ -35,11 +35,12 @@ def run(args) -> int:
     for bad in report.bad:
         print(bad)
     rate = report.total / report.seconds if report.seconds > 0 else 0.0
-    print(f"checked {report.total:,} image files under {args.path} in {report.seconds:.2f} s "
+    print(f"checked {report.total:,} image file{'s' if report.total != 1 else ''} under {args.path} in {report.seconds:.2f} s "
           f"({rate:,.0f} files/s, {report.workers} threads"
           + (f", {report.cached:,} unchanged since verified" if report.cached else "") + "): "
           + (f"{len(report.bad):,} bad ({report.bad_fraction:.2%})" if report.bad else "all decode"))
     if ignored:
         kinds = ", ".join(f"{ext} x{n}" for ext, n in ignored.most_common())
-        print(f"ignored {sum(ignored.values()):,} files without an image extension ({kinds})")
+        n = sum(ignored.values())
+        print(f"ignored {n:,} file{'s' if n > 1 else ''} without an image extension ({kinds})")
     return 1 if report.bad else 0

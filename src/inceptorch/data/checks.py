@@ -150,8 +150,8 @@ def preflight(dataset: ImageList, skip_bad: bool = False, max_bad_fraction: floa
     first, n, total = report.bad[0], len(report.bad), report.total
     counted = f"{n} of {total:,} images are bad ({report.bad_fraction:.2%})"
     if not skip_bad:
-        raise UserError(f"bad image {first} ({counted}; list them with `inceptorch check-data`, "
-                        f"or pass --skip-bad-images)")
+        raise UserError(f"bad image {first}; {counted}: list them with `inceptorch check-data DIR`, "
+                        f"or pass --skip-bad-images")
     if report.bad_fraction > max_bad_fraction:
         raise UserError(f"{counted}, more than --max-bad-fraction {max_bad_fraction:.2%}; first: {first}")
     warn = warn or log.warning

@@ -173,8 +173,8 @@ def _describe(exc: BaseException) -> str:
     text = str(exc).splitlines()[0].strip() if str(exc).strip() else ""
     if isinstance(exc, OSError) and exc.strerror:  # a file-system error: "No such file or directory"
         return f"cannot read the file: {exc.strerror}"
-    if "truncated" in text.lower():
-        return f"truncated image data ({text})"
+    if "truncated" in text.lower():  # Pillow's detail ("5 bytes not processed") says nothing more to a user
+        return "truncated: the file ends before its image data does"
     return f"cannot decode: {text}" if text else f"cannot decode ({type(exc).__name__})"
 
 
