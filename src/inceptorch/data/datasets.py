@@ -31,6 +31,7 @@ class ImageList(Dataset):
     def __init__(self, samples: list[tuple[str | Image.Image, int]], class_names: list[str],
                  transform: Callable | None = None):
         self.samples, self.class_names, self.transform = samples, class_names, transform
+        self.skipped: list = []  # bad files that `data.checks.preflight` left out, for the run summary
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -1,0 +1,45 @@
+"""The bad-image flags (issue 8) shared by the commands that read image files: train, eval, predict, check-data.
+
+    add_pixel_limit_argument(p); add_bad_image_arguments(p)      # in register()
+    apply_pixel_limit(args)                                       # first thing in run()
+    train_set = checked_dataset(train_set, args, warn=log, cache=run_dir / "verified_images.json")  # before epoch 1
+"""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from ..data.checks import preflight
+from ..data.datasets import ImageList
+from ..data.io import DEFAULT_MAX_IMAGE_PIXELS, ENV_MAX_IMAGE_PIXELS, set_max_image_pixels
+from ..errors import UserError
+
+
+def add_pixel_limit_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-image-pixels", type=int, default=None, metavar="N",
+                        help=f"refuse images with more pixels, as possible decompression bombs (default: "
+                             f"{ENV_MAX_IMAGE_PIXELS} or {DEFAULT_MAX_IMAGE_PIXELS:,})")
+
+
+def add_bad_image_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--skip-bad-images", action="store_true",
+                        help="leave out images that do not decode (each is logged and counted in the run summary) "
+                             "instead of stopping before the first epoch")
+    parser.add_argument("--max-bad-fraction", type=float, default=0.01, metavar="F",
+                        help="with --skip-bad-images, still stop if more than this fraction is bad (default: 0.01)")
+
+
+def apply_pixel_limit(args: argparse.Namespace) -> None:
+    if getattr(args, "max_image_pixels", None) is not None:
+        set_max_image_pixels(args.max_image_pixels)
+
+
+def checked_dataset(dataset: ImageList, args: argparse.Namespace,
+                    warn: Callable[[str], None] | None = None, cache: str | Path | None = None) -> ImageList:
+    """`preflight` with the command's flags: the dataset without bad files, or a one-line UserError."""
+    fraction = getattr(args, "max_bad_fraction", 0.01)
+    if not 0 <= fraction <= 1:
+        raise UserError(f"--max-bad-fraction must be between 0 and 1, not {fraction}")
+    return preflight(dataset, skip_bad=getattr(args, "skip_bad_images", False), max_bad_fraction=fraction,
+                     workers=getattr(args, "workers", None), warn=warn, cache=cache)

@@ -1,0 +1,192 @@
+"""Finding bad image files before they cost an epoch (issue 8): `scan_images`, and `preflight` for training.
+
+A scan decodes every file with `load_image`, the same code the data loader runs, so a file that passes the scan
+also loads during training. Threads suffice for speed: Pillow releases the GIL while it decodes.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..checkpoint import atomic_write
+from ..errors import UserError
+from .datasets import IMAGE_EXTENSIONS, ImageList, _csv_samples
+from .io import BadImageError, load_image, max_image_pixels
+
+CACHE_VERSION = 1
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BadFile:
+    """One file that cannot be used; `index` is its position in the scanned list (a sample index for a dataset)."""
+
+    index: int
+    path: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}"
+
+
+@dataclass
+class ScanReport:
+    total: int
+    bad: list[BadFile] = field(default_factory=list)
+    seconds: float = 0.0
+    workers: int = 1
+    cached: int = 0  # files taken as good from the cache, unchanged since they were verified
+
+    @property
+    def bad_fraction(self) -> float:
+        return len(self.bad) / self.total if self.total else 0.0
+
+    def to_dict(self) -> dict:
+        return {"total": self.total, "bad_count": len(self.bad), "bad_fraction": self.bad_fraction,
+                "seconds": round(self.seconds, 3), "workers": self.workers, "cached": self.cached,
+                "bad": [{"path": b.path, "problem": b.problem} for b in self.bad]}
+
+
+def default_workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def scan_images(source: ImageList | Iterable[str | Path], workers: int | None = None, draft: bool = True,
+                cache: str | Path | None = None) -> ScanReport:
+    """Decode every file of a dataset (its file samples; in-memory images are already decoded) or of a list of paths.
+
+    `draft` lets JPEGs decode at 1/8 scale, faster; it still reads all the compressed data, so truncation is still
+    found (tests/test_data_faults.py checks this). `cache`: a JSON file of files already verified good, by size and
+    modification time; those are not decoded again (a resumed run re-checks only what changed), and it is rewritten
+    with this scan's good files.
+    """
+    paths = [s for s, _ in source.samples] if isinstance(source, ImageList) else list(source)
+    jobs = [(i, str(p)) for i, p in enumerate(paths) if isinstance(p, (str, Path))]
+    workers = max(1, workers or default_workers())
+    known = _read_cache(cache) if cache else {}
+    start = time.perf_counter()
+
+    def check(job: tuple[int, str]) -> tuple[BadFile | None, str, tuple[int, int] | None, bool]:
+        index, path = job
+        key = _stamp(path)
+        if key is not None and known.get(os.path.abspath(path)) == key:
+            return None, path, key, True
+        try:
+            load_image(path, draft=draft)
+        except BadImageError as exc:
+            return BadFile(index, path, exc.problem), path, key, False
+        return None, path, key, False
+
+    if workers == 1 or len(jobs) < 2:
+        results = [check(j) for j in jobs]
+    else:
+        with ThreadPoolExecutor(workers, thread_name_prefix="scan") as pool:
+            results = list(pool.map(check, jobs))
+    bad = [r[0] for r in results if r[0] is not None]
+    if cache:
+        for problem, path, key, _ in results:
+            if problem is None and key is not None:
+                known[os.path.abspath(path)] = key
+            else:
+                known.pop(os.path.abspath(path), None)
+        _write_cache(cache, known)
+    return ScanReport(total=len(paths), bad=bad, seconds=time.perf_counter() - start, workers=workers,
+                      cached=sum(r[3] for r in results))
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _read_cache(cache: str | Path) -> dict[str, tuple[int, int]]:
+    """Verified files from an earlier scan under the same pixel limit; an unreadable cache is just a full scan."""
+    try:
+        with open(cache) as f:
+            data = json.load(f)
+        if data.get("version") != CACHE_VERSION or data.get("max_image_pixels") != max_image_pixels():
+            return {}
+        return {path: (int(size), int(mtime)) for path, (size, mtime) in data["files"].items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
+
+
+def _write_cache(cache: str | Path, files: dict[str, tuple[int, int]]) -> None:
+    data = {"version": CACHE_VERSION, "max_image_pixels": max_image_pixels(), "files": files}
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(data, f, separators=(",", ":"))
+
+    atomic_write(cache, write)
+
+
+def preflight(dataset: ImageList, skip_bad: bool = False, max_bad_fraction: float = 0.01,
+              workers: int | None = None, warn: Callable[[str], None] | None = None,
+              cache: str | Path | None = None) -> ImageList:
+    """The dataset, checked before the first epoch: every file decodes, or the run stops in seconds with one line.
+
+    Default: any bad file is a `UserError` naming the first one and the count. With `skip_bad`, each bad file is
+    reported through `warn` (default: this module's logger) and left out; the returned dataset lists them in
+    `.skipped` for the run summary; more than `max_bad_fraction` bad is still an error (a broken copy of the data,
+    not a few bad files). `cache` is passed to `scan_images` (a file in the run folder suits a resumed run).
+    """
+    if not 0 <= max_bad_fraction <= 1:
+        raise UserError(f"--max-bad-fraction must be between 0 and 1, not {max_bad_fraction}")
+    report = scan_images(dataset, workers=workers, cache=cache)
+    if not report.bad:
+        return dataset
+    first, n, total = report.bad[0], len(report.bad), report.total
+    counted = f"{n} of {total:,} images are bad ({report.bad_fraction:.2%})"
+    if not skip_bad:
+        raise UserError(f"bad image {first}; {counted}: list them with `inceptorch check-data DIR`, "
+                        f"or pass --skip-bad-images")
+    if report.bad_fraction > max_bad_fraction:
+        raise UserError(f"{counted}, more than --max-bad-fraction {max_bad_fraction:.2%}; first: {first}")
+    warn = warn or log.warning
+    for bad in report.bad:
+        warn(f"skipping bad image {bad}")
+    drop = {b.index for b in report.bad}
+    kept = ImageList([s for i, s in enumerate(dataset.samples) if i not in drop], dataset.class_names,
+                     dataset.transform)
+    kept.skipped = list(dataset.skipped) + report.bad
+    return kept
+
+
+def image_files(root: str | Path) -> tuple[list[Path], Counter]:
+    """Every image file under `root` the way the dataset builder finds them (by extension, hidden entries left out),
+    and a count by extension of the other files, which training would ignore. A CSV file gives the files it lists."""
+    root = Path(root)
+    if not root.exists():
+        raise UserError(f"data not found: {root}")
+    if root.is_file():
+        return ([Path(p) for p, _ in _csv_samples(root)[0]] if root.suffix.lower() == ".csv" else [root]), Counter()
+    files, ignored = [], Counter()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            if path.suffix.lower() in IMAGE_EXTENSIONS:
+                files.append(path)
+            else:
+                ignored[path.suffix.lower() or "(none)"] += 1
+    return files, ignored
+
+
+def report_dict(report: ScanReport, root: str | Path, ignored: Counter) -> dict:
+    return {"root": str(root), **report.to_dict(), "ignored": dict(ignored)}
+
+
