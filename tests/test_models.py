@@ -89,7 +89,8 @@ def test_head_api_and_reset_classifier(name):
         assert torch.allclose(model.forward_head(features), model(x))
         model.reset_classifier(3)
         assert model(x).shape == (1, 3)
-        assert all(a.shape == (1, 3) for a in model.train().forward_train(x).aux_logits)
+        x2 = torch.randn(2, *x.shape[1:])  # BN in training mode needs more than one value per channel
+        assert all(a.shape == (2, 3) for a in model.train().forward_train(x2).aux_logits)
         model.eval().reset_classifier(0)
         assert model(x).shape == (1, model.num_features)
 
