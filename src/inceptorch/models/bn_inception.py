@@ -79,7 +79,7 @@ class BNInceptionBlock(Branches):
         super().__init__()
         w = {f: scale_width(getattr(row, f), width) if getattr(row, f) else 0
              for f in ("c1x1", "c3x3_red", "c3x3", "d3x3_red", "d3x3", "pool_proj")}
-        conv = lambda i, o, k, s=1: ConvNormAct(i, o, k, s, bn_eps=BN_EPS)  # noqa: E731
+        conv = lambda i, o, k, s=1: ConvNormAct(i, o, k, s, bn_eps=BN_EPS)
         s = row.stride
         if w["c1x1"]:
             self.branch1x1 = conv(in_chs, w["c1x1"], 1)
@@ -93,9 +93,7 @@ class BNInceptionBlock(Branches):
 
     @property
     def out_channels(self) -> int:
-        convs = [b for b in self.children() if any(isinstance(m, nn.Conv2d) for m in b.modules())]
-        pass_through = self.in_chs if len(convs) < len(list(self.children())) else 0
-        return sum(_last_conv(b).out_channels for b in convs) + pass_through
+        return concat_channels(self, self.in_chs)
 
     def table_columns(self) -> dict[str, int]:
         r = self.row
@@ -103,8 +101,13 @@ class BNInceptionBlock(Branches):
                 "double #3x3": r.d3x3, "pool proj": r.pool_proj}
 
 
-def _last_conv(module: nn.Module) -> nn.Conv2d:
-    return [m for m in module.modules() if isinstance(m, nn.Conv2d)][-1]
+def concat_channels(block: Branches, in_chs: int) -> int:
+    """Output channels of a `Branches` block in which a branch without convs (a bare pool) passes its input on."""
+    total = 0
+    for branch in block.children():
+        convs = [m for m in branch.modules() if isinstance(m, nn.Conv2d)]
+        total += convs[-1].out_channels if convs else in_chs
+    return total
 
 
 class BNInception(InceptionNet):
@@ -126,7 +129,7 @@ class BNInception(InceptionNet):
             if isinstance(row, Conv):
                 out = scale_width(row.out_chs, width)
                 kernel, stride = (3, 1) if small_input and row.name == "conv1" else (row.kernel, row.stride)
-                module, chs, stride = ConvNormAct(chs, out, kernel, stride, bn_eps=BN_EPS), out, stride
+                module, chs = ConvNormAct(chs, out, kernel, stride, bn_eps=BN_EPS), out
             elif isinstance(row, Pool):
                 module, stride = nn.MaxPool2d(row.kernel, row.stride, padding=row.kernel // 2), row.stride
             else:
