@@ -55,6 +55,29 @@ class Stage:
     node: Box | Seq | Par
     shape: str = ""
     notes: list[str] = field(default_factory=list)
+    repeat: int = 1
+    last_name: str = ""
+
+
+def collapse_repeats(stages: list[Stage]) -> list[Stage]:
+    """Runs of identical consecutive stages (same layers, shape and notes) drawn once with a count, as the papers
+    draw "5 x Inception-A" (arXiv:1602.07261 Figure 9)."""
+    out: list[Stage] = []
+    for stage in stages:
+        prev = out[-1] if out else None
+        if (prev is not None and not isinstance(stage.node, Box) and prev.node == stage.node
+                and prev.shape == stage.shape and prev.notes == stage.notes):
+            prev.repeat += 1
+            prev.last_name = stage.name
+        else:
+            out.append(Stage(stage.name, stage.node, stage.shape, list(stage.notes)))
+    return out
+
+
+def _title(stage: Stage) -> str:
+    if stage.repeat == 1:
+        return stage.name
+    return f"{stage.repeat} x  {stage.name} ... {stage.last_name}"
 
 
 # --- describing a model --------------------------------------------------------------------------------------------
@@ -62,7 +85,10 @@ class Stage:
 def describe(module: nn.Module) -> Box | Seq | Par | None:
     """The drawing tree of one module; None for layers that are drawn as part of another (BN, activations)."""
     if isinstance(module, Branches):
-        branches = [_as_seq(describe(child)) for child in module.children()]
+        if hasattr(module, "paths"):  # flat children wired into chains by name (Inception-v3's weight layout)
+            branches = [Seq([_describe_step(module, step) for step in path]) for path in module.paths]
+        else:
+            branches = [_as_seq(describe(child)) for child in module.children()]
         out = getattr(module, "out_channels", None)
         try:
             out = int(out) if out is not None else None
@@ -96,6 +122,13 @@ def describe(module: nn.Module) -> Box | Seq | Par | None:
     for child in children:  # flatten nested series so that a module reads as one column
         items.extend(child.items if isinstance(child, Seq) else [child])
     return items[0] if len(items) == 1 else Seq(items)
+
+
+def _describe_step(block: nn.Module, step: str | tuple[str, ...]) -> Box | Seq | Par:
+    """One step of a `paths` chain: a child's name, or a tuple of names run in parallel and concatenated."""
+    if isinstance(step, str):
+        return describe(getattr(block, step)) or Box(step)
+    return Par([_as_seq(describe(getattr(block, name))) for name in step])
 
 
 def _as_seq(node: Box | Seq | Par | None) -> Seq:
@@ -201,7 +234,7 @@ def stage_size(stage: Stage) -> tuple[float, float]:
     if isinstance(stage.node, Box) and not stage.notes:
         return measure(stage.node, top=True)
     w, h = measure(stage.node)
-    title_w = 0.06 * (len(stage.name) + len(stage.shape) + 4) * FONT / 6.5
+    title_w = 0.075 * (len(_title(stage)) + len(stage.shape) + 4)
     notes_h = 0.16 * len(stage.notes)
     return max(w, title_w, 1.6) + 2 * PAD, TITLE_H + h + notes_h + 2 * PAD
 
@@ -302,7 +335,7 @@ class _Canvas:
 
         self.ax.add_patch(FancyBboxPatch((left, y), sw, sh, boxstyle="round,pad=0,rounding_size=0.06",
                                          facecolor="#f7f7f7", edgecolor="#999999", lw=0.8, ls="--"))
-        title = stage.name + (f"   {stage.shape}" if stage.shape else "")
+        title = _title(stage) + (f"   {stage.shape}" if stage.shape else "")
         self.ax.text(left + PAD, y + PAD + TITLE_H / 2 - 0.02, title, ha="left", va="center",
                      fontsize=FONT + 1, fontweight="bold")
         inner_y = y + PAD + TITLE_H
@@ -323,12 +356,17 @@ def subtitle(model: nn.Module, input_size: int | None) -> str:
 
 
 def draw_model(model: nn.Module, output: str | Path, title: str | None = None, input_size: int | None = None,
-               max_height: float | None = None, dpi: int = 150) -> Path:
-    """Write the drawing of `model` to `output` (.svg, .png or .pdf); returns the path."""
+               max_height: float | None = None, dpi: int = 150, expand: bool = False) -> Path:
+    """Write the drawing of `model` to `output` (.svg, .png or .pdf); returns the path.
+
+    Runs of identical blocks are drawn once with their count unless `expand`.
+    """
     output = Path(output)
     if output.suffix.lower() not in FORMATS:
         raise UserError(f"cannot draw to {output.name!r}: the file name must end in {', '.join(FORMATS)}")
     stages = model_stages(model, input_size)
+    if not expand:
+        stages = collapse_repeats(stages)
     if not stages:
         raise UserError("the model has no layers to draw")
     cols = layout_columns(stages, max_height)

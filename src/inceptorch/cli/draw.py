@@ -13,6 +13,7 @@ def register(subparsers) -> None:
     p.add_argument("--input-size", type=int, default=None, help="input size for the shapes (default: the model's)")
     p.add_argument("--no-aux", action="store_true", help="leave out the auxiliary classifiers' taps")
     p.add_argument("--small-input", action="store_true", help="the small-input stem of models that have one")
+    p.add_argument("--expand", action="store_true", help="draw every block (default: runs of identical blocks once)")
     p.add_argument("--dpi", type=int, default=150, help="PNG resolution (default 150)")
     p.set_defaults(func=run)
 
@@ -31,6 +32,6 @@ def run(args) -> int:
         model = create_model(args.model, **kwargs)
     except TypeError as exc:  # an option the model does not have (e.g. --small-input)
         raise UserError(f"{args.model} does not take that option ({exc})") from None
-    path = draw_model(model, args.output, input_size=args.input_size, dpi=args.dpi)
+    path = draw_model(model, args.output, input_size=args.input_size, dpi=args.dpi, expand=args.expand)
     print(f"wrote {path}")
     return 0
