@@ -151,7 +151,7 @@ class BNInception(InceptionNet):
         init_weights(self)
 
 
-@register_model(ModelCfg(input_size=224, min_input_size=64, paper=PAPER))
+@register_model(ModelCfg(input_size=224, min_input_size=80, paper=PAPER))  # 80: the aux heads' 5x5/3 pool
 def bn_inception(**kwargs) -> BNInception:
     """BN-Inception as in Figure 5 of arXiv:1502.03167 (11.3M parameters, 2.05G multiply-adds at 224)."""
     return BNInception(**kwargs)
