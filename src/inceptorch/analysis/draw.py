@@ -351,7 +351,10 @@ def subtitle(model: nn.Module, input_size: int | None) -> str:
     cfg = getattr(model, "default_cfg", None)
     size = input_size or (cfg.input_size if cfg else 224)
     params = sum(p.numel() for p in model.parameters())
-    stats = f"{params:,} parameters; output shapes (HxWxC) at {size}x{size} input"
+    heads = [getattr(model, h, None) for h in getattr(model, "aux_taps", {}).values()]
+    aux = sum(p.numel() for head in heads if head is not None for p in head.parameters())
+    without = f" ({params - aux:,} without the auxiliary classifiers)" if aux else ""
+    stats = f"{params:,} parameters{without}; output shapes (HxWxC) at {size}x{size} input"
     return f"{cfg.paper}\n{stats}" if cfg is not None and cfg.paper else stats
 
 
