@@ -4,7 +4,7 @@ module as parallel columns of its branches (kernel, stride, output maps) joined 
 The walk is generic: a `Branches` module is drawn as parallel columns of its children; a conv unit (one Conv2d
 with its norm/activation, e.g. `ConvNormAct`) as one box; pools, LRN, dropout and linear layers as boxes; any other
 container as its children in order. A family that builds its blocks from these pieces needs no drawing code.
-Only matplotlib is used (no graphviz), with the Agg backend.
+Only matplotlib is used (no graphviz, no pyplot).
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ TOP_W = 2.9                        # a stage that is a single layer
 VGAP, HGAP = 0.16, 0.1             # between layers in series / between parallel branches
 PAD, TITLE_H, CONCAT_H = 0.08, 0.24, 0.22
 COL_GAP, MARGIN, HEADER_H = 0.6, 0.3, 0.65
+STAGE_GAP, SHAPE_W = 0.24, 0.7    # between stages / room right of a single-layer stage for its output shape
 FONT = 6.5
 
 
@@ -241,7 +242,7 @@ def stage_size(stage: Stage) -> tuple[float, float]:
 
 def layout_columns(stages: list[Stage], max_height: float | None = None) -> list[list[int]]:
     """Columns of about equal height, as many as keep the page roughly square (one for short models)."""
-    heights = [stage_size(s)[1] + VGAP * 1.5 for s in stages]
+    heights = [stage_size(s)[1] + STAGE_GAP for s in stages]
     total, tallest = sum(heights), max(heights)
     if max_height:
         return columns(stages, max(max_height, tallest))
@@ -259,7 +260,7 @@ def columns(stages: list[Stage], max_height: float) -> list[list[int]]:
     """Stage indices per column: stages run top to bottom, then on into the next column."""
     cols, height = [[]], 0.0
     for i, stage in enumerate(stages):
-        h = stage_size(stage)[1] + VGAP * 1.5
+        h = stage_size(stage)[1] + STAGE_GAP
         if cols[-1] and height + h > max_height:
             cols.append([])
             height = 0.0
@@ -373,20 +374,18 @@ def draw_model(model: nn.Module, output: str | Path, title: str | None = None, i
     if not stages:
         raise UserError("the model has no layers to draw")
     cols = layout_columns(stages, max_height)
-    col_w = [max(stage_size(stages[i])[0] for i in col) + 0.7 for col in cols]   # 0.7: room for shapes
-    col_h = [sum(stage_size(stages[i])[1] + VGAP * 1.5 for i in col) for col in cols]
+    col_w = [max(stage_size(stages[i])[0] for i in col) + SHAPE_W for col in cols]
+    col_h = [sum(stage_size(stages[i])[1] + STAGE_GAP for i in col) for col in cols]
     width = sum(col_w) + COL_GAP * (len(cols) - 1) + 2 * MARGIN
     height = max(col_h) + HEADER_H + 2 * MARGIN
     header = subtitle(model, input_size)
     width = max(width, 2 * MARGIN + 0.055 * max(len(line) for line in header.split("\n")))
 
     import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    with matplotlib.rc_context({"svg.fonttype": "none", "font.family": "DejaVu Sans"}):
-        fig = plt.figure(figsize=(width, height))
+    with matplotlib.rc_context({"svg.fonttype": "none", "font.family": "DejaVu Sans"}):  # SVG text stays text
+        fig = Figure(figsize=(width, height))
         ax = fig.add_axes((0, 0, 1, 1))
         ax.set_xlim(0, width)
         ax.set_ylim(height, 0)
@@ -402,14 +401,13 @@ def draw_model(model: nn.Module, output: str | Path, title: str | None = None, i
             for j, i in enumerate(col):
                 sh = stage_size(stages[i])[1]
                 if j:
-                    canvas.line(x + (col_w[c] - 0.7) / 2, y - VGAP * 1.5, x + (col_w[c] - 0.7) / 2, y)
-                canvas.stage(stages[i], x, y, col_w[c] - 0.7)
-                y += sh + VGAP * 1.5
+                    canvas.line(x + (col_w[c] - SHAPE_W) / 2, y - STAGE_GAP, x + (col_w[c] - SHAPE_W) / 2, y)
+                canvas.stage(stages[i], x, y, col_w[c] - SHAPE_W)
+                y += sh + STAGE_GAP
             if c + 1 < len(cols):
-                ax.text(x + (col_w[c] - 0.7) / 2, y, "continues in the next column", ha="center", va="top",
+                ax.text(x + (col_w[c] - SHAPE_W) / 2, y, "continues in the next column", ha="center", va="top",
                         fontsize=FONT, color="#666666", style="italic")
             x += col_w[c] + COL_GAP
         output.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(output, dpi=dpi)
-        plt.close(fig)
     return output
