@@ -59,8 +59,8 @@ BN_INCEPTION = (
     Mod("inception5a", 352,  192, 320,  160, 224, "avg", 128),              # 7x7x1024
     Mod("inception5b", 352,  192, 320,  192, 224, "max", 128),              # 7x7x1024
 )
-# The paper keeps no auxiliary classifier in its description ("other than the top softmax layer, has no
-# fully-connected layers"); optional heads at GoogLeNet's taps are offered for experiments, off by default.
+# The paper's appendix says the network, "other than the top softmax layer, has no fully-connected layers", which
+# leaves no room for GoogLeNet's auxiliary heads (each has two); heads at GoogLeNet's taps are optional, off.
 AUX_TAPS = {"inception4a": "aux1", "inception4d": "aux2"}
 FEATURE_TAPS = ("conv1", "conv3", "inception3b", "inception4d", "inception5b")
 _AUX_CFG = GoogLeNetCfg(norm=True, lrn=False, branch3_kernel=3, pool_ceil=False, last_pool_kernel=3,
