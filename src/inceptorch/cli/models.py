@@ -8,6 +8,7 @@ from rich.table import Table
 
 from ..analysis.summary import summarize
 from ..models import create_model, get_model_cfg, list_models
+from .summary import human
 
 
 def register(subparsers) -> None:
@@ -31,7 +32,7 @@ def run(args) -> int:
     for col in ("model", "input", "params", "MACs", "paper"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["model"], str(r["input_size"]), f"{r['params'] / 1e6:.2f}M", f"{r['macs'] / 1e9:.2f}G",
+        table.add_row(r["model"], str(r["input_size"]), human(r["params"]), human(r["macs"]),
                       r["paper"])
     Console(width=200).print(table)
     return 0

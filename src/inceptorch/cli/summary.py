@@ -10,8 +10,6 @@ from ..analysis.summary import Summary, summarize
 from ..errors import UserError
 from ..models import create_model, get_model_cfg
 
-COLUMNS = ("#1x1", "#3x3 reduce", "#3x3", "#5x5 reduce", "#5x5", "pool proj")
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("summary", help="per-layer table of a model: output sizes, params, MACs")
@@ -41,13 +39,15 @@ def run(args) -> int:
 
 def print_table(summary: Summary, paper: str = "") -> None:
     table = Table(title=f"{summary.model} at {summary.input_size}x{summary.input_size}", caption=paper)
-    for col in ("layer", "type", "patch/stride", "output", "depth", *COLUMNS, "params", "MACs"):
+    # The branch-width columns are whatever the model's blocks report (Table 1's for GoogLeNet), in first-seen order.
+    columns = list(dict.fromkeys(c for r in summary.rows for c in r.columns))
+    for col in ("layer", "type", "patch/stride", "output", "depth", *columns, "params", "MACs"):
         table.add_column(col, justify="left" if col in ("layer", "type") else "right")
     for r in summary.rows:
         out = "x".join(str(d) for d in (*r.output[1:], r.output[0])) if r.output else ""
         table.add_row(r.name, r.type, r.patch_stride, out, str(r.depth) if r.depth else "",
-                      *(str(r.columns.get(c, "")) for c in COLUMNS), _human(r.params), _human(r.macs))
-    table.add_row("total", "", "", "", "", *("" for _ in COLUMNS), _human(summary.params), _human(summary.macs))
+                      *(str(r.columns.get(c, "")) for c in columns), human(r.params), human(r.macs))
+    table.add_row("total", "", "", "", "", *("" for _ in columns), human(summary.params), human(summary.macs))
     console = Console(width=200)
     console.print(table)
     console.print(f"params {summary.params:,} (conv/linear weights {summary.weights:,}); "
@@ -55,7 +55,7 @@ def print_table(summary: Summary, paper: str = "") -> None:
                   f"(FLOPs = 2 x MACs = {2 * summary.macs / 1e9:.3f} G)")
 
 
-def _human(n: int) -> str:
+def human(n: int) -> str:
     if n == 0:
         return ""
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
