@@ -134,7 +134,6 @@ def test_aux_head_accepts_maps_below_17x17(small):
             assert head(torch.randn(2, head.conv0.conv.in_channels, size, size)).shape == (2, 7)
 
 
-@pytest.mark.slow
 def test_timm_state_dict_converts_with_equal_outputs(tmp_path):
     timm = pytest.importorskip("timm")
     theirs = randomize(timm.create_model("inception_v3", pretrained=False), seed=2).eval()
@@ -246,7 +245,10 @@ def test_default_cfgs():
 
 def test_summary_cli_macs_and_params(capsys):
     assert main(["summary", "inception_v3", "--json"]) == 0
-    total = json.loads(capsys.readouterr().out)["total"]
+    out = json.loads(capsys.readouterr().out)
+    total, depth = out["total"], {r["name"]: r["depth"] for r in out["rows"]}
+    assert (depth["Conv2d_1a_3x3"], depth["Mixed_5b"], depth["Mixed_6b"], depth["Mixed_7a"], depth["Mixed_7b"]) == (
+        1, 3, 5, 4, 3)  # convs along each module's deepest branch
     assert abs(total["macs"] - V3_MACS_AT_299) / V3_MACS_AT_299 < 0.02
     assert total["params"] == sum(p.numel() for p in tv_v3(aux_logits=False).parameters())  # summary drops aux
     assert main(["summary", "inception_v3", "--input-size", "74"]) == 2

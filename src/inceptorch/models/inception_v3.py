@@ -429,6 +429,10 @@ def inception_v2(**kwargs) -> InceptionV3:
     """Inception-v2 of Table 1: a 3x3 conv stem to 35x35x288, 3 x Figure 5, 5 x Figure 6, 2 x Figure 7.
 
     Table 3's v2 rows predate the BN-auxiliary head, so the head is off by default (`aux_logits=True` adds it).
+    Cost at 299 (`inceptorch summary inception_v2`): 25.95M params, 6.35 G MACs, against v3's 23.83M and 5.71 G:
+    Table 1's stem keeps 3x3 convs where v3 has a 1x1, and widens to 288 channels before the first module. That
+    is well above section 6's "about 2.5 [times] GoogLeNet" (~3.8 G), which Table 1's grid sizes alone do not fix;
+    the paper's own branch widths for v2 are not published.
     """
     kwargs.setdefault("aux_logits", False)
     return InceptionV3(V2, aux_tap="Mixed_6f", **kwargs)
