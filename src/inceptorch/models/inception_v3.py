@@ -225,7 +225,9 @@ class InceptionA(FlatBranches):
         self.branch3x3dbl_1 = _conv(in_chs, w.c3x3dbl_red, 1)
         self.branch3x3dbl_2 = _conv(w.c3x3dbl_red, w.c3x3dbl, 3)
         self.branch3x3dbl_3 = _conv(w.c3x3dbl, w.c3x3dbl, 3)
-        self.pool = nn.AvgPool2d(3, stride=1, padding=1)  # counts the zero padding, like TF-slim's and torch's default
+        # Counts the zero padding at the borders (torch's default, torchvision's and timm's ports); TF-slim's SAME
+        # average pool excludes it. Kept, like every pool branch here, for output parity with those ports.
+        self.pool = nn.AvgPool2d(3, stride=1, padding=1)
         self.branch_pool = _conv(in_chs, w.pool_proj, 1)
         self.paths = (("branch1x1",), (f"{mid}_1", f"{mid}_2"),
                       ("branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3"), ("pool", "branch_pool"))
