@@ -1,0 +1,254 @@
+"""Inception v2 / v3 (arXiv:1512.00567): torchvision and timm parity, weights, the paper's Table 1, the model API."""
+import json
+import math
+
+import pytest
+import torch
+import torchvision
+from safetensors.torch import save_file
+from torch import nn
+
+from inceptorch import ModelOutput, create_model, get_model_cfg
+from inceptorch.cli.main import main
+from inceptorch.models._convert import CONVERTERS
+from inceptorch.models._registry import IMAGENET_MEAN, IMAGENET_STD
+from inceptorch.weights import load_pretrained
+
+TV_PARAMS_WITH_AUX = 27_161_264  # torchvision's Inception_V3_Weights meta (REFERENCE.md)
+V3_MACS_AT_299 = 5.73e9  # REFERENCE.md: Inception-v3 multiply-adds at 299
+
+
+def randomize(model: nn.Module, seed: int = 1) -> nn.Module:
+    """Weights far from any initialisation, with BN running statistics and affine parameters that are not the
+    identity, so a parity test fails if any conv, BN or op order differs. He-scaled so activations stay O(1)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * math.sqrt(2.0 / m.weight[0].numel()))
+                if m.bias is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+            elif isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+    return model
+
+
+def tv_v3(aux_logits: bool = True, transform_input: bool = False) -> nn.Module:
+    return torchvision.models.inception_v3(weights=None, aux_logits=aux_logits, init_weights=False,
+                                           transform_input=transform_input)
+
+
+@pytest.fixture(scope="module")
+def tv_state():
+    """A torchvision inception_v3 state dict (aux head included) with random, non-default weights."""
+    return randomize(tv_v3()).state_dict()
+
+
+@pytest.fixture(scope="module")
+def ours():
+    return create_model("inception_v3")
+
+
+@pytest.fixture(scope="module")
+def small():
+    """Narrow builds (a quarter of every width) for the API tests."""
+    return {name: create_model(name, num_classes=7, width=0.25, aux_logits=True)
+            for name in ("inception_v3", "inception_v2")}
+
+
+@pytest.mark.parametrize("aux_logits", [True, False])
+def test_state_dict_keys_and_shapes_equal_torchvision(aux_logits, ours):
+    model = ours if aux_logits else create_model("inception_v3", aux_logits=False)
+    theirs = tv_v3(aux_logits).state_dict()
+    mine = model.state_dict()
+    assert list(mine) == list(theirs)  # same keys in the same order
+    assert {k: v.shape for k, v in mine.items()} == {k: v.shape for k, v in theirs.items()}
+    assert any(k.startswith("AuxLogits.") for k in mine) == aux_logits
+
+
+def test_param_count_with_aux_equals_torchvision(ours):
+    assert sum(p.numel() for p in ours.parameters()) == TV_PARAMS_WITH_AUX
+    assert sum(p.numel() for p in tv_v3().parameters()) == TV_PARAMS_WITH_AUX
+
+
+def test_torchvision_state_dicts_load_strictly(tv_state):
+    model = create_model("inception_v3")
+    model.load_state_dict(tv_state, strict=True)
+    assert torch.equal(model.Mixed_7b.branch3x3_2a.conv.weight, tv_state["Mixed_7b.branch3x3_2a.conv.weight"])
+    no_aux = {k: v for k, v in tv_state.items() if not k.startswith("AuxLogits.")}
+    off = create_model("inception_v3", aux_logits=False)
+    off.load_state_dict(no_aux, strict=True)  # torchvision's aux-less state dict
+    assert torch.equal(off.fc.weight, tv_state["fc.weight"])
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_load_pretrained_reads_torchvision_files(tmp_path, tv_state, suffix):
+    path = tmp_path / f"inception_v3{suffix}"
+    if suffix == ".pth":
+        torch.save(tv_state, path)
+    else:
+        save_file({k: v.contiguous() for k, v in tv_state.items()}, str(path))
+    model = create_model("inception_v3", pretrained=str(path))
+    assert all(torch.equal(v, tv_state[k]) for k, v in model.state_dict().items())
+    off = create_model("inception_v3", aux_logits=False)  # aux on or off is independent of the file
+    assert load_pretrained(off, path) == []
+    assert torch.equal(off.Mixed_6e.branch7x7dbl_5.bn.running_var, tv_state["Mixed_6e.branch7x7dbl_5.bn.running_var"])
+
+
+@pytest.mark.parametrize("transform_input", [False, True])
+def test_outputs_equal_torchvision_in_eval_mode(tv_state, transform_input):
+    theirs = tv_v3(transform_input=transform_input)
+    theirs.load_state_dict(tv_state)
+    model = create_model("inception_v3", transform_input=transform_input)
+    model.load_state_dict(tv_state)
+    x = torch.randn(2, 3, 107, 107)  # torchvision's minimum is 75; at 107 the 8x8 grid is still 2x2
+    with torch.no_grad():
+        mine, ref = model.eval()(x), theirs.eval()(x)
+    assert ref.abs().max() > 0.1 and (ref[0] - ref[1]).abs().max() > 1e-3  # a meaningful, input-dependent output
+    assert (mine - ref).abs().max() <= 1e-5
+    model.transform_input = not transform_input
+    with torch.no_grad():
+        assert (model(x) - ref).abs().max() > 1e-3  # the option changes the output, so the test can fail
+
+
+def test_aux_head_equals_torchvision(tv_state):
+    """The head on a 17x17x768 map (Mixed_6e at 299 px), compared directly: cheaper than two 299 px forwards."""
+    theirs, model = tv_v3(), create_model("inception_v3")
+    theirs.load_state_dict(tv_state)
+    model.load_state_dict(tv_state)
+    x = torch.randn(2, 768, 17, 17)
+    with torch.no_grad():
+        ref = theirs.AuxLogits.eval()(x)
+        assert (model.AuxLogits.eval()(x) - ref).abs().max() <= 1e-5
+        assert ref.abs().max() > 0.1
+
+
+def test_aux_head_accepts_maps_below_17x17(small):
+    """torchvision's head raises below 17x17 (inputs under 299 px); ours pools to the 5x5 its 5x5 conv needs."""
+    head = small["inception_v3"].AuxLogits.eval()
+    with torch.no_grad():
+        for size in (3, 9, 16):
+            assert head(torch.randn(2, head.conv0.conv.in_channels, size, size)).shape == (2, 7)
+
+
+def test_timm_state_dict_converts_with_equal_outputs(tmp_path):
+    timm = pytest.importorskip("timm")
+    theirs = randomize(timm.create_model("inception_v3", pretrained=False), seed=2).eval()
+    state = theirs.state_dict()
+    assert not any(k.startswith("AuxLogits.") for k in state)  # timm's default build has no aux head
+    converted = CONVERTERS["inception_v3"]["timm"](dict(state))
+    assert set(converted) == set(state)
+    with pytest.raises(KeyError):
+        CONVERTERS["inception_v3"]["timm"]({"conv1.weight": torch.zeros(1)})
+    path = tmp_path / "timm_inception_v3.pth"
+    torch.save({"state_dict": state}, path)  # timm's training checkpoints nest the weights
+    model = create_model("inception_v3", pretrained=str(path)).eval()  # aux on: the head keeps its init
+    x = torch.randn(2, 3, 107, 107)
+    with torch.no_grad():
+        ref = theirs(x)
+        assert (model(x) - ref).abs().max() <= 1e-4
+    assert ref.abs().max() > 0.1
+
+
+def test_forward_train_returns_aux_logits_only_there(small):
+    model = small["inception_v3"].train()
+    x = torch.randn(2, 3, 75, 75)
+    assert isinstance(model(x), torch.Tensor) and model(x).shape == (2, 7)  # logits even in training mode
+    out = model.forward_train(x)
+    assert isinstance(out, ModelOutput) and out.logits.shape == (2, 7)
+    assert len(out.aux_logits) == 1 and out.aux_logits[0].shape == (2, 7)
+    off = create_model("inception_v3", num_classes=7, width=0.25, aux_logits=False).train()
+    assert off.forward_train(x).aux_logits == () and off.AuxLogits is None
+
+
+@pytest.mark.parametrize("name", ["inception_v2", "inception_v3"])
+def test_forward_backward_reaches_every_parameter(small, name):
+    model = small[name].train()
+    out = model.forward_train(torch.randn(2, 3, 75, 75))
+    (out.logits.square().mean() + sum(a.square().mean() for a in out.aux_logits)).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing, missing[:5]
+    assert model.AuxLogits.fc.weight.grad.abs().sum() > 0
+
+
+def _stage_shapes(model: nn.Module, size: int = 299) -> dict[str, tuple]:
+    """Every stage's output shape, on the meta device (shapes without arithmetic)."""
+    model = model.to("meta")
+    shapes = {}
+    for stage in model.stage_names:
+        getattr(model, stage).register_forward_hook(lambda m, i, o, s=stage: shapes.__setitem__(s, tuple(o.shape[1:])))
+    model(torch.empty(1, 3, size, size, device="meta"))
+    return shapes
+
+
+def test_inception_v2_follows_table_1():
+    """Each row's input in Table 1 of arXiv:1512.00567 is the previous row's output."""
+    model = create_model("inception_v2", aux_logits=True)
+    kinds = [type(getattr(model, s)).__name__ for s in model.stage_names]
+    assert (kinds.count("InceptionA"), kinds.count("InceptionC"), kinds.count("InceptionE")) == (3, 5, 2)
+    assert model.Mixed_5b.branch3x3_2.conv.kernel_size == (3, 3)  # Figure 5: no 5x5 left
+    assert model.has_aux and not create_model("inception_v2", width=0.25).has_aux  # aux head optional, off
+    shapes = list(_stage_shapes(model).values())
+    table_1 = [(32, 149, 149), (32, 147, 147), (64, 147, 147), (64, 73, 73), (80, 71, 71), (192, 35, 35),
+               (288, 35, 35)] + [(288, 35, 35)] * 3 + [(768, 17, 17)] * 6 + [(1280, 8, 8)] + [(2048, 8, 8)] * 2
+    assert shapes == table_1  # stem, 3 x Figure 5, reduction + 5 x Figure 6, reduction + 2 x Figure 7
+
+
+@pytest.mark.parametrize("name", ["inception_v2", "inception_v3"])
+def test_feature_info_matches_intermediate_maps(small, name):
+    model, size = small[name].eval(), 107
+    with torch.no_grad():
+        maps = model.forward_intermediates(torch.randn(1, 3, size, size))
+    info = model.feature_info
+    assert [i["reduction"] for i in info] == [2, 4, 8, 16, 32]  # one entry per stride
+    assert [m.shape[1] for m in maps] == [i["num_chs"] for i in info]
+    for fmap, i in zip(maps, info):  # unpadded convs trim a few pixels below size / reduction
+        assert size / i["reduction"] - 4 <= fmap.shape[-1] <= size / i["reduction"], (i, fmap.shape)
+    assert info[-1]["num_chs"] == model.num_features
+
+
+def test_feature_info_equals_timm_at_full_width(ours):
+    # timm's InceptionV3.feature_info, written out: same modules, channels and strides
+    assert ours.feature_info == [
+        {"num_chs": 64, "reduction": 2, "module": "Conv2d_2b_3x3"},
+        {"num_chs": 192, "reduction": 4, "module": "Conv2d_4a_3x3"},
+        {"num_chs": 288, "reduction": 8, "module": "Mixed_5d"},
+        {"num_chs": 768, "reduction": 16, "module": "Mixed_6e"},
+        {"num_chs": 2048, "reduction": 32, "module": "Mixed_7c"}]
+    shapes = _stage_shapes(create_model("inception_v3", width=1.0, aux_logits=False))
+    assert [shapes[i["module"]] for i in ours.feature_info] == [(64, 147, 147), (192, 71, 71), (288, 35, 35),
+                                                                (768, 17, 17), (2048, 8, 8)]
+
+
+def test_options_and_reset_classifier():
+    model = create_model("inception_v3", num_classes=10, in_chans=1, drop_rate=0.3, width=0.25).eval()
+    assert model.dropout.p == 0.3 and not model.transform_input
+    assert model(torch.randn(2, 1, 75, 75)).shape == (2, 10)
+    model.reset_classifier(4)
+    assert model.fc.out_features == 4 and model.AuxLogits.fc.out_features == 4
+    model.reset_classifier(0)
+    assert model(torch.randn(2, 1, 75, 75)).shape == (2, model.num_features)
+    features = model.forward_features(torch.randn(1, 1, 75, 75))
+    assert model.forward_head(features, pre_logits=True).shape[1] == model.num_features == 512  # 2048 x 0.25
+
+
+def test_default_cfgs():
+    v3, v2 = get_model_cfg("inception_v3"), get_model_cfg("inception_v2")
+    assert (v3.input_size, v3.min_input_size, v3.crop_pct, v3.aux_weight) == (299, 75, 0.875, 0.4)
+    assert round(v3.input_size / v3.crop_pct) == 342  # torchvision resizes to 342 for a 299 crop
+    assert (v3.mean, v3.std) == (IMAGENET_MEAN, IMAGENET_STD)
+    assert v2.input_size == 299
+
+
+def test_summary_cli_macs_and_params(capsys):
+    assert main(["summary", "inception_v3", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    total, depth = out["total"], {r["name"]: r["depth"] for r in out["rows"]}
+    assert (depth["Conv2d_1a_3x3"], depth["Mixed_5b"], depth["Mixed_6b"], depth["Mixed_7a"], depth["Mixed_7b"]) == (
+        1, 3, 5, 4, 3)  # convs along each module's deepest branch
+    assert abs(total["macs"] - V3_MACS_AT_299) / V3_MACS_AT_299 < 0.02
+    assert total["params"] == sum(p.numel() for p in tv_v3(aux_logits=False).parameters())  # summary drops aux
+    assert main(["summary", "inception_v3", "--input-size", "74"]) == 2
