@@ -55,8 +55,9 @@ def classifier_keys(model: nn.Module) -> set[str]:
     targets = {id(model.get_classifier())} if hasattr(model, "get_classifier") else set()
     for prefix in aux_prefixes(model):
         head = model.get_submodule(prefix[:-1]) if hasattr(model, prefix[:-1]) else None
-        if head is not None:
-            targets.add(id([m for m in head.modules() if isinstance(m, nn.Linear)][-1]))
+        linears = [m for m in head.modules() if isinstance(m, nn.Linear)] if head is not None else []
+        if linears:
+            targets.add(id(linears[-1]))
     return {f"{name}.{p}" for name, m in model.named_modules() if id(m) in targets for p, _ in m.named_parameters()}
 
 
