@@ -137,6 +137,6 @@ def test_bad_recipe_from_the_shell_has_no_traceback(tmp_path):
     bad.write_text("lr: 0.1\nepochs: [1,\n")
     env = {**os.environ, "PYTHONPATH": SRC}
     proc = subprocess.run([sys.executable, "-m", "inceptorch", "train", "--config", str(bad), "--data", "digits"],
-                          capture_output=True, text=True, env=env)
+                          capture_output=True, text=True, env=env, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "not valid YAML" in proc.stderr

@@ -101,7 +101,7 @@ def test_train_on_csv_list(folder, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", *TINY, "--data", str(folder / "list.csv"), "--epochs", "1", "--batch-size", "4",
                  "--output", str(run), "--val-split", "0.25"]) == 0
-    model, meta = load_model_file(run / "last.safetensors")
+    _, meta = load_model_file(run / "last.safetensors")
     assert meta["class_names"] == ["blue", "green", "red"]
     assert "on 14 train / 4 val images" in capsys.readouterr().out  # 18 rows, 25% held out
 
@@ -120,7 +120,7 @@ def test_training_loss_adds_weighted_aux_losses():
     torch.manual_seed(0)
     model = create_model("googlenet_bn", num_classes=4, small_input=True, width=0.0625).eval()  # eval: no dropout
     x, y = torch.randn(3, 3, 32, 32), torch.tensor([0, 1, 3])
-    loss, logits = engine.compute_loss(model, x, y, aux_weight=0.3)
+    loss, _ = engine.compute_loss(model, x, y, aux_weight=0.3)
     out = model.forward_train(x)
     ce = torch.nn.functional.cross_entropy
     by_hand = ce(out.logits, y) + 0.3 * ce(out.aux_logits[0], y) + 0.3 * ce(out.aux_logits[1], y)
@@ -225,7 +225,7 @@ def test_sigterm_saves_and_resume_finishes_the_same(big_folder, reference, tmp_p
     proc = _start([*LONG, "--data", str(big_folder), "--output", str(run), "--checkpoint-every", "3"])
     _wait_for_checkpoint(proc, run / "last.state.pt")
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
     assert "Traceback" not in err and "SIGTERM" in err and f"--resume {run}" in err
     state = load_state(run / "last.state.pt")

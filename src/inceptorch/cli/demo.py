@@ -64,7 +64,7 @@ def _evaluate(run_dir: Path, cfg) -> float:
     from ..data.transforms import eval_transform
     from ..train.engine import evaluate
 
-    model, meta = load_model_file(run_dir / "best.safetensors")
+    model, _ = load_model_file(run_dir / "best.safetensors")
     val = build_dataset(cfg.data, "val", cfg.val_split)
     val.transform = eval_transform(model.default_cfg)
     return evaluate(model, DataLoader(val, batch_size=128), torch.device("cpu"))["top1"]

@@ -23,7 +23,7 @@ _PAPER_INTERPOLATIONS = ("bilinear", "area", "nearest", "bicubic")
 # GoogLeNet section 6: sampled patches cover 8%-100% of the image with aspect ratio in [3/4, 4/3].
 _CROP_SCALE, _CROP_RATIO = (0.08, 1.0), (3 / 4, 4 / 3)
 # "Photometric distortions" (section 6, after Howard, arXiv:1312.5402): brightness, contrast and saturation jitter.
-_COLOR_JITTER = dict(brightness=0.4, contrast=0.4, saturation=0.4)
+_COLOR_JITTER = {"brightness": 0.4, "contrast": 0.4, "saturation": 0.4}
 
 
 def _to_tensor(cfg: ModelCfg) -> list:
@@ -40,7 +40,7 @@ def _interpolation(name: str) -> InterpolationMode:
 def eval_transform(cfg: ModelCfg, input_size: int | None = None) -> v2.Compose:
     """Resize the shorter side to input_size / crop_pct, center-crop input_size, normalise (timm's eval recipe)."""
     size = input_size or cfg.input_size
-    resize = int(round(size / cfg.crop_pct))
+    resize = round(size / cfg.crop_pct)
     return v2.Compose([v2.Resize(resize, interpolation=_interpolation(cfg.interpolation), antialias=True),
                        v2.CenterCrop(size), *_to_tensor(cfg)])
 
@@ -65,7 +65,7 @@ def train_transform(preset: str, cfg: ModelCfg, hflip: float = 0.5, input_size: 
                                     interpolation=_interpolation(cfg.interpolation), antialias=True)
         return v2.Compose([crop, v2.ColorJitter(**_COLOR_JITTER), *flip, *_to_tensor(cfg)])
     if preset == "light":
-        resize = int(round(size / cfg.crop_pct))
+        resize = round(size / cfg.crop_pct)
         return v2.Compose([v2.Resize(resize, interpolation=_interpolation(cfg.interpolation), antialias=True),
                            v2.RandomAffine(degrees=8, translate=(0.08, 0.08), scale=(0.9, 1.1)),
                            v2.CenterCrop(size), *flip, *_to_tensor(cfg)])

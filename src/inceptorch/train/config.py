@@ -125,43 +125,28 @@ def resolve(recipe: dict, overrides: dict, where: str = "config") -> TrainConfig
     return validate(TrainConfig(**{k: _coerce(k, v) for k, v in merged.items()}))
 
 
+_KINDS = {name: f.type.split(" | ")[0] for name, f in FIELDS.items()}  # "int", "float", "str", "bool", ...
+_CHECKS = {
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "float": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "dict": (lambda v: isinstance(v, dict), "a mapping"),
+    "tuple": (lambda v: isinstance(v, (list, tuple)) and all(_CHECKS["float"][0](x) for x in v), "a list of numbers"),
+}
+
+
 def _coerce(key: str, value: Any) -> Any:
-    """Check one value's type against the field's default (ints pass as floats, lists as tuples)."""
-    default = FIELDS[key].default if FIELDS[key].default is not dataclasses.MISSING else FIELDS[key].default_factory()
+    """Check one value against its field's type; ints pass as floats, lists as tuples."""
     if value is None:
         if key in _NULLABLE:
             return None
         raise UserError(f"setting {key!r} cannot be empty")
-    if isinstance(default, bool) or key in ("amp", "compile"):
-        if isinstance(value, bool):
-            return value
-    elif default is None or isinstance(default, float):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return value if key in ("input_size",) else float(value)
-        if key in ("pretrained",) and isinstance(value, str):
-            return value
-    elif isinstance(default, int):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif isinstance(default, str):
-        if isinstance(value, str):
-            return value
-    elif isinstance(default, dict):
-        if isinstance(value, dict):
-            return value
-    elif isinstance(default, tuple):
-        if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value):
-            return tuple(float(v) for v in value)
-    raise UserError(f"setting {key!r} expects {_kind(key, default)}, not {value!r}")
-
-
-def _kind(key: str, default: Any) -> str:
-    if key == "input_size":
-        return "an integer"
-    if key == "pretrained":
-        return "a file path"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a mapping",
-            tuple: "a list of numbers"}.get(type(default), "a number")
+    kind = _KINDS[key]
+    check, expected = _CHECKS[kind]
+    if not check(value):
+        raise UserError(f"setting {key!r} expects {expected}, not {value!r}")
+    return float(value) if kind == "float" else tuple(float(v) for v in value) if kind == "tuple" else value
 
 
 def validate(cfg: TrainConfig) -> TrainConfig:

@@ -45,6 +45,6 @@ def load_state(path: str | Path) -> dict:
         raise UserError(f"cannot resume: {path} not found (the run saved no training state yet)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated or foreign file: say which, in one line
+    except Exception as exc:  # noqa: BLE001 (a truncated or foreign file, whatever torch raises: one line)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UserError(f"cannot read training state {path}: {first[:160]}") from None
