@@ -267,3 +267,11 @@ def test_compare_trains_each_model_and_plots(folder, tmp_path, capsys):
         ["googlenet_bn", "googlenet"]
     params = [int(r.split(",")[3]) for r in table[1:]]
     assert params[0] != params[1] and all(p > 1000 for p in params)
+
+
+def test_gradient_accumulation_steps_every_k_batches(folder, tmp_path):
+    run = tmp_path / "run"
+    # 14 train images at batch 2: 7 batches -> 3 optimizer steps of 2 batches (the odd batch is left out).
+    assert main(["train", *TINY, "--data", str(folder), "--epochs", "1", "--batch-size", "2", "--accum-steps", "2",
+                 "--output", str(run), "--val-split", "0.25"]) == 0
+    assert load_state(run / "last.state.pt")["step"] == 3

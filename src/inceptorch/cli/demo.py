@@ -32,6 +32,11 @@ def _free_folder(base: Path) -> Path:
 def run(args) -> int:
     from ..train.run import Interrupted, train
 
+    import torch
+
+    # One thread: this model's convolutions are too small to gain from a second one, and on a busy machine
+    # OpenMP's spinning threads can slow a step down a hundredfold.
+    torch.set_num_threads(1)
     tic = time.perf_counter()
     out = Path(args.output) if args.output else _free_folder(Path("runs/demo"))
     cfg = resolve(read_recipe("demo"), {"output": str(out), "epochs": args.epochs}, "recipe demo")
