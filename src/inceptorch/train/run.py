@@ -87,14 +87,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
 
 
-def build_model(cfg: TrainConfig, num_classes: int, log: Callable[[str], None] = print) -> tuple[nn.Module, dict]:
+def build_model(cfg: TrainConfig, num_classes: int, log: Callable[[str], None] = print,
+                load_weights: bool = True) -> tuple[nn.Module, dict]:
     """The model for `cfg` with `num_classes` outputs, fine-tuned from `cfg.pretrained` when given."""
     kwargs = {**cfg.model_kwargs, "num_classes": num_classes}
     try:
         model = create_model(cfg.model, **kwargs)
     except TypeError as exc:  # an option the builder does not take
         raise UserError(f"model {cfg.model} does not accept these options {cfg.model_kwargs}: {exc}") from None
-    if cfg.pretrained:
+    if cfg.pretrained and load_weights:
         from ..weights import load_pretrained
 
         # Fine-tuning: every layer but the classifier (and the auxiliary classifiers) comes from the file.
@@ -122,7 +123,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         self._build_data()
-        self.model, self.model_kwargs = build_model(cfg, len(self.class_names), log)
+        # On resume the state holds every weight: the --pretrained file is not read again (it may be gone).
+        self.model, self.model_kwargs = build_model(cfg, len(self.class_names), log, load_weights=not resume)
         self.input_size = cfg.input_size or self.model.default_cfg.input_size
         if self.input_size < self.model.default_cfg.min_input_size:
             raise UserError(f"input size {self.input_size} is below {cfg.model}'s minimum of "
@@ -307,8 +309,9 @@ class Trainer:
             except OSError as exc:
                 raise UserError(f"could not write {self.run_dir / 'best.safetensors'} ({exc.strerror or exc}); "
                                 "the previous checkpoint is intact") from None
-        self.save_checkpoint()
+        # The row before the checkpoint: a crash in between repeats the epoch, whose new row then replaces this one.
         _append_row(self.run_dir / "metrics.csv", row)
+        self.save_checkpoint()
         if writer is not None:
             for key in METRIC_FIELDS[2:]:
                 writer.add_scalar(key.replace("_", "/", 1), row[key], row["epoch"])
