@@ -141,6 +141,8 @@ class Trainer:
         self.epoch, self.batch, self.step, self.best_top1, self.best_epoch = 0, 0, 0, -1.0, -1
         self.meter = Meter()
         if resume:
+            for partial in self.run_dir.glob(".*.tmp"):  # a write that a SIGKILL cut short; never read
+                partial.unlink()
             self._load_state(load_state(self.run_dir / STATE_NAME))
         if cfg.compile:
             self.model.compile()  # compiles forward; forward_train (aux heads) is compiled alongside
