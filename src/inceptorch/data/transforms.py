@@ -1,0 +1,109 @@
+"""Train-time augmentation presets by name and the evaluation transform, both derived from a model's `ModelCfg`.
+
+Every preset ends in the model's own normalisation (ImageNet mean/std or [-1, 1]) at its own input size, so the
+same preset serves a 224 px GoogLeNet, a 299 px Inception-v3 and a 32 px small-input GoogLeNet.
+All randomness comes from torch's generator, which `SeededTransform` forks per sample for reproducible runs.
+"""
+from __future__ import annotations
+
+import torch
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import InterpolationMode
+
+from ..errors import UserError
+from ..models._registry import ModelCfg
+
+PRESETS = ("paper", "inception_v3", "light", "none")
+
+_INTERPOLATION = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC,
+                  "nearest": InterpolationMode.NEAREST, "area": InterpolationMode.BOX}
+# GoogLeNet section 6: "random interpolation methods (bilinear, area, nearest neighbor and cubic, with equal
+# probability)". PIL's box filter is the area-averaging resize.
+_PAPER_INTERPOLATIONS = ("bilinear", "area", "nearest", "bicubic")
+# GoogLeNet section 6: sampled patches cover 8%-100% of the image with aspect ratio in [3/4, 4/3].
+_CROP_SCALE, _CROP_RATIO = (0.08, 1.0), (3 / 4, 4 / 3)
+# "Photometric distortions" (section 6, after Howard, arXiv:1312.5402): brightness, contrast and saturation jitter.
+_COLOR_JITTER = {"brightness": 0.4, "contrast": 0.4, "saturation": 0.4}
+
+
+def _to_tensor(cfg: ModelCfg) -> list:
+    return [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(cfg.mean), std=list(cfg.std))]
+
+
+def _interpolation(name: str) -> InterpolationMode:
+    try:
+        return _INTERPOLATION[name]
+    except KeyError:
+        raise UserError(f"unknown interpolation {name!r}; choose from {', '.join(_INTERPOLATION)}") from None
+
+
+def eval_transform(cfg: ModelCfg, input_size: int | None = None) -> v2.Compose:
+    """Resize the shorter side to input_size / crop_pct, center-crop input_size, normalise (timm's eval recipe)."""
+    size = input_size or cfg.input_size
+    resize = round(size / cfg.crop_pct)
+    return v2.Compose([v2.Resize(resize, interpolation=_interpolation(cfg.interpolation), antialias=True),
+                       v2.CenterCrop(size), *_to_tensor(cfg)])
+
+
+def train_transform(preset: str, cfg: ModelCfg, hflip: float = 0.5, input_size: int | None = None) -> v2.Compose:
+    """The named augmentation preset at the model's input size; `hflip` is the horizontal-flip probability.
+
+    - `paper`: GoogLeNet section 6 crops (area 8-100%, aspect 3/4-4/3), colour jitter, a random one of four
+      interpolations, flips.
+    - `inception_v3`: the same crops and colour at the model's size (299 for v3) with its bilinear resize.
+    - `light`: for small data sets: mild scale/translation jitter (area 64-100%, a few percent of shift), flips.
+    - `none`: the evaluation transform.
+    """
+    size = input_size or cfg.input_size
+    flip = [v2.RandomHorizontalFlip(hflip)] if hflip > 0 else []
+    if preset == "paper":
+        crops = [v2.RandomResizedCrop(size, scale=_CROP_SCALE, ratio=_CROP_RATIO, interpolation=_interpolation(n),
+                                      antialias=True) for n in _PAPER_INTERPOLATIONS]
+        return v2.Compose([v2.RandomChoice(crops), v2.ColorJitter(**_COLOR_JITTER), *flip, *_to_tensor(cfg)])
+    if preset == "inception_v3":
+        crop = v2.RandomResizedCrop(size, scale=_CROP_SCALE, ratio=_CROP_RATIO,
+                                    interpolation=_interpolation(cfg.interpolation), antialias=True)
+        return v2.Compose([crop, v2.ColorJitter(**_COLOR_JITTER), *flip, *_to_tensor(cfg)])
+    if preset == "light":
+        resize = round(size / cfg.crop_pct)
+        return v2.Compose([v2.Resize(resize, interpolation=_interpolation(cfg.interpolation), antialias=True),
+                           v2.RandomAffine(degrees=8, translate=(0.08, 0.08), scale=(0.9, 1.1)),
+                           v2.CenterCrop(size), *flip, *_to_tensor(cfg)])
+    if preset == "none":
+        return eval_transform(cfg, size)
+    raise UserError(f"unknown augmentation preset {preset!r}; choose from {', '.join(PRESETS)}")
+
+
+class SeededTransform:
+    """Applies `transform` with torch's generator seeded from (seed, epoch, sample index).
+
+    A sample's augmentation is then a pure function of those three numbers: the same in any worker process,
+    with any number of workers, and after resuming mid-epoch. The caller's generator state is left untouched
+    (`fork_rng`), so dropout and the rest of training keep their own random stream.
+    """
+
+    def __init__(self, transform, seed: int):
+        self.transform, self.seed, self.epoch = transform, seed, 0
+
+    def __call__(self, image, index: int):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index)
+            return self.transform(image)
+
+
+class SeededDataset(torch.utils.data.Dataset):
+    """(tensor, label) pairs from an (image, label) dataset through a `SeededTransform`; `set_epoch` each epoch."""
+
+    def __init__(self, base, transform, seed: int):
+        self.base, self.transform = base, SeededTransform(transform, seed)
+        self.class_names = getattr(base, "class_names", None)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.transform.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int):
+        image, label = self.base[index]
+        return self.transform(image, index), label

@@ -1,0 +1,1 @@
+"""Training: configuration, optimizer and schedule, EMA, the engine loop, checkpointed run orchestration."""

@@ -1,0 +1,150 @@
+"""The training and evaluation loops, apart from run orchestration (ConvNeXt / DeiT's `engine.py` shape).
+
+`train_one_epoch` knows nothing about files or signals: after each optimizer step it calls `on_step`, which the
+orchestrator uses to draw progress, write checkpoints and stop on a signal.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..losses import aux_loss
+from ..models.layers import ModelOutput
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite; raised before the optimizer applies the step."""
+
+    def __init__(self, value: float):
+        super().__init__(f"loss became {value}")
+        self.value = value
+
+
+@dataclass
+class Meter:
+    """Running sums over one epoch's training batches (saved with mid-epoch checkpoints)."""
+
+    loss_sum: float = 0.0
+    correct: int = 0
+    count: int = 0
+    seconds: float = 0.0
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / max(self.count, 1)
+
+    @property
+    def top1(self) -> float:
+        return 100.0 * self.correct / max(self.count, 1)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.count / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class StepInfo:
+    step: int  # optimizer steps in the whole run so far
+    batches_done: int  # batches done in this epoch, counting from its start (not from a resume point)
+    loss: float
+    lr: float
+    meter: Meter
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on GPU (no loss scaling needed, unlike fp16); CPU runs stay in fp32 for exact resumes."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def compute_loss(model: nn.Module, images: Tensor, targets: Tensor, aux_weight: float,
+                 label_smoothing: float = 0.0) -> tuple[Tensor, Tensor]:
+    """(loss, main logits). Models with auxiliary heads add `aux_weight` x each head's loss (GoogLeNet: 0.3)."""
+    criterion = _criterion(label_smoothing)
+    if aux_weight > 0 and getattr(model, "has_aux", False):
+        output: ModelOutput = model.forward_train(images)
+        return aux_loss(output, targets, aux_weight, criterion), output.logits
+    logits = model(images)
+    return criterion(logits, targets), logits
+
+
+def _criterion(label_smoothing: float) -> Callable[[Tensor, Tensor], Tensor]:
+    # Inception-v3 label smoothing (arXiv:1512.00567 section 7): (1 - eps) * onehot + eps / K.
+    return lambda logits, targets: F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
+
+
+def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer, scheduler, *,
+                    device: torch.device, aux_weight: float = 0.0, label_smoothing: float = 0.0,
+                    accum_steps: int = 1, clip_grad: float | None = None, ema=None, amp: bool = True,
+                    channels_last: bool = False, step: int = 0, batches_done: int = 0, meter: Meter | None = None,
+                    on_step: Callable[[StepInfo], None] | None = None) -> Meter:
+    """One pass over `batches` (which start at batch `batches_done` of the epoch); returns the epoch's meter.
+
+    Gradients accumulate over `accum_steps` batches, each loss divided by `accum_steps` so the step matches one
+    large batch. A non-finite loss raises `NonFiniteLoss` before the optimizer step.
+    """
+    meter = meter or Meter()
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    tic = time.perf_counter()
+    for images, targets in batches:
+        images = images.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(device, amp):
+            loss, logits = compute_loss(model, images, targets, aux_weight, label_smoothing)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise NonFiniteLoss(value)
+        (loss / accum_steps).backward()
+        batches_done += 1
+        meter.loss_sum += value * targets.numel()
+        meter.correct += int((logits.argmax(1) == targets).sum())
+        meter.count += targets.numel()
+        if batches_done % accum_steps:
+            continue
+        if clip_grad is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)  # Inception-v3: clipping at 2.0
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        step += 1
+        if ema is not None:
+            ema.update(model)
+        meter.seconds += time.perf_counter() - tic
+        if on_step is not None:
+            on_step(StepInfo(step, batches_done, value, optimizer.param_groups[0]["lr"], meter))
+        tic = time.perf_counter()
+    return meter
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Iterable, device: torch.device, amp: bool = True,
+             channels_last: bool = False) -> dict:
+    """Mean cross-entropy, top-1 and top-5 (percent) of `model` over `batches`."""
+    model.eval()
+    loss_sum, top1, top5, count = 0.0, 0, 0, 0
+    for images, targets in batches:
+        images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(device, amp):
+            logits = model(images)
+        logits = logits.float()
+        loss_sum += F.cross_entropy(logits, targets, reduction="sum").item()
+        k = min(5, logits.shape[1])
+        hits = logits.topk(k, dim=1).indices == targets[:, None]
+        top1 += int(hits[:, 0].sum())
+        top5 += int(hits.any(1).sum())
+        count += targets.numel()
+    n = max(count, 1)
+    return {"loss": loss_sum / n, "top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n, "count": count}

@@ -1,0 +1,277 @@
+"""`inceptorch train` end to end on generated data: run folder contents, exact resume, aux-loss weighting,
+fine-tuning, divergence, signals and failing writes (issues 4 and 8)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from _train_helpers import TINY, make_jpeg_folder
+from inceptorch.checkpoint import load_model_file, read_metadata
+from inceptorch.cli.main import main
+from inceptorch.models import create_model
+from inceptorch.train import engine
+from inceptorch.train.run import read_metrics
+from inceptorch.train.state import load_state
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+# The long-ish runs (resume, signals) all use these settings; 29 train images -> 14 steps an epoch at batch 2.
+LONG = [*TINY, "--epochs", "2", "--batch-size", "2", "--lr", "0.02", "--set", "ema_decay=0.9",
+        "--set", "schedule=step", "--set", "step_gamma=0.5"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny convolutions on a shared 2-core machine: one thread avoids OpenMP spin-waiting (100x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return make_jpeg_folder(tmp_path_factory.mktemp("data") / "colours")
+
+
+@pytest.fixture(scope="module")
+def big_folder(tmp_path_factory) -> Path:
+    return make_jpeg_folder(tmp_path_factory.mktemp("data") / "colours12", per_class=12)
+
+
+@pytest.fixture(scope="module")
+def reference(big_folder, tmp_path_factory) -> Path:
+    """An uninterrupted 2-epoch run of LONG with a checkpoint every 3 steps."""
+    run = tmp_path_factory.mktemp("runs") / "reference"
+    assert main(["train", *LONG, "--data", str(big_folder), "--output", str(run), "--checkpoint-every", "3"]) == 0
+    return run
+
+
+def _weights(run: Path) -> dict:
+    return load_file(str(run / "last.safetensors"))
+
+
+def _assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    different = [k for k in wa if not torch.equal(wa[k], wb[k])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+    sa, sb = load_state(a / "last.state.pt"), load_state(b / "last.state.pt")
+    assert all(torch.equal(sa["ema"][k], sb["ema"][k]) for k in sa["ema"])
+    assert sa["step"] == sb["step"] and sa["epoch"] == sb["epoch"] == 2
+
+
+def test_train_on_jpeg_folder_writes_a_complete_run_folder(folder, tmp_path, capsys):
+    run = tmp_path / "run"
+    rc = main(["train", "--model", "googlenet_bn", "--small-input", "--width", "0.0625", "--no-progress",
+               "--data", str(folder), "--epochs", "2", "--batch-size", "4", "--output", str(run)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    for name in ("config.yaml", "last.safetensors", "best.safetensors", "last.state.pt", "metrics.csv",
+                 "curves.png"):
+        assert (run / name).is_file(), name
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    rows = read_metrics(run / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert all(0 <= r["val_top1"] <= 100 and r["lr"] > 0 and r["images_per_s"] > 0 for r in rows)
+    assert "epoch 2/2" in out and "val loss" in out
+    # The weights file alone rebuilds the model with the data's classes (what eval/predict rely on).
+    model, meta = load_model_file(run)
+    assert meta["class_names"] == ["blue", "green", "red"]
+    assert model.fc.out_features == 3 and meta["model_kwargs"]["small_input"] is True
+    best = max(r["val_top1"] for r in rows)
+    assert read_metadata(run / "best.safetensors")["train"]["val_top1"] == pytest.approx(best)
+    # The training state holds plain tensors and containers only.
+    state = torch.load(run / "last.state.pt", weights_only=True)
+    assert state["epoch"] == 2 and state["step"] == rows[-1]["step"] and "optimizer" in state and "rng" in state
+    saved = (run / "config.yaml").read_text()
+    assert "model: googlenet_bn" in saved and "epochs: 2" in saved
+
+
+def test_train_on_csv_list(folder, tmp_path, capsys):
+    lines = ["path,label"] + [f"{p.relative_to(folder)},{p.parent.name}" for p in sorted(folder.rglob("*.jpg"))]
+    (folder / "list.csv").write_text("\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--data", str(folder / "list.csv"), "--epochs", "1", "--batch-size", "4",
+                 "--output", str(run), "--val-split", "0.25"]) == 0
+    _, meta = load_model_file(run / "last.safetensors")
+    assert meta["class_names"] == ["blue", "green", "red"]
+    assert "on 14 train / 4 val images" in capsys.readouterr().out  # 18 rows, 25% held out
+
+
+def test_resume_continues_exactly(big_folder, reference, tmp_path):
+    """1 epoch, then --resume to 2 epochs: bitwise the same weights, EMA and step as 2 epochs straight."""
+    run = tmp_path / "run"
+    assert main(["train", *LONG, "--data", str(big_folder), "--output", str(run), "--epochs", "1"]) == 0
+    assert load_state(run / "last.state.pt")["epoch"] == 1
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
+    _assert_same_weights(run, reference)
+    assert [r["epoch"] for r in read_metrics(run / "metrics.csv")] == [1, 2]
+
+
+def test_training_loss_adds_weighted_aux_losses():
+    torch.manual_seed(0)
+    model = create_model("googlenet_bn", num_classes=4, small_input=True, width=0.0625).eval()  # eval: no dropout
+    x, y = torch.randn(3, 3, 32, 32), torch.tensor([0, 1, 3])
+    loss, _ = engine.compute_loss(model, x, y, aux_weight=0.3)
+    out = model.forward_train(x)
+    ce = torch.nn.functional.cross_entropy
+    by_hand = ce(out.logits, y) + 0.3 * ce(out.aux_logits[0], y) + 0.3 * ce(out.aux_logits[1], y)
+    assert len(out.aux_logits) == 2
+    assert loss.item() == pytest.approx(by_hand.item(), rel=1e-6)
+    assert loss.item() > ce(out.logits, y).item() * 1.1  # the heads really contribute
+    plain, _ = engine.compute_loss(model, x, y, aux_weight=0.0)
+    assert plain.item() == pytest.approx(ce(model(x), y).item(), rel=1e-6)
+    smoothed, _ = engine.compute_loss(model, x, y, aux_weight=0.0, label_smoothing=0.1)
+    assert smoothed.item() == pytest.approx(ce(model(x), y, label_smoothing=0.1).item(), rel=1e-6)
+
+
+def test_fine_tune_from_torchvision_layout_googlenet_bn(folder, tmp_path, capsys):
+    """A torchvision GoogLeNet state dict (1000 classes) loads into a 3-class model: all but the classifiers."""
+    from torchvision.models import googlenet as tv_googlenet
+
+    from inceptorch.train.config import resolve
+    from inceptorch.train.run import build_model
+
+    tv = tv_googlenet(weights=None, aux_logits=True, init_weights=True, num_classes=1000)
+    torch.save(tv.state_dict(), tmp_path / "tv.pth")
+    cfg = resolve({}, {"model": "googlenet_bn", "pretrained": str(tmp_path / "tv.pth")})
+    model, kwargs = build_model(cfg, num_classes=3, log=lambda s: None)
+    ours, theirs = model.state_dict(), tv.state_dict()
+    assert kwargs["num_classes"] == 3 and model.fc.out_features == 3
+    assert torch.equal(ours["conv1.conv.weight"], theirs["conv1.conv.weight"])
+    assert torch.equal(ours["inception5b.branch1.conv.weight"], theirs["inception5b.branch1.conv.weight"])
+    assert model.aux1.fc2.out_features == 3 if hasattr(model.aux1, "fc2") else True
+    # End to end with the CLI: a tiny model's torchvision-layout .pth with 7 classes, fine-tuned on 3.
+    small = create_model("googlenet_bn", num_classes=7, small_input=True, width=0.0625)
+    torch.save(small.state_dict(), tmp_path / "small.pth")
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--data", str(folder), "--epochs", "1", "--batch-size", "4", "--lr", "1e-9",
+                 "--output", str(run), "--pretrained", str(tmp_path / "small.pth")]) == 0
+    assert "fine-tuning from" in capsys.readouterr().out
+    tuned, meta = load_model_file(run)
+    assert tuned.fc.out_features == 3 and meta["model_kwargs"]["num_classes"] == 3
+    # lr 1e-9: the backbone is still (almost exactly) the file's.
+    assert torch.allclose(tuned.conv1.conv.weight, small.conv1.conv.weight, atol=1e-6)
+
+
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(folder, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--data", str(folder), "--epochs", "1", "--batch-size", "4", "--output",
+                 str(run)]) == 0
+    before = {n: (run / n).read_bytes() for n in ("last.safetensors", "last.state.pt", "best.safetensors")}
+    real, calls = engine.compute_loss, []
+
+    def explode_on_third_batch(*args, **kwargs):
+        loss, logits = real(*args, **kwargs)
+        calls.append(1)
+        return (loss * float("nan") if len(calls) == 3 else loss), logits
+
+    monkeypatch.setattr(engine, "compute_loss", explode_on_third_batch)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "diverged" in err and "nan" in err and "epoch 2" in err
+    assert {n: (run / n).read_bytes() for n in before} == before
+    diverged = torch.load(run / "diverged.state.pt", weights_only=True)
+    assert diverged["epoch"] == 1 and diverged["step"] == load_state(run / "last.state.pt")["step"] + 2
+
+
+def test_failed_checkpoint_write_leaves_previous_readable(folder, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--data", str(folder), "--epochs", "1", "--batch-size", "4", "--output",
+                 str(run)]) == 0
+    before = (run / "last.state.pt").read_bytes()
+
+    def full_disk(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "previous checkpoint is intact" in err
+    assert (run / "last.state.pt").read_bytes() == before
+    assert load_state(run / "last.state.pt")["epoch"] == 1
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.undo()
+    load_model_file(run / "last.safetensors")  # still readable
+
+
+def _start(args: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "inceptorch", "train", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_checkpoint(proc: subprocess.Popen, path: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.005)
+
+
+@pytest.mark.slow
+def test_sigterm_saves_and_resume_finishes_the_same(big_folder, reference, tmp_path):
+    run = tmp_path / "run"
+    proc = _start([*LONG, "--data", str(big_folder), "--output", str(run), "--checkpoint-every", "3"])
+    _wait_for_checkpoint(proc, run / "last.state.pt")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and "SIGTERM" in err and f"--resume {run}" in err
+    state = load_state(run / "last.state.pt")
+    assert state["epoch"] * 14 + state["batch"] // 2 < 28  # stopped before the end
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    _assert_same_weights(run, reference)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(big_folder, reference, tmp_path):
+    run = tmp_path / "run"
+    proc = _start([*LONG, "--data", str(big_folder), "--output", str(run), "--checkpoint-every", "3"])
+    _wait_for_checkpoint(proc, run / "last.state.pt")
+    proc.kill()
+    proc.communicate(timeout=60)
+    state = load_state(run / "last.state.pt")
+    assert state["epoch"] * 14 + state["batch"] // 2 < 28  # killed before the end (in practice, mid-epoch 1)
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    _assert_same_weights(run, reference)
+
+
+def test_existing_run_folder_needs_resume(folder, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", *TINY, "--data", str(folder), "--epochs", "1", "--batch-size", "4", "--output", str(run)]
+    assert main(args) == 0
+    assert main(args) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_compare_trains_each_model_and_plots(folder, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    rc = main(["compare", "googlenet_bn", "googlenet", "--small-input", "--width", "0.0625", "--no-progress",
+               "--data", str(folder), "--epochs", "1", "--batch-size", "4", "--output", str(out),
+               "--set", "tensorboard=false"])
+    assert rc == 0
+    assert (out / "compare.png").is_file()
+    table = (out / "compare.csv").read_text().splitlines()
+    assert table[0].startswith("model,best_val_top1") and [r.split(",")[0] for r in table[1:]] == \
+        ["googlenet_bn", "googlenet"]
+    params = [int(r.split(",")[3]) for r in table[1:]]
+    assert params[0] != params[1] and all(p > 1000 for p in params)
+
+
+def test_gradient_accumulation_steps_every_k_batches(folder, tmp_path):
+    run = tmp_path / "run"
+    # 14 train images at batch 2: 7 batches -> 3 optimizer steps of 2 batches (the odd batch is left out).
+    assert main(["train", *TINY, "--data", str(folder), "--epochs", "1", "--batch-size", "2", "--accum-steps", "2",
+                 "--output", str(run), "--val-split", "0.25"]) == 0
+    assert load_state(run / "last.state.pt")["step"] == 3
