@@ -275,3 +275,20 @@ def test_gradient_accumulation_steps_every_k_batches(folder, tmp_path):
     assert main(["train", *TINY, "--data", str(folder), "--epochs", "1", "--batch-size", "2", "--accum-steps", "2",
                  "--output", str(run), "--val-split", "0.25"]) == 0
     assert load_state(run / "last.state.pt")["step"] == 3
+
+
+def test_bad_image_stops_before_epoch_1_unless_skipped(tmp_path, capsys):
+    data = make_jpeg_folder(tmp_path / "data", per_class=8)
+    (data / "red" / "broken.jpg").write_bytes(b"")  # zero bytes
+    run = tmp_path / "run"
+    args = [*TINY, "--data", str(data), "--epochs", "1", "--batch-size", "4", "--output", str(run)]
+    assert main(["train", *args]) == 2
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err and "--skip-bad-images" in err and len(err.strip().splitlines()) == 1
+    assert not (run / "last.safetensors").exists()  # stopped before any training
+    assert main(["train", *args, "--skip-bad-images"]) == 2  # 1 of 25 is over the default 1%
+    assert "more than --max-bad-fraction" in capsys.readouterr().err
+    assert main(["train", *args, "--skip-bad-images", "--max-bad-fraction", "0.1"]) == 0
+    out = capsys.readouterr().out
+    assert "skipping bad image" in out and "broken.jpg" in out and "skipped 1 bad image" in out
+    assert (run / "last.safetensors").is_file()

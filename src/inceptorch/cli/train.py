@@ -7,6 +7,7 @@ import yaml
 
 from ..errors import UserError
 from ..train.config import read_recipe, resolve
+from ._data_flags import add_pixel_limit_argument, apply_pixel_limit
 
 
 def add_train_options(p, with_model: bool = True) -> None:
@@ -44,6 +45,11 @@ def add_train_options(p, with_model: bool = True) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any recipe setting, e.g. weight_decay=1e-4 (repeatable; the value is read as YAML)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch only)")
+    p.add_argument("--skip-bad-images", action="store_true", default=None,
+                   help="leave out images that do not decode (each is logged and counted) instead of stopping")
+    p.add_argument("--max-bad-fraction", type=float, default=None, metavar="F",
+                   help="with --skip-bad-images, still stop if more than this fraction is bad (default: 0.01)")
+    add_pixel_limit_argument(p)
 
 
 def register(subparsers) -> None:
@@ -75,7 +81,8 @@ def overrides_from_args(args) -> dict:
     over = parse_pairs(args.set, "--set")
     flags = {k: getattr(args, k, None) for k in ("model", "data", "epochs", "batch_size", "lr", "device", "pretrained",
                                                  "aug", "seed", "workers", "val_split", "accum_steps",
-                                                 "checkpoint_every", "compile", "input_size", "output")}
+                                                 "checkpoint_every", "compile", "input_size", "output",
+                                                 "skip_bad_images", "max_bad_fraction")}
     over.update({k: v for k, v in flags.items() if v is not None})
     if model_kwargs:
         over["model_kwargs"] = {**over.get("model_kwargs", {}), **model_kwargs}
@@ -86,6 +93,7 @@ def run(args) -> int:
     from ..train.config import load_saved_config
     from ..train.run import Interrupted, train
 
+    apply_pixel_limit(args)
     over = overrides_from_args(args)
     if args.resume:
         if args.config:

@@ -29,6 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from ..checkpoint import model_metadata, save_model_file
+from ..data.checks import preflight
 from ..data.datasets import build_dataset
 from ..data.transforms import SeededDataset, eval_transform, train_transform
 from ..errors import UserError
@@ -155,9 +156,15 @@ class Trainer:
         cfg = self.cfg
         # The train/val split of a single folder or CSV uses build_dataset's default seed, not the training seed,
         # so `inceptorch eval` and every run on the same data see the same validation images.
-        self.train_base = build_dataset(cfg.data, "train", cfg.val_split)
-        self.val_base = build_dataset(cfg.data, "val", cfg.val_split)
-        self.class_names = list(self.train_base.class_names)
+        train_base = build_dataset(cfg.data, "train", cfg.val_split)
+        val_base = build_dataset(cfg.data, "val", cfg.val_split)
+        self.class_names = list(train_base.class_names)
+        # Decode every file before epoch 1 (issue 8): a bad image stops the run now, not hours in, unless skipped.
+        cache = self.run_dir / "verified_images.json"
+        self.train_base, self.val_base = (
+            preflight(ds, skip_bad=cfg.skip_bad_images, max_bad_fraction=cfg.max_bad_fraction,
+                      workers=cfg.workers or None, warn=self.log, cache=cache)
+            for ds in (train_base, val_base))
 
     def _build_loaders(self) -> None:
         cfg, model_cfg = self.cfg, self.model.default_cfg
@@ -266,6 +273,10 @@ class Trainer:
         cfg = self.cfg
         params = sum(p.numel() for p in self.model.parameters())
         where = f"resuming at epoch {self.epoch + 1} batch {self.batch}" if self.step else "starting"
+        skipped = len(getattr(self.train_base, "skipped", [])) + len(getattr(self.val_base, "skipped", []))
+        if skipped:
+            self.log(f"skipped {skipped} bad image{'s' if skipped > 1 else ''} (--skip-bad-images); "
+                     f"list them with `inceptorch check-data {cfg.data}`")
         self.log(f"{where}: {cfg.model} ({params / 1e6:.2f}M params) on {len(self.train_base)} train / "
                  f"{len(self.val_base)} val images, {len(self.class_names)} classes, {self.input_size} px, "
                  f"{cfg.epochs} epochs x {self.steps_per_epoch} steps, device {self.device.type}; run in {self.run_dir}")
