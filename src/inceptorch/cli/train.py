@@ -7,6 +7,7 @@ import yaml
 
 from ..errors import UserError
 from ..train.config import read_recipe, resolve
+from ..train.distributed import dist_env
 from ._data_flags import add_pixel_limit_argument, apply_pixel_limit
 
 
@@ -105,12 +106,23 @@ def run(args) -> int:
     else:
         recipe, where = (read_recipe(args.config), args.config) if args.config else ({}, "config")
     cfg = resolve(recipe, over, where)
+    resume = bool(args.resume) or _elastic_restart(cfg.output)
     try:
-        result = train(cfg, resume=bool(args.resume), progress=not args.no_progress)
+        result = train(cfg, resume=resume, progress=not args.no_progress)
     except Interrupted as exc:
         print(f"inceptorch train: {exc}", file=sys.stderr)
         return exc.exit_code
     run_dir = result.run_dir
-    print(f"best val top-1 {result.best_top1:.2f}% at epoch {result.best_epoch} ({result.seconds:.0f}s); "
-          f"run folder {run_dir}: best.safetensors, last.safetensors, metrics.csv, curves.png")
+    if dist_env().is_main:
+        print(f"best val top-1 {result.best_top1:.2f}% at epoch {result.best_epoch} ({result.seconds:.0f}s); "
+              f"run folder {run_dir}: best.safetensors, last.safetensors, metrics.csv, curves.png")
     return 0
+
+
+def _elastic_restart(output: str) -> bool:
+    """torchrun --max-restarts re-runs the same command after a worker dies: continue from the last checkpoint."""
+    from pathlib import Path
+
+    from ..train.state import STATE_NAME
+
+    return bool(output) and dist_env().restart_count > 0 and (Path(output) / STATE_NAME).is_file()

@@ -70,6 +70,10 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on GPU (CPU runs stay in fp32)
     channels_last: bool = True  # on GPU
     compile: bool = False
+    # distributed (torchrun): the recipe's lr is for one process's batch; N processes multiply it by N
+    # (the linear scaling rule, Goyal et al. 2017: lr proportional to the global batch)
+    scale_lr: bool = True
+    sync_bn: bool = False  # SyncBatchNorm across processes (GPU only)
     checkpoint_every: int = 0  # also checkpoint every N optimizer steps (0: at epoch ends only)
     tensorboard: bool = True
     plot: bool = True

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from ..losses import aux_loss
 from ..models.layers import ModelOutput
+from .distributed import all_reduce_sum
 
 
 class NonFiniteLoss(RuntimeError):
@@ -119,7 +120,7 @@ def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.
         scheduler.step()
         step += 1
         if ema is not None:
-            ema.update(model)
+            ema.update(getattr(model, "unwrapped", model))  # the plain model's keys, also under DDP
         meter.seconds += time.perf_counter() - tic
         if on_step is not None:
             on_step(StepInfo(step, batches_done, value, optimizer.param_groups[0]["lr"], meter))
@@ -146,5 +147,8 @@ def evaluate(model: nn.Module, batches: Iterable, device: torch.device, amp: boo
         top1 += int(hits[:, 0].sum())
         top5 += int(hits.any(1).sum())
         count += targets.numel()
+    # Under torchrun each rank saw its own shard (every image exactly once): sum the counts, then divide.
+    totals = all_reduce_sum(torch.tensor([loss_sum, top1, top5, count], dtype=torch.float64, device=device))
+    loss_sum, top1, top5, count = totals.tolist()
     n = max(count, 1)
-    return {"loss": loss_sum / n, "top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n, "count": count}
+    return {"loss": loss_sum / n, "top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n, "count": int(count)}

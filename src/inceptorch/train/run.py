@@ -16,6 +16,7 @@ checkpoint. Hence a run resumed from any checkpoint, even mid-epoch, replays exa
 from __future__ import annotations
 
 import csv
+import dataclasses
 import random
 import signal
 import threading
@@ -34,7 +35,9 @@ from ..data.datasets import build_dataset
 from ..data.transforms import SeededDataset, eval_transform, train_transform
 from ..errors import UserError
 from ..models import create_model
+from ..models.layers import ModelOutput
 from .config import TrainConfig, save_config
+from .distributed import ShardSampler, init_distributed, scaled_lr, shutdown_distributed
 from .ema import ModelEMA
 from .engine import Meter, NonFiniteLoss, StepInfo, evaluate, train_one_epoch
 from .optim import build_optimizer, build_scheduler
@@ -57,8 +60,10 @@ class EpochSampler(Sampler):
     """Epoch e's order is a permutation from a generator seeded with (seed, e), cut to whole optimizer steps,
     started at any batch so that a resumed epoch sees exactly the batches the interrupted one had left."""
 
-    def __init__(self, n: int, batch_size: int, batches_per_epoch: int, seed: int):
+    def __init__(self, n: int, batch_size: int, batches_per_epoch: int, seed: int, rank: int = 0,
+                 world_size: int = 1):
         self.n, self.batch_size, self.batches, self.seed = n, batch_size, batches_per_epoch, seed
+        self.rank, self.world_size = rank, world_size
         self.epoch, self.start_batch = 0, 0
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
@@ -66,8 +71,11 @@ class EpochSampler(Sampler):
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(self.n, generator=g)[: self.batches * self.batch_size]
-        return iter(order[self.start_batch * self.batch_size:].tolist())
+        # One permutation for all ranks; global batch b is its b-th slice of batch_size x world_size images,
+        # of which rank r takes the r-th batch_size: every image once per epoch, none twice (DistributedSampler's job).
+        order = torch.randperm(self.n, generator=g)[: self.batches * self.batch_size * self.world_size]
+        shards = order.view(self.batches, self.world_size, self.batch_size)[:, self.rank]
+        return iter(shards[self.start_batch:].reshape(-1).tolist())
 
     def __len__(self) -> int:
         return (self.batches - self.start_batch) * self.batch_size
@@ -111,7 +119,10 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print,
                  progress: bool = True):
-        self.cfg, self.log, self.show_progress = cfg, log, progress
+        self.dist = init_distributed(cfg.device)
+        self.is_main = self.dist.is_main
+        # Rank 0 alone logs, draws progress and writes files; the other ranks train and evaluate their shards.
+        self.cfg, self.log, self.show_progress = cfg, (log if self.is_main else _quiet), progress and self.is_main
         if not cfg.model or not cfg.data or not cfg.output:
             missing = [k for k in ("model", "data", "output") if not getattr(cfg, k)]
             raise UserError(f"missing setting{'s' if len(missing) > 1 else ''}: {', '.join(missing)} "
@@ -121,6 +132,8 @@ class Trainer:
             raise UserError(f"{self.run_dir} already holds a run; continue it with --resume {self.run_dir} "
                             "or choose another --output")
         self.device = resolve_device(cfg.device)
+        if self.device.type == "cuda" and self.dist.enabled:
+            self.device = torch.device("cuda", self.dist.local_rank)
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         self._build_data()
@@ -136,6 +149,11 @@ class Trainer:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.aux_weight = self.model.default_cfg.aux_weight if cfg.aux_weight is None else cfg.aux_weight
+        if cfg.scale_lr and self.dist.world_size > 1:
+            lr = scaled_lr(cfg.lr, cfg.batch_size * self.dist.world_size, cfg.batch_size)
+            self.log(f"{self.dist.world_size} processes: global batch {cfg.batch_size * self.dist.world_size}, "
+                     f"lr {cfg.lr:g} x {self.dist.world_size} = {lr:g} (linear scaling; scale_lr: false keeps it)")
+            cfg = dataclasses.replace(cfg, lr=lr)
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch)
         self.ema = ModelEMA(self.model, cfg.ema_decay) if cfg.ema_decay else None
@@ -145,6 +163,7 @@ class Trainer:
             for partial in self.run_dir.glob(".*.tmp"):  # a write that a SIGKILL cut short; never read
                 partial.unlink()
             self._load_state(load_state(self.run_dir / STATE_NAME))
+        self.train_model = self._wrap_distributed()
         if cfg.compile:
             self.model.compile()  # compiles forward; forward_train (aux heads) is compiled alongside
             if hasattr(self.model, "forward_train"):
@@ -152,6 +171,14 @@ class Trainer:
         self._signal = None
 
     # ---- setup -------------------------------------------------------------------------------------------------
+    def _wrap_distributed(self) -> nn.Module:
+        """The module the training loop calls: the model itself, or DDP around it under torchrun."""
+        if not self.dist.enabled:
+            return self.model
+        if self.cfg.sync_bn and self.device.type == "cuda":
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        return DistributedTrainModel(self.model, self.device, self.aux_weight)
+
     def _build_data(self) -> None:
         cfg = self.cfg
         # The train/val split of a single folder or CSV uses build_dataset's default seed, not the training seed,
@@ -160,7 +187,7 @@ class Trainer:
         val_base = build_dataset(cfg.data, "val", cfg.val_split)
         self.class_names = list(train_base.class_names)
         # Decode every file before epoch 1 (issue 8): a bad image stops the run now, not hours in, unless skipped.
-        cache = self.run_dir / "verified_images.json"
+        cache = self.run_dir / "verified_images.json" if self.is_main else None
         self.train_base, self.val_base = (
             preflight(ds, skip_bad=cfg.skip_bad_images, max_bad_fraction=cfg.max_bad_fraction,
                       workers=cfg.workers or None, warn=self.log, cache=cache)
@@ -168,9 +195,9 @@ class Trainer:
 
     def _build_loaders(self) -> None:
         cfg, model_cfg = self.cfg, self.model.default_cfg
-        n = len(self.train_base)
-        batches = n // cfg.batch_size if n >= cfg.batch_size else 1
-        batch_size = min(cfg.batch_size, n)
+        n, world = len(self.train_base), self.dist.world_size
+        batches = n // (cfg.batch_size * world) if n >= cfg.batch_size * world else 1
+        batch_size = max(1, min(cfg.batch_size, n // world))
         if batches < cfg.accum_steps:
             raise UserError(f"{n} training images make {batches} batches of {batch_size}, fewer than "
                             f"--accum-steps {cfg.accum_steps}")
@@ -178,14 +205,17 @@ class Trainer:
         self.batches_per_epoch = self.steps_per_epoch * cfg.accum_steps  # whole optimizer steps only
         self.train_set = SeededDataset(self.train_base, train_transform(cfg.aug, model_cfg, cfg.hflip,
                                                                         self.input_size), cfg.seed)
-        self.sampler = EpochSampler(n, batch_size, self.batches_per_epoch, cfg.seed)
+        self.sampler = EpochSampler(n, batch_size, self.batches_per_epoch, cfg.seed, self.dist.rank,
+                                    self.dist.world_size)
         pin = self.device.type == "cuda"
         # Own generators: creating an iterator then draws nothing from the global generator (see the docstring).
         self.train_loader = DataLoader(self.train_set, batch_size=batch_size, sampler=self.sampler,
                                        num_workers=cfg.workers, pin_memory=pin,
                                        generator=torch.Generator().manual_seed(cfg.seed))
         self.val_base.transform = eval_transform(model_cfg, self.input_size)
-        self.val_loader = DataLoader(self.val_base, batch_size=max(batch_size, 64), shuffle=False,
+        # Each rank evaluates every world_size-th image, no padding; `evaluate` sums the counts over ranks.
+        val_sampler = ShardSampler(len(self.val_base), self.dist.rank, self.dist.world_size)
+        self.val_loader = DataLoader(self.val_base, batch_size=max(batch_size, 64), sampler=val_sampler,
                                      num_workers=cfg.workers, pin_memory=pin, generator=torch.Generator())
 
     # ---- checkpoints --------------------------------------------------------------------------------------------
@@ -224,11 +254,22 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         """State first, then the weights file: `--resume` reads only the state, which is never half-updated."""
+        if not self.is_main:  # the ranks hold identical weights (DDP); one writer
+            return
         try:
             save_state(self.run_dir / STATE_NAME, self._state())
             save_model_file(self.model, self.run_dir / "last.safetensors", self._metadata())
         except OSError as exc:
             raise UserError(f"could not write a checkpoint in {self.run_dir} ({exc.strerror or exc}); "
+                            "the previous checkpoint is intact") from None
+
+    def _save_best(self, eval_model: nn.Module, top1: float) -> None:
+        if not self.is_main:
+            return
+        try:
+            save_model_file(eval_model, self.run_dir / "best.safetensors", self._metadata({"val_top1": top1}))
+        except OSError as exc:
+            raise UserError(f"could not write {self.run_dir / 'best.safetensors'} ({exc.strerror or exc}); "
                             "the previous checkpoint is intact") from None
 
     # ---- signals ------------------------------------------------------------------------------------------------
@@ -248,8 +289,9 @@ class Trainer:
     # ---- the loop -----------------------------------------------------------------------------------------------
     def run(self) -> RunResult:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(self.cfg, self.run_dir / "config.yaml")
-        writer = self._tensorboard()
+        if self.is_main:
+            save_config(self.cfg, self.run_dir / "config.yaml")
+        writer = self._tensorboard() if self.is_main else None
         handlers = {}
         if threading.current_thread() is threading.main_thread():
             handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -264,7 +306,7 @@ class Trainer:
                 signal.signal(s, h)
             if writer is not None:
                 writer.close()
-            if self.cfg.plot and (self.run_dir / "metrics.csv").is_file():
+            if self.is_main and self.cfg.plot and (self.run_dir / "metrics.csv").is_file():
                 plot_curves(self.run_dir / "metrics.csv", self.run_dir / "curves.png", self.cfg.model)
         result.best_top1, result.best_epoch, result.seconds = self.best_top1, self.best_epoch, time.perf_counter() - tic
         return result
@@ -298,13 +340,14 @@ class Trainer:
         epoch_tic = time.perf_counter()
         try:
             with bar:
-                train_one_epoch(self.model, self.train_loader, self.optimizer, self.scheduler, device=self.device,
+                train_one_epoch(self.train_model, self.train_loader, self.optimizer, self.scheduler, device=self.device,
                                 aux_weight=self.aux_weight, label_smoothing=cfg.label_smoothing,
                                 accum_steps=cfg.accum_steps, clip_grad=cfg.clip_grad, ema=self.ema, amp=cfg.amp,
                                 channels_last=self.channels_last, step=self.step, batches_done=self.batch,
                                 meter=self.meter, on_step=on_step)
         except NonFiniteLoss as exc:
-            save_state(self.run_dir / DIVERGED_NAME, self._state())
+            if self.is_main:
+                save_state(self.run_dir / DIVERGED_NAME, self._state())
             raise UserError(f"training diverged: {exc} at epoch {self.epoch + 1} step {self.step + 1}; its state is "
                             f"in {self.run_dir / DIVERGED_NAME}, the last good checkpoint is untouched "
                             "(lower the learning rate, or add clip_grad / warmup)") from None
@@ -317,13 +360,10 @@ class Trainer:
         self.epoch, self.batch, self.meter = self.epoch + 1, 0, Meter()
         if val["top1"] > self.best_top1:
             self.best_top1, self.best_epoch = val["top1"], self.epoch
-            try:
-                save_model_file(eval_model, self.run_dir / "best.safetensors", self._metadata({"val_top1": val["top1"]}))
-            except OSError as exc:
-                raise UserError(f"could not write {self.run_dir / 'best.safetensors'} ({exc.strerror or exc}); "
-                                "the previous checkpoint is intact") from None
+            self._save_best(eval_model, val["top1"])
         # The row before the checkpoint: a crash in between repeats the epoch, whose new row then replaces this one.
-        _append_row(self.run_dir / "metrics.csv", row)
+        if self.is_main:
+            _append_row(self.run_dir / "metrics.csv", row)
         self.save_checkpoint()
         if writer is not None:
             for key in METRIC_FIELDS[2:]:
@@ -422,5 +462,45 @@ def plot_curves(metrics: str | Path, out: str | Path, title: str = "") -> None:
 
 def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print,
           progress: bool = True) -> RunResult:
-    return Trainer(cfg, resume, log, progress).run()
+    try:
+        return Trainer(cfg, resume, log, progress).run()
+    finally:
+        shutdown_distributed()
+
+
+def _quiet(message: str) -> None:
+    """The log of ranks other than 0."""
+
+
+class _TrainForward(nn.Module):
+    """forward() = the model's forward_train(): DDP synchronises gradients only through its wrapped forward."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor):
+        return self.model.forward_train(x) if hasattr(self.model, "forward_train") else self.model(x)
+
+
+class DistributedTrainModel(nn.Module):
+    """DDP around a model, keeping the engine's interface: `forward` gives logits, `forward_train` ModelOutput."""
+
+    def __init__(self, model: nn.Module, device: torch.device, aux_weight: float):
+        super().__init__()
+        from torch.nn.parallel import DistributedDataParallel
+
+        self.has_aux = getattr(model, "has_aux", False)
+        # Heads whose loss is not used (aux weight 0) get no gradient; DDP must then look for unused parameters.
+        unused = self.has_aux and aux_weight <= 0
+        self.ddp = DistributedDataParallel(_TrainForward(model), device_ids=[device] if device.type == "cuda" else None,
+                                           find_unused_parameters=unused)
+        self.unwrapped = model
+
+    def forward_train(self, x: torch.Tensor):
+        return self.ddp(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.ddp(x)
+        return out.logits if isinstance(out, ModelOutput) else out
 
