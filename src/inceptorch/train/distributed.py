@@ -41,7 +41,11 @@ def init_distributed(device: str) -> DistEnv:
         backend = "nccl" if device.startswith("cuda") else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(env.local_rank)
-        dist.init_process_group(backend=backend)
+        # After an elastic restart the workers may meet in the same store as the failed attempt, whose stale
+        # addresses would make them dial dead peers: keep each attempt's keys apart.
+        store, rank, world_size = next(dist.rendezvous("env://"))
+        store = dist.PrefixStore(f"inceptorch/attempt_{env.restart_count}", store)
+        dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world_size)
     return env
 
 
