@@ -6,6 +6,7 @@ the class names, whose order is taken from the first member.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,8 @@ class Member:
     @torch.inference_mode()
     def probabilities(self, crops: Tensor, n_crops: int, batch_size: int) -> Tensor:
         """uint8 crops [images * n_crops, 3, S, S] -> softmax averaged over each image's crops [images, classes]."""
-        device = next(self.model.parameters()).device
+        tensors = itertools.chain(self.model.parameters(), self.model.buffers())
+        device = next(tensors, torch.empty(0)).device
         probs = []
         for chunk in crops.split(batch_size):
             x = normalize(chunk.to(device, non_blocking=True), self.model_cfg["mean"], self.model_cfg["std"])
