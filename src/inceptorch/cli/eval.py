@@ -1,0 +1,67 @@
+"""`inceptorch eval`: top-1, top-5 and per-class accuracy of a checkpoint or an ensemble, and a confusion PNG."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+from ..evaluation import evaluate, load_eval_data, load_members, save_confusion_png
+from ..evaluation.evaluate import SPLITS
+from ._common import add_model_args, pick_device
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("eval", help="accuracy of a checkpoint or an ensemble, with 1, 10 or 144 crops")
+    add_model_args(p)
+    p.add_argument("--data", required=True, help="train/val tree, class folder, CSV list, or 'digits'")
+    p.add_argument("--split", choices=SPLITS, default="auto",
+                   help="auto (default): val/ of a train/val tree and the val split of 'digits'; all images of "
+                        "a plain class folder or CSV list")
+    p.add_argument("--val-split", type=float, default=0.2, help="held-out fraction for --split val/train")
+    p.add_argument("--seed", type=int, default=0, help="seed of the deterministic val split")
+    p.add_argument("--batch-size", type=int, default=256, help="crops per forward pass")
+    p.add_argument("--workers", type=int, default=None,
+                   help="data loading processes (default: 4, or 0 for fewer than 256 images)")
+    p.add_argument("--confusion-png", default=None,
+                   help="where to write the confusion matrix (default: confusion_matrix.png next to the first "
+                        "checkpoint)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    members = load_members(args.checkpoint, pick_device(args.device))
+    data, split = load_eval_data(args.data, args.split, args.val_split, args.seed)
+    workers = args.workers if args.workers is not None else (0 if len(data) < 256 else min(4, os.cpu_count() or 1))
+    result = evaluate(members, data, args.crops, args.batch_size, workers)
+    png = Path(args.confusion_png) if args.confusion_png else Path(members[0].source).parent / "confusion_matrix.png"
+    save_confusion_png(result, png)
+    if args.json:
+        out = result.to_dict()
+        del out["confusion_matrix"]  # in the PNG; a 1000x1000 list would drown the output
+        out.update(confusion_matrix_png=str(png), data=str(args.data), split=split)
+        print(json.dumps(_finite(out), indent=1))
+        return 0
+    k = result.topk
+    for m in members:
+        print(f"checkpoint: {m.source} ({m.model.model_name}, {len(m.class_names)} classes, "
+              f"input {m.model_cfg['input_size']})")
+    print(f"data: {args.data} (split {split}, {result.num_images} images, {len(result.data_classes)} classes), "
+          f"{result.crops} crop{'s' if result.crops > 1 else ''} per image"
+          + (f", {len(members)}-model ensemble" if len(members) > 1 else ""))
+    print(f"top-1 {result.top1:.2%}   top-{k} {result.top5:.2%}")
+    width = max(len("class"), *(len(n) for n in result.data_classes))
+    print(f"{'class':<{width}}  images   top-1")
+    for name in result.data_classes:
+        acc = result.per_class[name]
+        print(f"{name:<{width}}  {result.class_counts[name]:>6}  {acc:>7.2%}" if not math.isnan(acc) else
+              f"{name:<{width}}  {0:>6}      --")
+    print(f"confusion matrix: {png}")
+    return 0
+
+
+def _finite(out: dict) -> dict:
+    """JSON has no NaN: a class with no images gets null accuracy."""
+    out["per_class"] = {k: (None if math.isnan(v) else v) for k, v in out["per_class"].items()}
+    return out

@@ -1,0 +1,31 @@
+"""`inceptorch predict`: the most probable classes of images, from one checkpoint or an ensemble."""
+from __future__ import annotations
+
+import json
+
+from ..evaluation import collect_images, load_members, predict
+from ._common import add_model_args, pick_device
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("predict", help="class names and probabilities for images or folders of images")
+    add_model_args(p)
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
+    p.add_argument("--topk", type=int, default=5, help="how many classes to show per image (default 5)")
+    p.add_argument("--batch-size", type=int, default=256, help="crops per forward pass")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    files = collect_images(args.images)  # before loading models: a typo in a path fails fast
+    members = load_members(args.checkpoint, pick_device(args.device))
+    predictions = predict(members, files, args.topk, args.crops, args.batch_size)
+    if args.json:
+        print(json.dumps([p.to_dict() for p in predictions], indent=1))
+        return 0
+    for p in predictions:
+        print(p.image)
+        for name, prob in p.classes:
+            print(f"  {prob:7.2%}  {name}")
+    return 0

@@ -1,0 +1,108 @@
+"""One or several checkpoints behind one call: softmax probabilities averaged over crops and over models.
+
+The GoogLeNet paper's winning entry averages the softmax of 7 models over 144 crops (arXiv:1409.4842 section 7).
+Members may differ in input size or normalisation: each gets crops made for its own ModelCfg; they must agree on
+the class names, whose order is taken from the first member.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ..checkpoint import load_model_file, resolve_model_file
+from ..errors import UserError
+from .crops import CropTransform, normalize
+
+
+@dataclass
+class Member:
+    """A model ready for inference, what its outputs mean, and how it wants its input cropped."""
+
+    model: nn.Module
+    class_names: list[str]
+    model_cfg: dict   # ModelCfg as a dict: input_size, mean, std, interpolation, crop_pct
+    source: str       # the weights file it came from
+
+    def transform(self, protocol: int) -> CropTransform:
+        cfg = self.model_cfg
+        return CropTransform(protocol, cfg["input_size"], cfg.get("crop_pct", 0.875),
+                             cfg.get("interpolation", "bilinear"))
+
+    @torch.inference_mode()
+    def probabilities(self, crops: Tensor, n_crops: int, batch_size: int) -> Tensor:
+        """uint8 crops [images * n_crops, 3, S, S] -> softmax averaged over each image's crops [images, classes]."""
+        tensors = itertools.chain(self.model.parameters(), self.model.buffers())
+        device = next(tensors, torch.empty(0)).device
+        probs = []
+        for chunk in crops.split(batch_size):
+            x = normalize(chunk.to(device, non_blocking=True), self.model_cfg["mean"], self.model_cfg["std"])
+            probs.append(self.model(x).float().softmax(dim=1).cpu())
+        probs = torch.cat(probs)
+        return probs.view(-1, n_crops, probs.shape[1]).mean(dim=1)
+
+
+def load_members(checkpoints: list[str | Path], device: str | torch.device = "cpu") -> list[Member]:
+    """Load every checkpoint (file or run folder) in eval mode; all must name the same classes."""
+    if not checkpoints:
+        raise UserError("give at least one --checkpoint")
+    members = []
+    for ckpt in checkpoints:
+        path = resolve_model_file(ckpt)
+        model, meta = load_model_file(path)
+        model.eval().to(device)
+        names = list(meta.get("class_names") or [])
+        if not names:  # a file saved without names: its outputs are known by index only
+            names = [str(i) for i in range(_num_outputs(model))]
+        cfg = meta.get("model_cfg") or dataclass_dict(getattr(model, "default_cfg", None))
+        members.append(Member(model, names, cfg, str(path)))
+    reference = members[0]
+    for m in members[1:]:
+        if set(m.class_names) != set(reference.class_names) or len(m.class_names) != len(reference.class_names):
+            extra = sorted(set(m.class_names) ^ set(reference.class_names))
+            raise UserError(f"ensemble members disagree on classes: {m.source} vs {reference.source} "
+                            f"({len(m.class_names)} vs {len(reference.class_names)} classes; differing: "
+                            f"{_few(extra)})")
+    return members
+
+
+def class_order(member: Member, reference: list[str]) -> Tensor | None:
+    """Column indices that put `member`'s outputs in `reference` order (None when already in that order)."""
+    if member.class_names == reference:
+        return None
+    index = {name: i for i, name in enumerate(member.class_names)}
+    return torch.tensor([index[name] for name in reference])
+
+
+def ensemble_probabilities(members: list[Member], crops: list[Tensor], n_crops: int, batch_size: int) -> Tensor:
+    """Mean over members of each member's crop-averaged probabilities; `crops[i]` holds member i's crops."""
+    reference = members[0].class_names
+    total = None
+    for member, member_crops in zip(members, crops):
+        probs = member.probabilities(member_crops, n_crops, batch_size)
+        order = class_order(member, reference)
+        probs = probs if order is None else probs[:, order]
+        total = probs if total is None else total + probs
+    return total / len(members)
+
+
+def _num_outputs(model: nn.Module) -> int:
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    if isinstance(head, nn.Linear):
+        return head.out_features
+    raise UserError("the checkpoint records no class names and its classifier size cannot be read")
+
+
+def dataclass_dict(cfg) -> dict:
+    import dataclasses
+
+    if cfg is None:
+        raise UserError("the checkpoint records no model config (input size, mean, std)")
+    return dataclasses.asdict(cfg)
+
+
+def _few(names: list[str], n: int = 5) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")

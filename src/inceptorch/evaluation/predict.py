@@ -1,0 +1,65 @@
+"""Class names and probabilities for images: files, folders of images, or in-memory PIL images."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from ..data.datasets import IMAGE_EXTENSIONS
+from ..data.io import load_image
+from ..errors import UserError
+from .crops import PROTOCOLS
+from .ensemble import Member, ensemble_probabilities
+
+
+@dataclass
+class Prediction:
+    image: str                                 # the file, or "<image N>" for an in-memory image
+    classes: list[tuple[str, float]]           # (class name, probability), most probable first
+
+    def to_dict(self) -> dict:
+        return {"image": self.image, "predictions": [{"class": c, "probability": p} for c, p in self.classes]}
+
+
+def collect_images(inputs: list[str | Path]) -> list[Path]:
+    """Image files named directly, and the image files under named folders (recursively, sorted)."""
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise UserError(f"no images in {path} (extensions: {', '.join(IMAGE_EXTENSIONS)})")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UserError(f"image not found: {path}")
+    return files
+
+
+def predict(members: list[Member], images: list[str | Path | Image.Image], topk: int = 5, crops: int = 1,
+            batch_size: int = 256) -> list[Prediction]:
+    """The `topk` most probable classes of each image, probabilities averaged over crops and members."""
+    if crops not in PROTOCOLS:
+        raise UserError(f"--crops must be one of {', '.join(map(str, PROTOCOLS))}, not {crops}")
+    if topk < 1:
+        raise UserError(f"--topk must be at least 1, not {topk}")
+    names = members[0].class_names
+    k = min(topk, len(names))
+    transforms = [m.transform(crops) for m in members]
+    per_batch = max(1, batch_size // crops)
+    predictions = []
+    for start in range(0, len(images), per_batch):
+        chunk = images[start:start + per_batch]
+        pils = [img.convert("RGB") if isinstance(img, Image.Image) else load_image(img) for img in chunk]
+        views = [torch.cat([t(img) for img in pils]) for t in transforms]
+        probs = ensemble_probabilities(members, views, crops, batch_size)
+        top = probs.topk(k, dim=1)
+        for i, (values, indices) in enumerate(zip(top.values.tolist(), top.indices.tolist())):
+            src = chunk[i]
+            label = f"<image {start + i}>" if isinstance(src, Image.Image) else str(src)
+            predictions.append(Prediction(label, [(names[j], float(p)) for j, p in zip(indices, values)]))
+    return predictions
