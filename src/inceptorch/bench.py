@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import os
 import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +44,8 @@ class BenchConfig:
     device: str = "cpu"
     batch_size: int = 1
     precision: str = "fp32"
-    compile: bool = False
+    compile: bool = False  # torch.compile ours
+    compile_reference: bool = True  # ... and the reference, when compile is on (False: ours compiled vs eager)
     input_size: int | None = None  # default: the model's
     num_classes: int = 1000
     threads: int | None = None  # torch.set_num_threads; None leaves torch's default
@@ -146,7 +148,7 @@ def _reference_train_runner(model: nn.Module, x: Tensor, y: Tensor, cfg: BenchCo
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     dtype = DTYPES[cfg.precision]
-    forward = torch.compile(model) if cfg.compile else model
+    forward = torch.compile(model) if cfg.compile and cfg.compile_reference else model
 
     def run() -> Tensor:
         with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
@@ -198,7 +200,7 @@ def run_bench(cfg: BenchConfig) -> dict:
             ours = optimize(ours)
         x_ours = x.contiguous(memory_format=torch.channels_last) if cfg.optimize else x
         runs = {ours_label: _infer_runner(ours, x_ours.to(dtype), dtype, cfg.compile),
-                ref_label: _infer_runner(reference, x_ref.to(dtype), dtype, cfg.compile)}
+                ref_label: _infer_runner(reference, x_ref.to(dtype), dtype, cfg.compile and cfg.compile_reference)}
     else:
         y = torch.randint(0, cfg.num_classes, (cfg.batch_size,), generator=g).to(device)
         ours_label = "ours (fast step)" if cfg.optimize else "ours"
@@ -227,7 +229,10 @@ def environment(device: torch.device) -> dict:
 
     env = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
            "torch": torch.__version__, "torchvision": torchvision.__version__, "python": platform.python_version(),
-           "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()}
+           "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+           # A busy machine slows both sides (interleaving shares the slowdown) but adds noise: say how busy.
+           "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+           "cpu_count": os.cpu_count()}
     try:
         import timm
 
@@ -235,6 +240,12 @@ def environment(device: torch.device) -> dict:
     except ImportError:
         pass
     return env
+
+
+def _compiled(r: dict) -> str:
+    if not r["compile"]:
+        return "eager"
+    return "both compiled" if r["compile_reference"] else "ours compiled, reference eager"
 
 
 def cpu_name() -> str:
@@ -253,7 +264,7 @@ def format_result(r: dict) -> str:
     unit = "latency ms" if r["mode"] == "infer" else "ms/step"
     head = (f"{r['model']} {r['mode']} on {r['environment']['device']} ({r['device']}, {r['threads']} threads), "
             f"{r['precision']}, batch {r['batch_size']}, {r['input_size']}x{r['input_size']}, "
-            f"{'compiled' if r['compile'] else 'eager'}; median of {r['repeats']} x {r['iters']} interleaved calls")
+            f"{_compiled(r)}; median of {r['repeats']} x {r['iters']} interleaved calls")
     lines = [head, f"{'':40s}{unit:>12s}{'min ms':>10s}{'images/s':>11s}{'peak MiB':>10s}"]
     for side in (r["ours"], r["reference"]):
         name = side["name"] if side is r["ours"] else f"{side['name']} ({r['reference_memory_format']})"
