@@ -37,7 +37,7 @@ def test_bench_json_fields_and_speedup(capsys, mode):
 def test_bench_text_output(capsys):
     assert main(["bench", "--model", "googlenet", *TINY, "--no-optimize", "--reference-nchw"]) == 0
     out = capsys.readouterr().out
-    assert "torchvision googlenet (nchw)" in out and out.splitlines()[2].startswith("ours ")
+    assert "torchvision googlenet (nchw)" in out and out.splitlines()[2].startswith("ours (nchw)")
     assert "speed-up of ours over the reference:" in out
 
 

@@ -195,10 +195,14 @@ def run_bench(cfg: BenchConfig) -> dict:
         reference = reference.to(memory_format=torch.channels_last)
     dtype = DTYPES[cfg.precision]
     if cfg.mode == "infer":
-        ours_label = "ours (optimized)" if cfg.optimize else "ours"
+        # Plain ours runs in the reference's memory format: then the two differ only in implementation.
+        ours_cl = cfg.optimize or cfg.reference_channels_last
+        ours_label = "ours (optimized)" if cfg.optimize else f"ours ({'channels_last' if ours_cl else 'nchw'})"
         if cfg.optimize:
             ours = optimize(ours)
-        x_ours = x.contiguous(memory_format=torch.channels_last) if cfg.optimize else x
+        elif ours_cl:
+            ours = ours.to(memory_format=torch.channels_last)
+        x_ours = x.contiguous(memory_format=torch.channels_last) if ours_cl else x
         runs = {ours_label: _infer_runner(ours, x_ours.to(dtype), dtype, cfg.compile),
                 ref_label: _infer_runner(reference, x_ref.to(dtype), dtype, cfg.compile and cfg.compile_reference)}
     else:
