@@ -19,7 +19,7 @@ def bench_json(capsys, *args: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-@pytest.mark.parametrize("mode", ["infer", "train"])
+@pytest.mark.parametrize("mode", ["infer", pytest.param("train", marks=pytest.mark.slow)])
 def test_bench_json_fields_and_speedup(capsys, mode):
     r = bench_json(capsys, "--mode", mode, "--batch-size", "2")
     assert r["mode"] == mode and r["batch_size"] == 2 and r["input_size"] == 64 and r["device"] == "cpu"
