@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from inceptorch import create_model, list_models
-from inceptorch.fast import fold_batchnorm, optimize
+from inceptorch import create_model, list_models, optimize
+from inceptorch.fast import fold_batchnorm
 from inceptorch.fast.optimize import MergedBranches
 from inceptorch.fast.train_step import TrainStep, enable_block_checkpointing, fast_optimizer
 from inceptorch.models.layers import Branches, ConvNormAct
