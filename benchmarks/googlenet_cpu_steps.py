@@ -1,0 +1,67 @@
+"""What each step of the inference path gives on CPU (BENCHMARKS.md, "What each step gives").
+
+    PYTHONPATH=src python benchmarks/googlenet_cpu_steps.py [--rounds 15] [--compile] [--jit]
+
+One process, every variant timed interleaved (order reversed every round), median and min of `--rounds` rounds of
+5 calls, batch 1, 224x224, 2 threads, fp32.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+
+import torch
+import torchvision
+
+from inceptorch import create_model
+from inceptorch.fast import optimize
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--rounds", type=int, default=15)
+    p.add_argument("--compile", action="store_true", help="add ours through inductor (freezing, cpp_wrapper)")
+    p.add_argument("--jit", action="store_true", help="add ours through torch.jit.trace + freeze")
+    args = p.parse_args()
+    torch.set_num_threads(2)
+    cl = torch.channels_last
+    tv = torchvision.models.googlenet(aux_logits=False, init_weights=False).eval()
+    ours = create_model("googlenet_bn", aux_logits=False).eval()
+    x = torch.randn(1, 3, 224, 224)
+    xc = x.contiguous(memory_format=cl)
+    variants = {"torchvision nchw eager": (tv, x),
+                "torchvision channels_last eager": (copy.deepcopy(tv).to(memory_format=cl), xc),
+                "ours plain channels_last eager": (copy.deepcopy(ours).to(memory_format=cl), xc),
+                "+ BN folded": (optimize(ours, merge=False), xc),
+                "+ 1x1 merged": (optimize(ours), xc)}
+    with torch.inference_mode():
+        if args.jit:
+            frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(optimize(ours), xc)))
+            variants["ours jit.trace + freeze"] = (frozen, xc)
+        if args.compile:
+            import torch._inductor.config as inductor_config
+
+            with inductor_config.patch(freezing=True, cpp_wrapper=True):
+                compiled = torch.compile(optimize(ours))
+                compiled(xc)
+            variants["+ torch.compile (inductor)"] = (compiled, xc)
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        for model, inp in variants.values():
+            for _ in range(3):
+                model(inp)
+        names = list(variants)
+        for r in range(args.rounds):
+            for name in names if r % 2 == 0 else names[::-1]:
+                model, inp = variants[name]
+                start = time.perf_counter()
+                for _ in range(5):
+                    model(inp)
+                times[name].append((time.perf_counter() - start) / 5 * 1e3)
+    for name, t in times.items():
+        print(f"{name:36s} median {statistics.median(t):7.2f} ms   min {min(t):7.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""`inceptorch bench`: our model against the reference implementation of the same architecture (issue 5).
+
+Both sides are built here with the same input size and the auxiliary heads off, warmed up, and then timed in
+alternating order inside one process (ABBA...), so that a slow moment of a shared machine hits both sides; the
+reported time is the median over repeats. A speed-up above 1 means ours is faster.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .errors import UserError
+from .fast.optimize import optimize
+from .fast.train_step import TrainStep
+from .models import create_model
+
+# Our model -> (library, that library's name for the same architecture). torchvision's GoogLeNet is the BN port,
+# so it is the reference for both of our GoogLeNet builds; timm holds the only maintained v4 / IR-v2 ports.
+REFERENCES: dict[str, dict[str, str]] = {
+    "googlenet": {"torchvision": "googlenet"},
+    "googlenet_bn": {"torchvision": "googlenet"},
+    "inception_v3": {"torchvision": "inception_v3", "timm": "inception_v3"},
+    "inception_v4": {"timm": "inception_v4"},
+    "inception_resnet_v2": {"timm": "inception_resnet_v2"},
+}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class BenchConfig:
+    model: str
+    compare: str | None = None  # library of the reference; None: the first one REFERENCES lists
+    mode: str = "infer"  # "infer" or "train" (forward + backward + optimizer step)
+    device: str = "cpu"
+    batch_size: int = 1
+    precision: str = "fp32"
+    compile: bool = False  # torch.compile ours
+    compile_reference: bool = True  # ... and the reference, when compile is on (False: ours compiled vs eager)
+    input_size: int | None = None  # default: the model's
+    num_classes: int = 1000
+    threads: int | None = None  # torch.set_num_threads; None leaves torch's default
+    warmup: int = 3
+    repeats: int = 10
+    iters: int = 5  # timed calls per repeat
+    optimize: bool = True  # ours through fast.optimize (infer) / the fast TrainStep (train)
+    reference_channels_last: bool = True  # the reference as a user would run it fast: NHWC eager
+    model_kwargs: dict = field(default_factory=dict)  # extra builder options for ours (tests use tiny widths)
+
+
+@dataclass
+class Side:
+    name: str
+    time_ms: float  # median seconds per call, in ms (per step in train mode)
+    min_ms: float
+    images_per_s: float
+    peak_mem_mb: float | None  # CUDA: max_memory_allocated during one call; CPU: not measured (None)
+    times_ms: list[float]
+
+
+def build_reference(cfg: BenchConfig, input_size: int) -> tuple[nn.Module, str]:
+    """The other library's model of the same architecture, untrained, aux heads off; and a label for it."""
+    choices = REFERENCES.get(cfg.model)
+    if not choices:
+        raise UserError(f"no reference implementation is known for {cfg.model!r}; known: {', '.join(REFERENCES)}")
+    library = cfg.compare or next(iter(choices))
+    if library not in choices:
+        raise UserError(f"{library} has no {cfg.model}; compare with {' or '.join(choices)}")
+    arch = choices[library]
+    try:
+        if library == "torchvision":
+            import torchvision.models as tvm
+        else:
+            import timm
+    except ImportError:
+        raise UserError(f"--compare {library} needs the {library} package (pip install {library})") from None
+    if library == "torchvision":
+        model = getattr(tvm, arch)(weights=None, aux_logits=False, init_weights=False, num_classes=cfg.num_classes)
+    else:
+        if not timm.is_model(arch):
+            raise UserError(f"this timm ({timm.__version__}) has no model {arch!r}")
+        model = timm.create_model(arch, pretrained=False, num_classes=cfg.num_classes)
+    return model, f"{library} {arch}"
+
+
+def build_ours(cfg: BenchConfig) -> nn.Module:
+    kwargs = {"num_classes": cfg.num_classes, "aux_logits": False, **cfg.model_kwargs}
+    try:
+        return create_model(cfg.model, **kwargs)
+    except TypeError:  # a family without auxiliary heads has no aux_logits option
+        kwargs.pop("aux_logits")
+        return create_model(cfg.model, **kwargs)
+
+
+def time_interleaved(runs: dict[str, Callable[[], object]], warmup: int, repeats: int, iters: int,
+                     sync: Callable[[], None] = lambda: None) -> dict[str, list[float]]:
+    """Seconds per call of each run: `repeats` rounds of `iters` calls each, the order reversed every round."""
+    for run in runs.values():
+        for _ in range(warmup):
+            run()
+        sync()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    order = list(runs)
+    for r in range(repeats):
+        for name in order if r % 2 == 0 else order[::-1]:
+            sync()
+            start = time.perf_counter()
+            for _ in range(iters):
+                runs[name]()
+            sync()
+            times[name].append((time.perf_counter() - start) / iters)
+    return times
+
+
+def _peak_memory_mb(run: Callable[[], object], device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None  # the CPU allocator keeps no peak statistics; an RSS delta would mostly measure the allocator
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    run()
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def _infer_runner(model: nn.Module, x: Tensor, dtype: torch.dtype, compile_: bool) -> Callable[[], object]:
+    model = model.to(dtype=dtype).eval()
+    fn = torch.compile(model) if compile_ else model
+
+    def run() -> Tensor:
+        with torch.inference_mode():
+            return fn(x)
+
+    return run
+
+
+def _reference_train_runner(model: nn.Module, x: Tensor, y: Tensor, cfg: BenchConfig,
+                            device: torch.device) -> Callable[[], object]:
+    """The reference trained the way its own docs show: eager (or compiled) step, default SGD, autocast if asked."""
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    dtype = DTYPES[cfg.precision]
+    forward = torch.compile(model) if cfg.compile and cfg.compile_reference else model
+
+    def run() -> Tensor:
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+            out = forward(x)
+            logits = out if isinstance(out, Tensor) else out[0]
+            loss = F.cross_entropy(logits.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return run
+
+
+def _inference_compile_config(enabled: bool, device: torch.device):
+    """Inductor settings for compiled inference, on both sides, scoped so the process-wide config is left alone.
+
+    freezing: weights become constants, so BN folding and (on CPU) oneDNN weight pre-packing happen at compile
+    time. cpp_wrapper (CPU): the generated graph calls its kernels from C++ instead of Python, which matters at
+    batch 1 where a GoogLeNet forward is about 60 kernels of 0.1-0.3 ms each.
+    """
+    if not enabled:
+        return contextlib.nullcontext()
+    import torch._inductor.config as inductor_config
+
+    return inductor_config.patch(freezing=True, cpp_wrapper=device.type == "cpu")
+
+
+def run_bench(cfg: BenchConfig) -> dict:
+    """Build, warm up and time both sides; the JSON-ready result (`ours`, `reference`, `speedup`, settings)."""
+    if cfg.mode not in ("infer", "train"):
+        raise UserError(f"--mode must be infer or train, not {cfg.mode!r}")
+    if cfg.precision not in DTYPES:
+        raise UserError(f"--precision must be one of {', '.join(DTYPES)}, not {cfg.precision!r}")
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for, but this torch sees no CUDA device")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    ours = build_ours(cfg)
+    size = cfg.input_size or ours.default_cfg.input_size
+    reference, ref_label = build_reference(cfg, size)
+    ours, reference = ours.to(device), reference.to(device)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(cfg.batch_size, 3, size, size, generator=g).to(device)
+    x_ref = x.contiguous(memory_format=torch.channels_last) if cfg.reference_channels_last else x
+    if cfg.reference_channels_last:
+        reference = reference.to(memory_format=torch.channels_last)
+    dtype = DTYPES[cfg.precision]
+    if cfg.mode == "infer":
+        # Plain ours runs in the reference's memory format: then the two differ only in implementation.
+        ours_cl = cfg.optimize or cfg.reference_channels_last
+        ours_label = "ours (optimized)" if cfg.optimize else f"ours ({'channels_last' if ours_cl else 'nchw'})"
+        if cfg.optimize:
+            ours = optimize(ours)
+        elif ours_cl:
+            ours = ours.to(memory_format=torch.channels_last)
+        x_ours = x.contiguous(memory_format=torch.channels_last) if ours_cl else x
+        runs = {ours_label: _infer_runner(ours, x_ours.to(dtype), dtype, cfg.compile),
+                ref_label: _infer_runner(reference, x_ref.to(dtype), dtype, cfg.compile and cfg.compile_reference)}
+    else:
+        y = torch.randint(0, cfg.num_classes, (cfg.batch_size,), generator=g).to(device)
+        ours_label = "ours (fast step)" if cfg.optimize else "ours"
+        step = TrainStep(ours, precision=cfg.precision, channels_last=cfg.optimize, compile=cfg.compile,
+                         fused_optimizer=cfg.optimize)
+        runs = {ours_label: lambda: step(x, y), ref_label: _reference_train_runner(reference, x_ref, y, cfg, device)}
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    with _inference_compile_config(cfg.compile and cfg.mode == "infer", device):
+        times = time_interleaved(runs, cfg.warmup, cfg.repeats, cfg.iters, sync)
+        sides = []
+        for label, run in runs.items():
+            med = statistics.median(times[label])
+            sides.append(Side(label, med * 1e3, min(times[label]) * 1e3, cfg.batch_size / med,
+                              _peak_memory_mb(run, device), [t * 1e3 for t in times[label]]))
+    result = {k: v for k, v in asdict(cfg).items() if k != "model_kwargs"}
+    result.update(input_size=size, threads=torch.get_num_threads(), reference_impl=ref_label,
+                  reference_memory_format="channels_last" if cfg.reference_channels_last else "nchw",
+                  ours=asdict(sides[0]), reference=asdict(sides[1]), speedup=sides[1].time_ms / sides[0].time_ms,
+                  environment=environment(device))
+    return result
+
+
+def environment(device: torch.device) -> dict:
+    """What a recorded figure needs next to it (BENCHMARKS.md): device, versions, date."""
+    import torchvision
+
+    env = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "torch": torch.__version__, "torchvision": torchvision.__version__, "python": platform.python_version(),
+           "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+           # A busy machine slows both sides (interleaving shares the slowdown) but adds noise: say how busy.
+           "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+           "cpu_count": os.cpu_count()}
+    try:
+        import timm
+
+        env["timm"] = timm.__version__
+    except ImportError:
+        pass
+    return env
+
+
+def _compiled(r: dict) -> str:
+    if not r["compile"]:
+        return "eager"
+    return "both compiled" if r["compile_reference"] else "ours compiled, reference eager"
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def format_result(r: dict) -> str:
+    """The human-readable report: one line per side, then the speed-up."""
+    unit = "latency ms" if r["mode"] == "infer" else "ms/step"
+    head = (f"{r['model']} {r['mode']} on {r['environment']['device']} ({r['device']}, {r['threads']} threads), "
+            f"{r['precision']}, batch {r['batch_size']}, {r['input_size']}x{r['input_size']}, "
+            f"{_compiled(r)}; median of {r['repeats']} x {r['iters']} interleaved calls")
+    lines = [head, f"{'':40s}{unit:>12s}{'min ms':>10s}{'images/s':>11s}{'peak MiB':>10s}"]
+    for side in (r["ours"], r["reference"]):
+        name = side["name"] if side is r["ours"] else f"{side['name']} ({r['reference_memory_format']})"
+        mem = f"{side['peak_mem_mb']:.0f}" if side["peak_mem_mb"] is not None else "n/a"
+        lines.append(f"{name:40s}{side['time_ms']:12.2f}{side['min_ms']:10.2f}{side['images_per_s']:11.1f}{mem:>10s}")
+    lines.append(f"speed-up of ours over the reference: {r['speedup']:.2f}x")
+    return "\n".join(lines)
+

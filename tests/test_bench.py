@@ -1,0 +1,77 @@
+"""`inceptorch bench`: a tiny CPU smoke of the CLI and checks of the timing logic (no timing assertions)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from inceptorch.bench import BenchConfig, build_reference, time_interleaved
+from inceptorch.cli.main import main
+from inceptorch.errors import UserError
+
+TINY = ["--input-size", "64", "--warmup", "1", "--repeats", "2", "--iters", "1", "--threads", "2"]
+
+
+def bench_json(capsys, *args: str) -> dict:
+    assert main(["bench", "--model", "googlenet_bn", *TINY, "--json", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("mode", ["infer", pytest.param("train", marks=pytest.mark.slow)])
+def test_bench_json_fields_and_speedup(capsys, mode):
+    r = bench_json(capsys, "--mode", mode, "--batch-size", "2")
+    assert r["mode"] == mode and r["batch_size"] == 2 and r["input_size"] == 64 and r["device"] == "cpu"
+    assert r["reference_impl"] == "torchvision googlenet" and r["reference_memory_format"] == "channels_last"
+    for side in (r["ours"], r["reference"]):
+        assert len(side["times_ms"]) == 2 and all(t > 0 for t in side["times_ms"])
+        assert side["time_ms"] == pytest.approx(sum(side["times_ms"]) / 2)  # median of two
+        assert side["images_per_s"] == pytest.approx(2 / (side["time_ms"] / 1e3))
+        assert side["peak_mem_mb"] is None  # CPU: not measured, never a made-up number
+    assert r["speedup"] == pytest.approx(r["reference"]["time_ms"] / r["ours"]["time_ms"])
+    assert r["ours"]["name"] == ("ours (optimized)" if mode == "infer" else "ours (fast step)")
+    assert {"torch", "torchvision", "date", "device"} <= set(r["environment"])
+
+
+def test_bench_text_output(capsys):
+    assert main(["bench", "--model", "googlenet", *TINY, "--no-optimize", "--reference-nchw"]) == 0
+    out = capsys.readouterr().out
+    assert "torchvision googlenet (nchw)" in out and out.splitlines()[2].startswith("ours (nchw)")
+    assert "speed-up of ours over the reference:" in out
+
+
+def test_time_interleaved_alternates_order():
+    calls = []
+    runs = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    times = time_interleaved(runs, warmup=1, repeats=3, iters=2)
+    assert calls == ["a", "b"] + ["a", "a", "b", "b"] + ["b", "b", "a", "a"] + ["a", "a", "b", "b"]
+    assert [len(v) for v in times.values()] == [3, 3]
+
+
+@pytest.mark.parametrize("model, compare, message", [
+    ("googlenet", "timm", "timm has no googlenet; compare with torchvision"),
+    ("inception_v4", "torchvision", "torchvision has no inception_v4; compare with timm"),
+    ("vgg16", None, "no reference implementation is known for 'vgg16'"),
+])
+def test_reference_errors_are_user_errors(model, compare, message):
+    with pytest.raises(UserError, match=message):
+        build_reference(BenchConfig(model=model, compare=compare), 224)
+
+
+def test_missing_reference_library_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "timm", None)  # import timm now raises ImportError
+    with pytest.raises(UserError, match=r"needs the timm package \(pip install timm\)"):
+        build_reference(BenchConfig(model="inception_resnet_v2"), 299)
+
+
+def test_timm_reference_builds_without_download():
+    model, label = build_reference(BenchConfig(model="inception_v4", num_classes=7), 299)
+    assert label == "timm inception_v4" and model.get_classifier().out_features == 7
+
+
+def test_cli_error_exits_2_without_traceback():
+    proc = subprocess.run([sys.executable, "-m", "inceptorch", "bench", "--model", "googlenet", "--compare", "timm"],
+                          check=False, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "inceptorch bench: error: timm has no googlenet; compare with torchvision"

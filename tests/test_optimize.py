@@ -1,0 +1,193 @@
+"""The inference path (fast.optimize) and the training step (fast.TrainStep) of issue 5."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from inceptorch import create_model, list_models, optimize
+from inceptorch.fast import fold_batchnorm
+from inceptorch.fast.optimize import MergedBranches
+from inceptorch.fast.train_step import TrainStep, enable_block_checkpointing, fast_optimizer
+from inceptorch.models.layers import Branches, ConvNormAct
+
+TOL = 1e-5  # fp32, absolute on logits of order 0.1-10 (issue 5: "equal within 1e-5")
+
+
+def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Weights and BN statistics far from their init, so that folding mistakes (eps, mean, affine) show."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            fan_in = m.weight[0].numel()
+            m.weight.data = torch.randn(m.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5
+            if m.bias is not None:
+                m.bias.data = torch.randn(m.bias.shape, generator=g) * 0.1
+        elif isinstance(m, nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean = torch.randn(n, generator=g) * 0.2
+            m.running_var = torch.rand(n, generator=g) * 1.5 + 0.5
+            m.weight.data = torch.rand(n, generator=g) + 0.5
+            m.bias.data = torch.randn(n, generator=g) * 0.2
+    return model.eval()
+
+
+def count(model: nn.Module, kind: type) -> int:
+    return sum(isinstance(m, kind) for m in model.modules())
+
+
+def small_input(name: str) -> int:
+    return create_model(name, num_classes=10).default_cfg.min_input_size
+
+
+def build(name: str, **kwargs) -> nn.Module:
+    try:
+        return create_model(name, num_classes=10, aux_logits=False, **kwargs)
+    except TypeError:  # families without auxiliary heads
+        return create_model(name, num_classes=10, **kwargs)
+
+
+def test_fold_batchnorm_matches_conv_then_bn():
+    conv, bn = nn.Conv2d(8, 16, 3, padding=1, bias=True), nn.BatchNorm2d(16, eps=1e-3)
+    randomize(nn.Sequential(conv, bn))
+    x = torch.randn(2, 8, 9, 9)
+    fused = fold_batchnorm(conv, bn)
+    assert fused.bias is not None
+    torch.testing.assert_close(fused(x), bn(conv(x)), atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_optimized_equals_plain(name):
+    """Every registered model: eval-mode logits of the optimized copy equal the plain model's within 1e-5 (fp32)."""
+    model = randomize(build(name))
+    size = small_input(name)
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+    fast = optimize(model)
+    with torch.no_grad():
+        ref, out = model(x), fast(x)
+    assert ref.abs().max() > 0.1, "logits too small for the tolerance to mean anything"
+    torch.testing.assert_close(out, ref, atol=TOL, rtol=0)
+    assert count(fast, nn.BatchNorm2d) == 0
+    assert model.training is False and count(model, nn.BatchNorm2d) == count(build(name), nn.BatchNorm2d)
+
+
+@pytest.mark.parametrize("name", ["googlenet", "googlenet_bn"])
+def test_googlenet_merges_three_1x1_convs_per_block(name):
+    model = build(name)
+    blocks = [m for m in model.modules() if isinstance(m, Branches)]
+    fast = optimize(model)
+    merged = [m for m in fast.modules() if isinstance(m, MergedBranches)]
+    assert len(merged) == len(blocks) == 9
+    # #1x1, #3x3 reduce and #5x5 reduce (Figure 2b) become one conv: two fewer convs per block.
+    assert count(fast, nn.Conv2d) == count(model, nn.Conv2d) - 2 * len(blocks)
+    stem = fast.inception3a.stem[0]
+    assert (stem.in_channels, stem.out_channels, stem.kernel_size) == (192, 64 + 96 + 16, (1, 1))
+    assert fast.inception3a.piece_index == [0, 1, 2, -1]  # the pool branch still reads the block input
+
+
+def test_optimize_drops_aux_heads_and_leaves_the_original_alone():
+    model = create_model("googlenet_bn", num_classes=10, aux_logits=True)
+    fast = optimize(model)
+    assert model.has_aux and not fast.has_aux
+    assert count(model, MergedBranches) == 0 and model.inception3a.branch1.bn is not None
+    assert not any(p.requires_grad for p in fast.parameters())
+
+
+@pytest.mark.parametrize("name", ["googlenet", "googlenet_bn"])
+def test_channels_last_survives_every_block(name):
+    """An NCHW input comes out of every stage and every (merged) Inception block as channels_last."""
+    fast = optimize(randomize(build(name)))
+    seen = {}
+
+    def hook(module, inputs, output, key):
+        seen[key] = output.is_contiguous(memory_format=torch.channels_last)
+
+    for key in fast.stage_names:
+        getattr(fast, key).register_forward_hook(lambda m, i, o, key=key: hook(m, i, o, key))
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        fast(x)
+    assert set(seen) == set(fast.stage_names)
+    assert all(seen.values()), [k for k, ok in seen.items() if not ok]
+
+
+def test_optimized_model_compiles_without_graph_breaks():
+    fast = optimize(randomize(build("googlenet_bn", width=0.125, small_input=True)))
+    explanation = torch._dynamo.explain(fast)(torch.randn(1, 3, 32, 32))
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+
+
+def tiny_training_model() -> nn.Module:
+    return create_model("googlenet_bn", num_classes=10, width=0.125, small_input=True, aux_logits=True)
+
+
+@pytest.mark.parametrize("checkpoint", [False, True])
+def test_training_step_has_no_graph_break(checkpoint):
+    """The forward+loss that TrainStep compiles (aux heads on, bf16 autocast) is one graph."""
+    step = TrainStep(tiny_training_model(), precision="bf16", checkpoint=checkpoint)
+    x, y = torch.randn(2, 3, 32, 32).contiguous(memory_format=torch.channels_last), torch.tensor([1, 2])
+    explanation = torch._dynamo.explain(step.forward_loss)(x, y)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1
+
+
+def test_training_step_learns_and_keeps_channels_last():
+    torch.manual_seed(0)
+    model = tiny_training_model()
+    step = TrainStep(model, lr=0.05)
+    assert step.optimizer.fused_kind in ("fused", "foreach")
+    assert model.conv1.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    losses = [step(x, y).item() for _ in range(4)]
+    assert losses[-1] < losses[0]
+
+
+def test_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    plain, ckpt = tiny_training_model(), tiny_training_model()
+    ckpt.load_state_dict(plain.state_dict())
+    assert enable_block_checkpointing(ckpt) == 9
+    x, y = torch.randn(2, 3, 32, 32), torch.tensor([3, 4])
+    for m in (plain, ckpt):
+        m.eval()  # dropout off: the two runs must see the same randomness-free forward
+        nn.functional.cross_entropy(m(x), y).backward()
+    torch.testing.assert_close(ckpt.conv1.conv.weight.grad, plain.conv1.conv.weight.grad)
+
+
+def test_fast_optimizer_is_fused_or_foreach():
+    opt = fast_optimizer([nn.Parameter(torch.randn(3))])
+    group = opt.param_groups[0]
+    assert group.get("fused") or group.get("foreach")
+
+
+@pytest.mark.slow
+def test_compiled_training_step_matches_eager():
+    """Compiled steps (fullgraph=True, forward and backward through AOTAutograd) give the eager step's losses.
+
+    The aot_eager backend traces exactly what inductor receives but skips its C++ code generation, which takes
+    minutes on a 2-core CI machine; `inceptorch bench --mode train --compile` runs the inductor path.
+    """
+    torch.manual_seed(0)
+    a, b = tiny_training_model(), tiny_training_model()
+    b.load_state_dict(a.state_dict())
+    for m in (a, b):
+        for d in m.modules():
+            if isinstance(d, nn.Dropout):
+                d.p = 0.0
+    x, y = torch.randn(2, 3, 32, 32), torch.tensor([5, 6])
+    eager, compiled = TrainStep(a), TrainStep(b, compile=True, backend="aot_eager")
+    for _ in range(2):
+        torch.testing.assert_close(compiled(x, y), eager(x, y), atol=1e-4, rtol=1e-4)
+
+
+def test_merge_leaves_a_block_without_siblings_alone():
+    class OneOpening(Branches):
+        def __init__(self):
+            super().__init__()
+            self.a = ConvNormAct(4, 4, 1, norm=False)
+            self.b = nn.Sequential(nn.MaxPool2d(3, 1, 1), ConvNormAct(4, 4, 1, norm=False))
+
+    from inceptorch.fast import merge_branches
+
+    block = OneOpening()
+    assert merge_branches(block) is block
