@@ -31,7 +31,9 @@ def export_program(model: nn.Module, path: str | Path, input_size: int | None = 
     names = list(class_names if class_names is not None else getattr(model, "class_names", None) or [])
     meta = {"model": getattr(model, "model_name", ""), "model_kwargs": getattr(model, "model_kwargs", {}),
             "class_names": names, "preprocessing": pre}
-    atomic_write(path, lambda tmp: torch.export.save(program, tmp, extra_files={EXTRA_FILE: json.dumps(meta)}))
+    buffer = io.BytesIO()  # torch names the archive's inner folder after the file; a buffer keeps it stable
+    torch.export.save(program, buffer, extra_files={EXTRA_FILE: json.dumps(meta)})
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
     return Path(path)
 
 
