@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch import Tensor, nn
 
 from .errors import UserError
@@ -33,7 +34,7 @@ def read_state_dict(path: str | Path) -> StateDict:
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"refusing {path}: it needs unsafe (pickled code) loading ({first[:120]})") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, SafetensorError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot read weights file {path}: truncated or corrupt ({first[:120]})") from None
     for key in _WRAPPER_KEYS:
