@@ -15,13 +15,19 @@ import pytest
 import torch
 
 import inceptorch
+from _export_helpers import small_model, small_size, squares, with_lively_weights, write_image_folder
 from inceptorch import UserError, create_model, list_models
 from inceptorch.checkpoint import load_model_file, model_metadata, save_model_file
 from inceptorch.cli.main import main
-from inceptorch.export import (OnnxClassifier, bench_onnxruntime, eval_transform, export_onnx, export_program,
-                               load_program, preprocessing)
-
-from _export_helpers import small_model, small_size, squares, with_lively_weights, write_image_folder
+from inceptorch.export import (
+    OnnxClassifier,
+    bench_onnxruntime,
+    eval_transform,
+    export_onnx,
+    export_program,
+    load_program,
+    preprocessing,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -189,7 +195,7 @@ def test_export_cli_onnx_from_checkpoint(tiny_onnx):
 def test_export_cli_errors_are_one_line(tmp_path):
     cmd = [sys.executable, "-m", "inceptorch", "export", "--checkpoint", str(tmp_path / "missing"),
            "--format", "onnx", "--output", str(tmp_path / "m.onnx")]
-    result = subprocess.run(cmd, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "src")})
+    result = subprocess.run(cmd, check=False, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "src")})
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "not found" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "m.onnx").exists()

@@ -8,11 +8,10 @@ import pytest
 import torch
 
 import inceptorch
+from _export_helpers import squares, write_image_folder
 from inceptorch import UserError, create_model
 from inceptorch.cli.main import main
 from inceptorch.export import load_quantized, quantize_int8
-
-from _export_helpers import squares, write_image_folder
 
 
 def normalise(images: np.ndarray, model) -> torch.Tensor:
@@ -84,7 +83,7 @@ def test_quantize_cli_reports_fp32_and_int8(trained, tmp_path, capsys):
     assert report["int8"]["latency_ms_median"] > 0 and report["fp32"]["latency_ms_median"] > 0
     module, meta = load_quantized(out)
     assert meta["class_names"] == ["blue", "green", "red"] and meta["preprocessing"]["input_size"] == 32
-    images, labels = squares(40, seed=5)
+    images, _ = squares(40, seed=5)
     x = normalise(images, trained)
     with torch.no_grad():
         agree = (module(x).argmax(1) == trained(x).argmax(1)).float().mean().item()

@@ -6,8 +6,8 @@ the same things: logits, or softmax probabilities as a torch tensor, so `predict
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch

@@ -6,7 +6,7 @@ input_size, scale to [0, 1], then subtract `mean` and divide by `std` per channe
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 
@@ -15,7 +15,7 @@ def preprocessing(model: nn.Module, input_size: int | None = None) -> dict:
     """The preprocessing dict of a model built by `create_model` (its `default_cfg`)."""
     cfg = model.default_cfg
     size = int(input_size or cfg.input_size)
-    return {"input_size": size, "resize_size": int(round(size / cfg.crop_pct)), "crop_pct": cfg.crop_pct,
+    return {"input_size": size, "resize_size": round(size / cfg.crop_pct), "crop_pct": cfg.crop_pct,
             "interpolation": cfg.interpolation, "mean": list(cfg.mean), "std": list(cfg.std)}
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 import json
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import torch
 from torch import Tensor, nn
