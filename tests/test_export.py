@@ -115,6 +115,7 @@ def test_torch_export_round_trip(tiny, tmp_path):
     path = export_program(tiny, tmp_path / "tiny.pt2")
     program, meta = load_program(path)
     assert meta["model"] == "googlenet_bn" and meta["class_names"] == ["blue", "green", "red"]
+    assert tiny.has_aux and not any(k.startswith("aux") for k in program.state_dict)  # training-only heads dropped
     for batch in (1, 3):  # dynamic batch: not specialised to the example's 2
         x = torch.randn(batch, 3, 32, 32)
         with torch.no_grad():

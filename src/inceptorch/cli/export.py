@@ -48,13 +48,13 @@ def run(args) -> int:
     if size < model.default_cfg.min_input_size:
         raise UserError(f"input size {size} is below {model.model_name}'s minimum of {model.default_cfg.min_input_size}")
     if args.format == "onnx":
-        from ..export.onnx import export_onnx, onnx_parity
+        from ..export.onnx import OPSET, export_onnx, onnx_parity
 
         path = export_onnx(model, args.output, size)
         diffs = onnx_parity(model, path, size)
         worst = max(diffs.values())
-        print(f"wrote {path} (ONNX, eval graph, input [batch, 3, {size}, {size}] -> logits; dynamic batch); "
-              f"ONNX Runtime vs PyTorch max |diff| {worst:.2e} at batch sizes {', '.join(map(str, diffs))}")
+        print(f"wrote {path} (ONNX opset {OPSET}, eval graph, input [batch, 3, {size}, {size}] -> logits, dynamic "
+              f"batch); ONNX Runtime vs PyTorch max |diff| {worst:.2e} at batch sizes {', '.join(map(str, diffs))}")
         if worst > 1e-4:
             raise UserError(f"ONNX Runtime disagrees with PyTorch by {worst:.2e} (> 1e-4); the file is at {path}")
     elif args.format == "pt2":

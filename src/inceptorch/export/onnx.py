@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from ..checkpoint import atomic_write
 from ..errors import UserError
+from ._deploy import inference_copy
 from .preprocess import preprocessing
 
 OPSET = 18
@@ -34,7 +35,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: int | None = Non
     """
     import onnx
 
-    model = model.eval()
+    model = inference_copy(model)
     pre = preprocessing(model, input_size) if hasattr(model, "default_cfg") else {"input_size": input_size}
     size = pre["input_size"]
     if not size:

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..checkpoint import atomic_write
 from ..errors import UserError
+from ._deploy import inference_copy
 from .preprocess import preprocessing
 
 EXTRA_FILE = "inceptorch.json"
@@ -23,8 +24,8 @@ EXTRA_FILE = "inceptorch.json"
 
 def export_program(model: nn.Module, path: str | Path, input_size: int | None = None,
                    class_names: list[str] | None = None) -> Path:
-    """Export `model`'s eval forward with a dynamic batch dimension and save it to `path` (.pt2)."""
-    model = model.eval()
+    """Export `model`'s eval forward (no aux heads) with a dynamic batch dimension and save it to `path` (.pt2)."""
+    model = inference_copy(model)
     pre = preprocessing(model, input_size)
     example = torch.randn(2, 3, pre["input_size"], pre["input_size"])  # batch 2: batch 1 would be specialised
     program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
