@@ -175,7 +175,8 @@ def test_from_pretrained_accepts_run_folders(tiny, tmp_path):
         assert torch.equal(model(x), tiny(x))
 
 
-def test_export_cli_folder_then_pt2_from_the_folder(tmp_path, capsys):
+@pytest.mark.slow
+def test_export_cli_model_to_folder(tmp_path, capsys):
     folder = tmp_path / "saved"
     assert main(["export", "--model", "googlenet_bn", "--small-input", "--num-classes", "4", "--format", "folder",
                  "--output", str(folder)]) == 0
