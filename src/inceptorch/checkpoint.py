@@ -87,12 +87,39 @@ def resolve_model_file(path: str | Path) -> Path:
     return path
 
 
+CONFIG_NAME = "config.json"  # an exported folder's description, written by `inceptorch.save_pretrained`
+
+
+def folder_config(path: str | Path) -> Path | None:
+    """The config.json of an exported folder, given the folder or its model.safetensors; None for anything else."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent if path.name == "model.safetensors" else None
+    if folder is None or not (folder / CONFIG_NAME).is_file() or not (folder / "model.safetensors").is_file():
+        return None
+    return folder / CONFIG_NAME
+
+
+def read_folder_config(config: str | Path) -> dict:
+    """An exported folder's config.json as model-file metadata ({"model", "model_kwargs", "class_names", ...})."""
+    try:
+        data = json.loads(Path(config).read_text())
+        return {"model": data["architecture"], "model_kwargs": dict(data.get("model_kwargs", {})),
+                "class_names": list(data.get("class_names", [])), "model_cfg": data.get("model_cfg", {}),
+                "preprocessing": data.get("preprocessing", {})}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"cannot read {config}: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}") from None
+
+
 def load_model_file(path: str | Path, **overrides) -> tuple[nn.Module, dict]:
-    """Rebuild the model a file (or run / export folder) describes and load its weights; returns (model, meta)."""
+    """Rebuild the model a file (or run / export folder) describes and load its weights; returns (model, meta).
+
+    An exported folder is described by its config.json; a run folder or a single file by the safetensors metadata.
+    """
     from .weights import read_state_dict
 
-    path = resolve_model_file(path)
-    meta = read_metadata(path)
+    config = folder_config(path)
+    path = resolve_model_file(path) if config is None else config.parent / "model.safetensors"
+    meta = read_metadata(path) if config is None else read_folder_config(config)
     model = create_model(meta["model"], **{**meta["model_kwargs"], **overrides})
     state = read_state_dict(path)
     missing, unexpected = model.load_state_dict(state, strict=False)

@@ -59,6 +59,7 @@ def create_model(name: str, pretrained: str | None = None, **kwargs) -> nn.Modul
     # A builder option can change the input geometry (GoogLeNet's small_input stem): the model says how.
     model.default_cfg = replace(_CFGS[name], **getattr(model, "cfg_overrides", {}))
     model.model_name = name
+    model.model_kwargs = dict(kwargs)  # what save_pretrained / model files need to rebuild this architecture
     if pretrained is not None:
         from ..weights import load_pretrained  # late import: weights.py needs the registry's models
 

@@ -1,0 +1,78 @@
+"""Small models and generated data shared by the export tests (no downloads, a few seconds of CPU)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from inceptorch import create_model
+
+SMALL_KWARGS = {"aux_logits": False, "small_input": True, "width": 0.25}  # each dropped if a builder lacks it
+COLOURS = {"blue": (40, 60, 220), "green": (40, 200, 60), "red": (220, 40, 40)}  # sorted: ImageFolder order
+
+
+def small_model(name: str, num_classes: int = 3) -> nn.Module:
+    """`name` at its smallest: no aux heads, the small-input stem and a narrow width where the builder has them."""
+    kwargs = dict(SMALL_KWARGS)
+    for drop in (None, "width", "small_input", "aux_logits"):
+        kwargs.pop(drop, None)
+        try:
+            return create_model(name, num_classes=num_classes, **kwargs)
+        except TypeError:  # this builder has no such option
+            continue
+    return create_model(name, num_classes=num_classes)
+
+
+def small_size(model: nn.Module) -> int:
+    return max(model.default_cfg.min_input_size, 32)
+
+
+def with_lively_weights(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random BN statistics (so BN folding is exercised) and a classifier scaled to logits of std ~3.
+
+    Freshly initialised models give logits ~1e-20, where a 1e-4 tolerance could not fail.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(torch.rand(m.num_features, generator=gen) * 0.2 - 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.bias.copy_(torch.rand(m.num_features, generator=gen) * 0.2 - 0.1)
+            elif isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, generator=gen)
+        model.eval()
+        size = small_size(model)
+        logits = model(torch.randn(8, 3, size, size, generator=gen))
+        fc = model.get_classifier()
+        fc.weight.mul_(3.0 / logits.std())
+        if fc.bias is not None:
+            fc.bias.mul_(3.0 / logits.std())
+    return model
+
+
+def squares(n: int, seed: int, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """n uint8 RGB images (n, size, size, 3) of a coloured square on grey noise; the label is the colour."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(90, 160, size=(n, size, size, 3)).astype(np.uint8)
+    labels = rng.integers(0, len(COLOURS), size=n)
+    palette = np.array(list(COLOURS.values()), dtype=np.int16)
+    for i, label in enumerate(labels):
+        side = int(rng.integers(size // 3, size // 2 + 1))
+        y, x = rng.integers(0, size - side, size=2)
+        colour = np.clip(palette[label] + rng.integers(-25, 26, size=3), 0, 255)
+        images[i, y:y + side, x:x + side] = colour
+    return images, labels
+
+
+def write_image_folder(root: Path, images: np.ndarray, labels: np.ndarray) -> Path:
+    names = list(COLOURS)
+    for name in names:
+        (root / name).mkdir(parents=True, exist_ok=True)
+    for i, (image, label) in enumerate(zip(images, labels)):
+        Image.fromarray(image).save(root / names[label] / f"{i:04d}.png")
+    return root

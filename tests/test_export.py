@@ -1,0 +1,213 @@
+"""Export and deploy (issue 6): ONNX parity with ONNX Runtime for every model, torch.export round trips,
+saved-model folders, and the ONNX Runtime classifier used by `predict --runtime onnxruntime`."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import socket
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+import inceptorch
+from _export_helpers import small_model, small_size, squares, with_lively_weights, write_image_folder
+from inceptorch import UserError, create_model, list_models
+from inceptorch.checkpoint import load_model_file, model_metadata, save_model_file
+from inceptorch.cli.main import main
+from inceptorch.export import (
+    OnnxClassifier,
+    bench_onnxruntime,
+    eval_transform,
+    export_onnx,
+    export_program,
+    load_program,
+    preprocessing,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """googlenet_bn, small-input stem, width 1/8, three classes, non-trivial weights."""
+    model = with_lively_weights(create_model("googlenet_bn", num_classes=3, small_input=True, width=0.125))
+    model.class_names = ["blue", "green", "red"]
+    return model
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tiny, tmp_path_factory):
+    """`tiny` saved as a folder, then exported by the CLI from that folder: (onnx path, what the CLI printed)."""
+    root = tmp_path_factory.mktemp("onnx")
+    folder = inceptorch.save_pretrained(tiny, root / "saved")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["export", "--checkpoint", str(folder), "--format", "onnx", "--output", str(root / "m.onnx")]) == 0
+    return root / "m.onnx", out.getvalue()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list_models())
+def test_onnx_matches_pytorch_for_every_model(name, tmp_path):
+    import onnx
+
+    model = with_lively_weights(small_model(name))
+    size = small_size(model)
+    path = export_onnx(model, tmp_path / f"{name}.onnx", size)  # runs onnx.checker (full_check)
+    proto = onnx.load(path)
+    assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    (inp,), (out,) = proto.graph.input, proto.graph.output  # one input, logits only: never a tuple
+    assert inp.type.tensor_type.shape.dim[0].dim_param  # symbolic (dynamic) batch dimension
+    assert [d.dim_value for d in inp.type.tensor_type.shape.dim[1:]] == [3, size, size]
+    assert out.name == "logits" and out.type.tensor_type.shape.dim[1].dim_value == 3
+    session = OnnxClassifier(path)
+    for batch in (1, 4):
+        x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(batch))
+        with torch.no_grad():
+            ref = model(x)
+        assert ref.std() > 0.5  # logits big enough for the tolerance to mean something
+        got = session.logits(x)
+        assert got.shape == ref.shape
+        assert (got - ref).abs().max() < 1e-4
+
+
+def test_onnx_metadata_describes_the_model(tiny, tiny_onnx):
+    session = OnnxClassifier(tiny_onnx[0])
+    assert session.class_names == ["blue", "green", "red"]
+    assert session.preprocessing == preprocessing(tiny)
+    assert session.preprocessing["input_size"] == 32 and session.preprocessing["mean"] == list(tiny.default_cfg.mean)
+    assert session.meta["model"] == "googlenet_bn"
+    assert session.meta["model_kwargs"] == {"num_classes": 3, "small_input": True, "width": 0.125}
+
+
+def test_onnx_predict_equals_pytorch_predict(tiny, tiny_onnx, tmp_path):
+    """Same images, each runtime's own preprocessing (ONNX: from the file's metadata): same probabilities."""
+    images, _ = squares(6, seed=1, size=48)  # not 32 px: the resize and crop are exercised
+    folder = write_image_folder(tmp_path / "imgs", images, [0] * 6)
+    files = sorted(folder.rglob("*.png"))
+    from inceptorch.data.io import load_image
+
+    session = OnnxClassifier(tiny_onnx[0])
+    onnx_batch = torch.stack([session.transform(load_image(f)) for f in files])
+    torch_batch = torch.stack([eval_transform(preprocessing(tiny))(load_image(f)) for f in files])
+    assert onnx_batch.shape == (6, 3, 32, 32) and torch.equal(onnx_batch, torch_batch)
+    with torch.no_grad():
+        ref = tiny(torch_batch).softmax(dim=1)
+    got = session.predict_proba(onnx_batch)
+    assert torch.allclose(got.sum(dim=1), torch.ones(6))
+    assert (got - ref).abs().max() < 1e-5
+    assert torch.equal(got.argmax(dim=1), ref.argmax(dim=1))
+
+
+def test_bench_onnxruntime_reports_latency(tiny_onnx):
+    stats = bench_onnxruntime(tiny_onnx[0], threads=2, iters=5, warmup=1)
+    assert stats.runtime == "onnxruntime" and stats.threads == 2 and stats.batch_size == 1 and stats.iters == 5
+    assert 0 < stats.min_ms <= stats.median_ms <= stats.p90_ms
+
+
+@pytest.mark.slow
+def test_torch_export_round_trip(tiny, tmp_path):
+    path = export_program(tiny, tmp_path / "tiny.pt2")
+    program, meta = load_program(path)
+    assert meta["model"] == "googlenet_bn" and meta["class_names"] == ["blue", "green", "red"]
+    assert tiny.has_aux and not any(k.startswith("aux") for k in program.state_dict)  # training-only heads dropped
+    for batch in (1, 3):  # dynamic batch: not specialised to the example's 2
+        x = torch.randn(batch, 3, 32, 32)
+        with torch.no_grad():
+            assert torch.equal(program.module()(x), tiny(x))
+
+    # The same archive with a pickled entry that would run code on load is refused before torch.export.load.
+    evil = tmp_path / "evil.pt2"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(evil, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if "/sample_inputs/" in item.filename:
+                buffer = io.BytesIO()
+                torch.save(_Payload(), buffer)
+                data = buffer.getvalue()
+            dst.writestr(item, data)
+    with pytest.raises(UserError, match="unsafe"):
+        load_program(evil)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("pickled code ran",))
+
+
+def test_folder_round_trip_offline(tiny, tmp_path, monkeypatch):
+    folder = inceptorch.save_pretrained(tiny, tmp_path / "saved")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architecture"] == "googlenet_bn" and config["class_names"] == ["blue", "green", "red"]
+    assert config["model_kwargs"] == {"num_classes": 3, "small_input": True, "width": 0.125}
+    assert config["preprocessing"] == preprocessing(tiny) and config["num_classes"] == 3
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("from_pretrained touched the network")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    again = inceptorch.from_pretrained(folder)
+    assert not again.training and again.class_names == ["blue", "green", "red"]
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(again(x), tiny(x))
+    # config.json is what describes the folder: editing it changes what is loaded.
+    config["class_names"] = ["b", "g", "r"]
+    (folder / "config.json").write_text(json.dumps(config))
+    assert load_model_file(folder)[1]["class_names"] == ["b", "g", "r"]
+    assert load_model_file(folder / "model.safetensors")[1]["class_names"] == ["b", "g", "r"]
+
+
+def test_from_pretrained_accepts_run_folders(tiny, tmp_path):
+    """A training run folder (best.safetensors, its description in the safetensors metadata) still loads."""
+    meta = model_metadata(tiny, tiny.model_kwargs, ["x", "y", "z"])
+    save_model_file(tiny, tmp_path / "run" / "best.safetensors", meta)
+    model = inceptorch.from_pretrained(tmp_path / "run")
+    assert model.class_names == ["x", "y", "z"]
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(x), tiny(x))
+
+
+@pytest.mark.slow
+def test_export_cli_model_to_folder(tmp_path, capsys):
+    folder = tmp_path / "saved"
+    assert main(["export", "--model", "googlenet_bn", "--small-input", "--num-classes", "4", "--format", "folder",
+                 "--output", str(folder)]) == 0
+    assert "reloaded vs original max |diff| 0.00e+00" in capsys.readouterr().out
+    assert json.loads((folder / "config.json").read_text())["model_kwargs"] == {"num_classes": 4,
+                                                                                "small_input": True}
+    model = inceptorch.from_pretrained(folder)
+    assert model.num_classes == 4 and model.default_cfg.input_size == 32
+
+
+def test_export_cli_onnx_from_checkpoint(tiny_onnx):
+    path, printed = tiny_onnx
+    assert "ONNX Runtime vs PyTorch max |diff|" in printed and "batch sizes 1, 4" in printed
+    assert float(printed.split("max |diff| ")[1].split()[0]) < 1e-4
+    assert OnnxClassifier(path).class_names == ["blue", "green", "red"]
+
+
+def test_export_cli_errors_are_one_line(tmp_path):
+    cmd = [sys.executable, "-m", "inceptorch", "export", "--checkpoint", str(tmp_path / "missing"),
+           "--format", "onnx", "--output", str(tmp_path / "m.onnx")]
+    result = subprocess.run(cmd, check=False, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "src")})
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "not found" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_onnx_classifier_refuses_bad_files(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        OnnxClassifier(tmp_path / "none.onnx")
+    (tmp_path / "bad.onnx").write_bytes(b"not a protobuf at all")
+    with pytest.raises(UserError, match="cannot load ONNX file"):
+        OnnxClassifier(tmp_path / "bad.onnx")
+
+

@@ -1,0 +1,87 @@
+"""Loading weights never runs pickled code (issue 6): malicious and truncated files are refused in one line."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import inceptorch
+from inceptorch import UserError, create_model
+from inceptorch.weights import read_state_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class _Payload:
+    """Unpickling this would create a file: proof that code ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.fixture()
+def evil_pth(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": {"fc.weight": torch.zeros(1)}, "hook": _Payload(marker)}, path)
+    return path, marker
+
+
+def test_malicious_pickle_is_refused_without_running(evil_pth):
+    path, marker = evil_pth
+    with pytest.raises(UserError, match="unsafe") as info:
+        read_state_dict(path)
+    assert "\n" not in str(info.value) and not marker.exists()
+
+
+def test_malicious_pickle_is_refused_by_the_cli_in_one_line(evil_pth, tmp_path):
+    path, marker = evil_pth
+    cmd = [sys.executable, "-m", "inceptorch", "export", "--model", "googlenet_bn", "--pretrained", str(path),
+           "--format", "folder", "--output", str(tmp_path / "out")]
+    result = subprocess.run(cmd, check=False, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "src")})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "unsafe" in result.stderr
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("weights")
+    model = create_model("googlenet_bn", num_classes=3, small_input=True, width=0.125)
+    folder = inceptorch.save_pretrained(model, root / "saved")
+    torch.save(model.state_dict(), root / "w.pth")
+    return folder, root / "w.pth"
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.02])
+def test_truncated_files_are_refused(tiny_files, tmp_path, keep):
+    folder, pth = tiny_files
+    for source in (folder / "model.safetensors", pth):
+        data = source.read_bytes()
+        cut = tmp_path / source.name
+        cut.write_bytes(data[: int(len(data) * keep)])
+        with pytest.raises(UserError, match="cannot read|truncated|corrupt") as info:
+            read_state_dict(cut)
+        assert "\n" not in str(info.value)
+
+
+def test_truncated_saved_folder_is_refused(tiny_files, tmp_path):
+    folder, _ = tiny_files
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "config.json").write_bytes((folder / "config.json").read_bytes())
+    data = (folder / "model.safetensors").read_bytes()
+    (copy / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError) as info:
+        inceptorch.from_pretrained(copy)
+    assert "\n" not in str(info.value)
+    (copy / "model.safetensors").write_bytes(data)
+    (copy / "config.json").write_text("{not json")
+    with pytest.raises(UserError, match="config.json"):
+        inceptorch.from_pretrained(copy)
