@@ -20,6 +20,9 @@ def register(subparsers) -> None:
                    help="infer: both models cast to it; train: autocast to it")
     p.add_argument("--compile", nargs="?", const="both", choices=("both", "ours"), default=None,
                    help="torch.compile both sides, or only ours (`--compile ours`); inference compiles with freezing")
+    p.add_argument("--compile-mode", default=None,
+                   choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
+                   help="torch.compile mode for every compiled side (default: inductor's default)")
     p.add_argument("--input-size", type=int, default=None, help="square input size (default: the model's)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     p.add_argument("--warmup", type=int, default=3, help="untimed calls per side before timing")
@@ -36,7 +39,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     cfg = BenchConfig(model=args.model, compare=args.compare, mode=args.mode, device=args.device,
                       batch_size=args.batch_size, precision=args.precision, compile=args.compile is not None,
-                      compile_reference=args.compile == "both",
+                      compile_reference=args.compile == "both", compile_mode=args.compile_mode,
                       input_size=args.input_size, threads=args.threads, warmup=args.warmup, repeats=args.repeats,
                       iters=args.iters, optimize=not args.no_optimize, reference_channels_last=not args.reference_nchw)
     result = run_bench(cfg)

@@ -91,7 +91,17 @@ def _act_key(unit: ConvNormAct) -> tuple:
 
 
 def merge_branches(block: Branches) -> nn.Module:
-    """`block` as a `MergedBranches` when at least two branches open with compatible 1x1 convs, else unchanged."""
+    """`block` as a `MergedBranches` when at least two branches open with compatible 1x1 convs, else unchanged.
+
+    Only the plain layout (children = branches, `Branches.forward`) is read as branches; a subclass with its own
+    wiring (Inception-v3's flat, torchvision-keyed modules) is merged through its `as_branches()` view, or left alone.
+    """
+    if type(block).forward is not Branches.forward:
+        if not hasattr(block, "as_branches"):
+            return block
+        block = block.as_branches()
+        merged = merge_branches(block)
+        return merged if merged is not block else block
     branches = list(block.children())
     opened = {i: _opening_1x1(b) for i, b in enumerate(branches)}
     opened = {i: o for i, o in opened.items() if o is not None}

@@ -52,7 +52,7 @@ class TrainStep:
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, precision: str = "fp32",
                  channels_last: bool = True, compile: bool = False, checkpoint: bool = False,
                  aux_weight: float | None = None, fused_optimizer: bool = True, lr: float = 1e-3,
-                 backend: str = "inductor"):
+                 backend: str = "inductor", compile_mode: str | None = None):
         self.model = model.train()
         self.device = next(model.parameters()).device
         if channels_last:
@@ -67,7 +67,8 @@ class TrainStep:
         self.channels_last = channels_last
         cfg = getattr(model, "default_cfg", None)
         self.aux_weight = aux_weight if aux_weight is not None else getattr(cfg, "aux_weight", 0.0)
-        self.loss_fn = torch.compile(self.forward_loss, fullgraph=True, backend=backend) if compile else self.forward_loss
+        self.loss_fn = torch.compile(self.forward_loss, fullgraph=True, backend=backend,
+                                                     mode=compile_mode) if compile else self.forward_loss
 
     def forward_loss(self, x: Tensor, y: Tensor) -> Tensor:
         """The part that is compiled: autocast forward (with aux heads if the model has them) and the loss."""

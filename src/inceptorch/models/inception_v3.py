@@ -198,10 +198,28 @@ class FlatBranches(Branches):
             chs = sum(c.out_channels for c in convs) if convs else chs
         return chs
 
+    def as_branches(self) -> Branches:
+        """The same computation as a plain `Branches` (one child per path), which `fast.optimize` can merge.
+
+        A path becomes an `nn.Sequential` of its steps; a tuple step becomes a `Branches` of its siblings
+        (their concatenation). The modules are shared with this block, not copied.
+        """
+        def step_module(step: Step) -> nn.Module:
+            return getattr(self, step) if isinstance(step, str) else _branches([getattr(self, n) for n in step])
+
+        return _branches([nn.Sequential(*(step_module(s) for s in path)) for path in self.paths])
+
     def layer_depth(self) -> int:
         """Convs along the deepest path (Table 1's depth), for `inceptorch summary`."""
         return max(sum(isinstance(getattr(self, s if isinstance(s, str) else s[0]), ConvNormAct) for s in path)
                    for path in self.paths)
+
+
+def _branches(children: list[nn.Module]) -> Branches:
+    block = Branches()
+    for i, child in enumerate(children):
+        block.add_module(str(i), child)
+    return block
 
 
 def _conv(in_chs: int, out_chs: int, kernel: int | tuple[int, int], stride: int = 1, padding: int | None = None):
