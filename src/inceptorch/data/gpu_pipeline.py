@@ -192,9 +192,9 @@ class DeviceAugment:
         draws = [self.draw(img.shape[-2], img.shape[-1], int(i)) for img, i in zip(images, indices)]
         x = torch.stack([self._crop_resize(img, d.box) for img, d in zip(images, draws)])  # (B, 3, S, S), 0..255
         device = x.device
-        flip = torch.tensor([d.flip for d in draws], device=device)
-        if flip.any():
-            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+        flips = [d.flip for d in draws]
+        if any(flips):  # decided on the host: `tensor.any()` here would wait for the device to catch up
+            x = torch.where(torch.tensor(flips, device=device).view(-1, 1, 1, 1), x.flip(-1), x)
         if self.preset.jitter:
             factors = torch.tensor([(d.brightness, d.contrast, d.saturation) for d in draws], device=device)
             x = _jitter(x, *factors.view(-1, 3, 1, 1, 1).unbind(1))
