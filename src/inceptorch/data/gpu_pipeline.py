@@ -116,9 +116,17 @@ def decode_batch(payloads: list[Tensor], device: torch.device) -> list[Tensor]:
     encoded = [i for i, p in enumerate(payloads) if p.dim() == 1]
     images = [p.to(device, non_blocking=True) if p.dim() == 3 else None for p in payloads]
     if encoded:
+        batch = [payloads[i] for i in encoded]
         with warnings.catch_warnings():  # torchvision 0.29 deprecates its decoders in favour of TorchCodec
             warnings.simplefilter("ignore")
-            decoded = decode_jpeg([payloads[i] for i in encoded], mode=ImageReadMode.RGB, device=device)
+            try:
+                decoded = decode_jpeg(batch, mode=ImageReadMode.RGB, device=device)
+            except RuntimeError:
+                if device.type != "cuda":
+                    raise
+                # nvJPEG refuses a few JPEG variants that libjpeg-turbo reads (12-bit, arithmetic coding): such a
+                # batch is decoded on the CPU instead, rather than stopping the run
+                decoded = [image.to(device) for image in decode_jpeg(batch, mode=ImageReadMode.RGB)]
         for i, image in zip(encoded, decoded):
             images[i] = image
     return images
