@@ -30,6 +30,9 @@ def add_train_options(p, with_model: bool = True) -> None:
                    help="augmentation preset")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--workers", type=int, default=None, help="data-loading processes (0: in the main process)")
+    p.add_argument("--gpu-decode", action="store_true", default=None,
+                   help="decode JPEGs and augment on the device (nvJPEG on CUDA; on CPU the same code runs there); "
+                        "workers only read files")
     p.add_argument("--val-split", type=float, default=None, help="validation fraction for one folder or a CSV list")
     p.add_argument("--accum-steps", type=int, default=None, help="gradient accumulation: batches per optimizer step")
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
@@ -81,7 +84,7 @@ def overrides_from_args(args) -> dict:
     model_kwargs.update(parse_pairs(args.model_kwarg, "--model-kwarg"))
     over = parse_pairs(args.set, "--set")
     flags = {k: getattr(args, k, None) for k in ("model", "data", "epochs", "batch_size", "lr", "device", "pretrained",
-                                                 "aug", "seed", "workers", "val_split", "accum_steps",
+                                                 "aug", "seed", "workers", "gpu_decode", "val_split", "accum_steps",
                                                  "checkpoint_every", "compile", "input_size", "output",
                                                  "skip_bad_images", "max_bad_fraction")}
     over.update({k: v for k, v in flags.items() if v is not None})

@@ -85,9 +85,10 @@ class SeededTransform:
     def __init__(self, transform, seed: int):
         self.transform, self.seed, self.epoch = transform, seed, 0
 
-    def __call__(self, image, index: int):
+    def __call__(self, image, index: int, epoch: int | None = None):
+        epoch = self.epoch if epoch is None else epoch
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index)
+            torch.manual_seed((self.seed * 1_000_003 + epoch) * 10_000_019 + index)
             return self.transform(image)
 
 
@@ -104,6 +105,9 @@ class SeededDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.base)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, key: int | tuple[int, int]):
+        """`key` is an index, or (epoch, index) from a sampler that carries the epoch: a persistent DataLoader
+        worker holds its own copy of this dataset, which `set_epoch` in the main process does not reach."""
+        epoch, index = key if isinstance(key, tuple) else (None, key)
         image, label = self.base[index]
-        return self.transform(image, index), label
+        return self.transform(image, index, epoch), label

@@ -62,6 +62,7 @@ class TrainConfig:
     hflip: float = 0.5
     input_size: int | None = None  # None: the model's default_cfg.input_size
     workers: int = 0
+    gpu_decode: bool = False  # workers only read files; JPEGs are decoded and augmented on the device (issue 5)
     skip_bad_images: bool = False  # leave out images that do not decode instead of stopping before epoch 1
     max_bad_fraction: float = 0.01  # ... but stop anyway when more than this fraction is bad
     # run mechanics

@@ -10,8 +10,9 @@ Run folder:
   curves.png             loss, top-1 and learning rate against epochs
 
 Reproducibility: the shuffling order of epoch e comes from its own generator seeded with (seed, e), each sample's
-augmentation from (seed, e, index) (`SeededDataset`), and the global generator (dropout) is saved with every
-checkpoint. Hence a run resumed from any checkpoint, even mid-epoch, replays exactly what the uninterrupted run did.
+augmentation from (seed, e, index) (`SeededDataset`, or `DeviceAugment` under --gpu-decode), and the global generator
+(dropout) is saved with every checkpoint. Hence a run resumed from any checkpoint, even mid-epoch, replays exactly
+what the uninterrupted run did.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from torch.utils.data import DataLoader, Sampler
 from ..checkpoint import model_metadata, save_model_file
 from ..data.checks import preflight
 from ..data.datasets import build_dataset
+from ..data.gpu_pipeline import DeviceAugment, DeviceBatches, EncodedImages, collate_encoded
 from ..data.transforms import SeededDataset, eval_transform, train_transform
 from ..errors import UserError
 from ..models import create_model
@@ -79,6 +81,21 @@ class EpochSampler(Sampler):
 
     def __len__(self) -> int:
         return (self.batches - self.start_batch) * self.batch_size
+
+
+class EpochTagged(Sampler):
+    """(epoch, index) pairs from an `EpochSampler`, for `SeededDataset` behind persistent workers: each worker keeps
+    its own copy of the dataset, which never sees `set_epoch`, so the epoch travels with every index instead."""
+
+    def __init__(self, sampler: EpochSampler):
+        self.sampler = sampler
+
+    def __iter__(self):
+        epoch = self.sampler.epoch
+        return ((epoch, index) for index in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
 
 
 @dataclass
@@ -203,20 +220,29 @@ class Trainer:
                             f"--accum-steps {cfg.accum_steps}")
         self.steps_per_epoch = batches // cfg.accum_steps
         self.batches_per_epoch = self.steps_per_epoch * cfg.accum_steps  # whole optimizer steps only
-        self.train_set = SeededDataset(self.train_base, train_transform(cfg.aug, model_cfg, cfg.hflip,
-                                                                        self.input_size), cfg.seed)
         self.sampler = EpochSampler(n, batch_size, self.batches_per_epoch, cfg.seed, self.dist.rank,
                                     self.dist.world_size)
         pin = self.device.type == "cuda"
         # Own generators: creating an iterator then draws nothing from the global generator (see the docstring).
-        self.train_loader = DataLoader(self.train_set, batch_size=batch_size, sampler=self.sampler,
-                                       num_workers=cfg.workers, pin_memory=pin,
-                                       generator=torch.Generator().manual_seed(cfg.seed))
+        generator = torch.Generator().manual_seed(cfg.seed)
+        if cfg.gpu_decode:  # workers read files; the main process decodes and augments on the device (issue 5)
+            channels_last = cfg.channels_last and self.device.type == "cuda"
+            self.seeded = DeviceAugment(model_cfg, cfg.aug, self.input_size, cfg.hflip, cfg.seed,
+                                        channels_last=channels_last)
+            files = DataLoader(EncodedImages(self.train_base), batch_size=batch_size, sampler=self.sampler,
+                               collate_fn=collate_encoded, generator=generator,
+                               **_worker_options(cfg.workers, prefetch=4))  # batches of file bytes are small
+            self.train_loader = DeviceBatches(files, self.seeded, self.device)
+        else:
+            self.seeded = SeededDataset(self.train_base, train_transform(cfg.aug, model_cfg, cfg.hflip,
+                                                                         self.input_size), cfg.seed)
+            self.train_loader = DataLoader(self.seeded, batch_size=batch_size, sampler=EpochTagged(self.sampler),
+                                           pin_memory=pin, generator=generator, **_worker_options(cfg.workers))
         self.val_base.transform = eval_transform(model_cfg, self.input_size)
         # Each rank evaluates every world_size-th image, no padding; `evaluate` sums the counts over ranks.
         val_sampler = ShardSampler(len(self.val_base), self.dist.rank, self.dist.world_size)
         self.val_loader = DataLoader(self.val_base, batch_size=max(batch_size, 64), sampler=val_sampler,
-                                     num_workers=cfg.workers, pin_memory=pin, generator=torch.Generator())
+                                     pin_memory=pin, generator=torch.Generator(), **_worker_options(cfg.workers))
 
     # ---- checkpoints --------------------------------------------------------------------------------------------
     def _state(self) -> dict:
@@ -325,7 +351,7 @@ class Trainer:
 
     def _run_epoch(self, writer) -> dict:
         cfg = self.cfg
-        self.train_set.set_epoch(self.epoch)
+        self.seeded.set_epoch(self.epoch)  # the train augmentation: SeededDataset, or DeviceAugment
         self.sampler.set_epoch(self.epoch, self.batch)
         bar = _Progress(self.batches_per_epoch, self.batch, f"epoch {self.epoch + 1}/{cfg.epochs}",
                         self.show_progress)
@@ -466,6 +492,12 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
         return Trainer(cfg, resume, log, progress).run()
     finally:
         shutdown_distributed()
+
+
+def _worker_options(workers: int, prefetch: int = 2) -> dict:
+    """DataLoader options: `workers` processes that live for the whole run (none re-spawned each epoch), each
+    `prefetch` batches ahead; none at all for 0 workers (loading in the main process)."""
+    return {"num_workers": workers, "persistent_workers": True, "prefetch_factor": prefetch} if workers else {}
 
 
 def _quiet(message: str) -> None:
