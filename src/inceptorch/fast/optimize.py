@@ -92,6 +92,11 @@ def _act_key(unit: ConvNormAct) -> tuple:
 
 def merge_branches(block: Branches) -> nn.Module:
     """`block` as a `MergedBranches` when at least two branches open with compatible 1x1 convs, else unchanged."""
+    if hasattr(block, "paths"):
+        # A FlatBranches block (inception_v3/v2: torchvision's key layout) wires flat children into chains by
+        # `paths`, so its children are not its branches; merging them as branches broke the graph. Left unmerged
+        # (its BNs are still folded) until merging learns to follow `paths`.
+        return block
     branches = list(block.children())
     opened = {i: _opening_1x1(b) for i, b in enumerate(branches)}
     opened = {i: o for i, o in opened.items() if o is not None}
