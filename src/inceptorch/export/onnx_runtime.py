@@ -28,7 +28,7 @@ class OnnxClassifier:
     Attributes: `class_names` (may be empty), `preprocessing` (the dict of `preprocess.preprocessing`), `meta`.
     """
 
-    def __init__(self, path: str | Path, threads: int | None = None):
+    def __init__(self, path: str | Path, threads: int | None = None, spinning: bool = True):
         import onnxruntime as ort
 
         path = Path(path)
@@ -39,6 +39,8 @@ class OnnxClassifier:
             options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         # ORT's default level already, said explicitly: constant folding, Conv+BN/Add/Relu fusion, NCHWc layouts.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not spinning:  # workers block when idle instead of busy-waiting (ORT's default) for the next op
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only: ORT's warnings are about its own graph rewrites
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
