@@ -75,3 +75,49 @@ def test_cli_error_exits_2_without_traceback():
                           check=False, capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "inceptorch bench: error: timm has no googlenet; compare with torchvision"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# `--runtime onnxruntime`: ONNX Runtime vs eager vs optimized PyTorch (CPU fp32); structure and outputs, not timing.
+
+ORT_TINY = ["--runtime", "onnxruntime", "--input-size", "80", "--warmup", "1", "--repeats", "2", "--iters", "1"]
+
+
+def test_bench_onnxruntime_json(capsys):
+    assert main(["bench", "--model", "googlenet_bn", *ORT_TINY, "--json"]) == 0  # 80 px: googlenet_bn's minimum
+    r = json.loads(capsys.readouterr().out)
+    assert r["runtime"] == "onnxruntime" and r["model"] == "googlenet_bn" and r["threads"] == 2  # the mode's default
+    assert r["onnxruntime_spinning"] is True and r["pause_s"] > 0  # ORT defaults; idle threads let go between blocks
+    assert (r["device"], r["precision"], r["batch_size"], r["input_size"]) == ("cpu", "fp32", 1, 80)
+    assert list(r["runtimes"]) == ["onnxruntime", "torch_eager", "torch_optimized"]
+    eager = r["runtimes"]["torch_eager"]
+    assert eager["speedup_vs_eager"] == 1.0 and eager["max_abs_diff_vs_eager"] == 0.0
+    assert r["eager_logits_max_abs"] > 0.1  # calibrated BN: logits of a trained model's scale, not ~1e-12
+    for side in r["runtimes"].values():
+        assert len(side["times_ms"]) == 2 and side["time_ms"] == pytest.approx(sum(side["times_ms"]) / 2)
+        assert side["speedup_vs_eager"] == pytest.approx(eager["time_ms"] / side["time_ms"])
+        assert side["max_abs_diff_vs_eager"] < 1e-4  # ONNX Runtime's and optimize's logits equal eager's
+    assert {"torch", "onnxruntime", "device", "date", "load_average_1min"} <= set(r["environment"])
+
+
+def test_compare_runtimes_outputs_agree_on_lively_weights():
+    """A module (not a name) is used as given: random BN statistics, logits of std ~3, so 1e-4 is a real bound."""
+    from _export_helpers import small_model, with_lively_weights
+    from inceptorch.export.latency import compare_runtimes, format_runtimes
+
+    r = compare_runtimes(with_lively_weights(small_model("inception_v3")), 75, threads=2, warmup=0, repeats=1,
+                         iters=1)
+    assert r["model"] == "inception_v3" and r["eager_logits_max_abs"] > 1.0
+    assert all(side["max_abs_diff_vs_eager"] < 1e-4 for side in r["runtimes"].values())
+    text = format_runtimes(r).splitlines()
+    assert text[2].startswith("ONNX Runtime") and text[3].startswith("PyTorch eager") and "1.00x" in text[3]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--mode", "train"], "--mode train does not apply"),
+    (["--precision", "bf16", "--compare", "timm"], "--compare, --precision bf16 does not apply"),
+    (["--input-size", "32"], "input size 32 is below googlenet_bn's minimum of 80"),
+])
+def test_bench_onnxruntime_errors(capsys, flags, message):
+    assert main(["bench", "--model", "googlenet_bn", "--runtime", "onnxruntime", *flags]) == 2
+    assert message in capsys.readouterr().err

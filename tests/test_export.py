@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 import inceptorch
 from _export_helpers import small_model, small_size, squares, with_lively_weights, write_image_folder
@@ -211,3 +212,80 @@ def test_onnx_classifier_refuses_bad_files(tmp_path):
         OnnxClassifier(tmp_path / "bad.onnx")
 
 
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# `inceptorch predict --runtime onnxruntime`: the exported file against the folder it was exported from.
+
+def _predict(capsys, *argv: str) -> str:
+    assert main(["predict", *argv]) == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("crops", [1, 10])
+def test_predict_cli_onnxruntime_equals_torch(tiny_onnx, tmp_path, capsys, crops):
+    """Same images through both runtimes: same top-k classes, probabilities within 1e-4 (absolute), text and JSON."""
+    path = tiny_onnx[0]
+    images, labels = squares(5, seed=2, size=48)  # 48 px, not 32: each runtime's resize and crop is exercised
+    folder = write_image_folder(tmp_path / "imgs", images, labels)
+    common = [str(folder), "--topk", "2", "--crops", str(crops)]
+    torch_json = json.loads(_predict(capsys, "--checkpoint", str(path.parent / "saved"), *common, "--json"))
+    onnx_json = json.loads(_predict(capsys, "--runtime", "onnxruntime", "--checkpoint", str(path), *common, "--json"))
+    assert len(onnx_json) == len(torch_json) == 5
+    spread = []
+    for t, o in zip(torch_json, onnx_json):
+        assert o["image"] == t["image"] and len(o["predictions"]) == 2
+        assert [p["class"] for p in o["predictions"]] == [p["class"] for p in t["predictions"]]
+        for pt, po in zip(t["predictions"], o["predictions"]):
+            assert po["probability"] == pytest.approx(pt["probability"], abs=1e-4)
+        spread.append(t["predictions"][0]["probability"])
+    assert max(spread) - min(spread) > 0.05  # the images get different answers: the comparison means something
+
+    torch_text = _predict(capsys, "--checkpoint", str(path.parent / "saved"), *common).splitlines()
+    onnx_text = _predict(capsys, "--runtime", "onnxruntime", "--checkpoint", str(path), *common).splitlines()
+    assert len(onnx_text) == len(torch_text) == 5 * 3  # per image: its path, then one line per class
+    for t, o in zip(torch_text, onnx_text):
+        if not t.startswith("  "):
+            assert o == t
+            continue
+        (tp, tname), (op, oname) = t.split(), o.split()
+        assert oname == tname and float(op.rstrip("%")) == pytest.approx(float(tp.rstrip("%")), abs=0.011)
+
+
+def _rewrite_metadata(src: Path, dst: Path, edit) -> Path:
+    import onnx
+
+    proto = onnx.load(src)
+    props = {p.key: json.loads(p.value) for p in proto.metadata_props}
+    del proto.metadata_props[:]
+    for key, value in edit(props).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    onnx.save(proto, dst)
+    return dst
+
+
+def _without_mean(props: dict) -> dict:
+    pre = {k: v for k, v in props["preprocessing"].items() if k != "mean"}
+    return {**props, "preprocessing": pre, "inceptorch": {**props["inceptorch"], "preprocessing": pre}}
+
+
+def test_predict_cli_runtime_errors_are_one_line(tiny_onnx, tmp_path, capsys):
+    path = tiny_onnx[0]
+    image = tmp_path / "x.png"
+    Image.fromarray(squares(1, seed=3)[0][0]).save(image)
+    bare = _rewrite_metadata(path, tmp_path / "bare.onnx", lambda props: {})
+    no_mean = _rewrite_metadata(path, tmp_path / "no_mean.onnx", _without_mean)
+    cases = [
+        (["--runtime", "onnxruntime", "--checkpoint", str(path.parent / "saved")], "needs an .onnx file"),
+        (["--checkpoint", str(path)], "is an ONNX file: run it with --runtime onnxruntime"),
+        (["--runtime", "onnxruntime", "--checkpoint", str(bare)],
+         "carries no inceptorch metadata: preprocessing input_size, mean, std, crop_pct, interpolation missing"),
+        (["--runtime", "onnxruntime", "--checkpoint", str(no_mean)], "carries incomplete metadata: preprocessing mean"),
+        (["--runtime", "onnxruntime", "--checkpoint", str(tmp_path / "none.onnx")], "ONNX file not found"),
+        (["--runtime", "onnxruntime", "--device", "cuda", "--checkpoint", str(path)], "runs on the CPU"),
+    ]
+    for argv, message in cases:
+        assert main(["predict", *argv, str(image)]) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err

@@ -103,8 +103,12 @@ def build_ours(cfg: BenchConfig) -> nn.Module:
 
 
 def time_interleaved(runs: dict[str, Callable[[], object]], warmup: int, repeats: int, iters: int,
-                     sync: Callable[[], None] = lambda: None) -> dict[str, list[float]]:
-    """Seconds per call of each run: `repeats` rounds of `iters` calls each, the order reversed every round."""
+                     sync: Callable[[], None] = lambda: None, pause_s: float = 0.0) -> dict[str, list[float]]:
+    """Seconds per call of each run: `repeats` rounds of `iters` calls each, the order reversed every round.
+
+    `pause_s`: an untimed sleep before each timed block, for runtimes whose idle threads busy-wait for a while
+    after a call (ONNX Runtime's do by default) and would otherwise steal cores from the next block.
+    """
     for run in runs.values():
         for _ in range(warmup):
             run()
@@ -113,6 +117,8 @@ def time_interleaved(runs: dict[str, Callable[[], object]], warmup: int, repeats
     order = list(runs)
     for r in range(repeats):
         for name in order if r % 2 == 0 else order[::-1]:
+            if pause_s:
+                time.sleep(pause_s)
             sync()
             start = time.perf_counter()
             for _ in range(iters):

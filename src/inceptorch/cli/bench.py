@@ -1,15 +1,23 @@
-"""`inceptorch bench --model NAME`: our model against torchvision's / timm's implementation, timed interleaved."""
+"""`inceptorch bench --model NAME`: our model against torchvision's / timm's implementation, timed interleaved.
+
+`--runtime onnxruntime` times one model's CPU inference paths instead: ONNX Runtime, eager PyTorch and ours optimized.
+"""
 from __future__ import annotations
 
 import json
 
 from ..bench import DTYPES, REFERENCES, BenchConfig, format_result, run_bench
+from ..errors import UserError
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("bench", help="time our model against the reference implementation (speed-up > 1: ours"
                                             " is faster)")
-    p.add_argument("--model", required=True, help=f"one of: {', '.join(REFERENCES)}")
+    p.add_argument("--model", required=True,
+                   help=f"one of: {', '.join(REFERENCES)} (--runtime onnxruntime: any registered model)")
+    p.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch",
+                   help="torch: ours vs the reference library; onnxruntime: ONNX Runtime vs eager vs optimized "
+                        "PyTorch, CPU fp32 inference (--threads defaults to 2)")
     p.add_argument("--compare", choices=("torchvision", "timm"), default=None,
                    help="library of the reference (default: torchvision where it has the model, else timm)")
     p.add_argument("--mode", choices=("infer", "train"), default="infer",
@@ -37,6 +45,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    if args.runtime == "onnxruntime":
+        return run_onnxruntime(args)
     cfg = BenchConfig(model=args.model, compare=args.compare, mode=args.mode, device=args.device,
                       batch_size=args.batch_size, precision=args.precision, compile=args.compile is not None,
                       compile_reference=args.compile == "both", compile_mode=args.compile_mode,
@@ -44,4 +54,21 @@ def run(args) -> int:
                       iters=args.iters, optimize=not args.no_optimize, reference_channels_last=not args.reference_nchw)
     result = run_bench(cfg)
     print(json.dumps(result, indent=1) if args.json else format_result(result))
+    return 0
+
+
+def run_onnxruntime(args) -> int:
+    from ..export.latency import compare_runtimes, format_runtimes
+
+    # The comparison is fixed to CPU fp32 inference with each runtime's own defaults; say so instead of ignoring.
+    off = {"--compare": args.compare is not None, "--mode train": args.mode != "infer",
+           f"--device {args.device}": args.device != "cpu", f"--precision {args.precision}": args.precision != "fp32",
+           "--compile": args.compile is not None, "--no-optimize": args.no_optimize,
+           "--reference-nchw": args.reference_nchw}
+    given = [flag for flag, on in off.items() if on]
+    if given:
+        raise UserError(f"--runtime onnxruntime times CPU fp32 inference; {', '.join(given)} does not apply")
+    result = compare_runtimes(args.model, args.input_size, args.threads or 2, args.batch_size, args.warmup,
+                              args.repeats, args.iters)
+    print(json.dumps(result, indent=1) if args.json else format_runtimes(result))
     return 0

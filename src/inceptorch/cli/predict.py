@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 
+from ..errors import UserError
 from ..evaluation import collect_images, load_members, predict
+from ..evaluation.ensemble import RUNTIMES
 from ._common import add_model_args, pick_device
 
 
@@ -13,13 +15,19 @@ def register(subparsers) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
     p.add_argument("--topk", type=int, default=5, help="how many classes to show per image (default 5)")
     p.add_argument("--batch-size", type=int, default=256, help="crops per forward pass")
+    p.add_argument("--runtime", choices=RUNTIMES, default="torch",
+                   help="torch: a checkpoint or run folder; onnxruntime: an .onnx file from `inceptorch export` "
+                        "(CPU, same preprocessing and output)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     files = collect_images(args.images)  # before loading models: a typo in a path fails fast
-    members = load_members(args.checkpoint, pick_device(args.device))
+    if args.runtime == "onnxruntime" and args.device not in (None, "cpu"):
+        raise UserError(f"--runtime onnxruntime runs on the CPU; drop --device {args.device}")
+    device = pick_device("cpu" if args.runtime == "onnxruntime" else args.device)
+    members = load_members(args.checkpoint, device, args.runtime)
     predictions = predict(members, files, args.topk, args.crops, args.batch_size)
     if args.json:
         print(json.dumps([p.to_dict() for p in predictions], indent=1))

@@ -45,12 +45,27 @@ class Member:
         return probs.view(-1, n_crops, probs.shape[1]).mean(dim=1)
 
 
-def load_members(checkpoints: list[str | Path], device: str | torch.device = "cpu") -> list[Member]:
-    """Load every checkpoint (file or run folder) in eval mode; all must name the same classes."""
+RUNTIMES = ("torch", "onnxruntime")
+
+
+def load_members(checkpoints: list[str | Path], device: str | torch.device = "cpu",
+                 runtime: str = "torch") -> list[Member]:
+    """Load every checkpoint (file or run folder) in eval mode; all must name the same classes.
+
+    runtime "onnxruntime": every checkpoint is an .onnx file written by `export_onnx`, run on the CPU by ONNX
+    Runtime with the preprocessing its metadata records; crops, normalisation and averaging are the same code.
+    """
     if not checkpoints:
         raise UserError("give at least one --checkpoint")
+    if runtime not in RUNTIMES:
+        raise UserError(f"--runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
     members = []
     for ckpt in checkpoints:
+        if runtime == "onnxruntime":
+            members.append(_onnx_member(Path(ckpt)))
+            continue
+        if Path(ckpt).suffix.lower() == ".onnx":
+            raise UserError(f"{ckpt} is an ONNX file: run it with --runtime onnxruntime")
         path = resolve_model_file(ckpt)
         model, meta = load_model_file(path)
         model.eval().to(device)
@@ -67,6 +82,17 @@ def load_members(checkpoints: list[str | Path], device: str | torch.device = "cp
                             f"({len(m.class_names)} vs {len(reference.class_names)} classes; differing: "
                             f"{_few(extra)})")
     return members
+
+
+def _onnx_member(path: Path) -> Member:
+    from ..export.onnx_runtime import OnnxClassifier, OnnxLogits
+
+    if path.suffix.lower() != ".onnx":
+        raise UserError(f"--runtime onnxruntime needs an .onnx file (from `inceptorch export --format onnx`), "
+                        f"not {path}")
+    classifier = OnnxClassifier(path)
+    cfg = classifier.model_cfg()  # before anything runs: a file without our metadata fails here, by name
+    return Member(OnnxLogits(classifier), classifier.class_names_or_indices(), cfg, str(path))
 
 
 def class_order(member: Member, reference: list[str]) -> Tensor | None:

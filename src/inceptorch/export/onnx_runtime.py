@@ -2,6 +2,8 @@
 
 `OnnxClassifier` takes the same preprocessed batch as the PyTorch model (N x 3 x H x W, normalised) and returns
 the same things: logits, or softmax probabilities as a torch tensor, so `predict` can swap runtimes freely.
+`OnnxLogits` puts a session behind the `nn.Module` call convention, which is how `predict --runtime onnxruntime`
+runs it through the same crops, normalisation and averaging as a PyTorch checkpoint (evaluation/ensemble.py).
 """
 from __future__ import annotations
 
@@ -11,10 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..errors import UserError
 from .preprocess import eval_transform
+
+# What `predict` needs from the file to preprocess as the PyTorch path does (written by `export_onnx`).
+REQUIRED_PREPROCESSING = ("input_size", "mean", "std", "crop_pct", "interpolation")
 
 
 class OnnxClassifier:
@@ -23,7 +28,7 @@ class OnnxClassifier:
     Attributes: `class_names` (may be empty), `preprocessing` (the dict of `preprocess.preprocessing`), `meta`.
     """
 
-    def __init__(self, path: str | Path, threads: int | None = None):
+    def __init__(self, path: str | Path, threads: int | None = None, spinning: bool = True):
         import onnxruntime as ort
 
         path = Path(path)
@@ -32,6 +37,10 @@ class OnnxClassifier:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        # ORT's default level already, said explicitly: constant folding, Conv+BN/Add/Relu fusion, NCHWc layouts.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not spinning:  # workers block when idle instead of busy-waiting (ORT's default) for the next op
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only: ORT's warnings are about its own graph rewrites
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -51,6 +60,25 @@ class OnnxClassifier:
             raise UserError(f"{self.path} carries no preprocessing metadata; it was not written by inceptorch")
         return eval_transform(self.preprocessing)
 
+    def model_cfg(self) -> dict:
+        """The preprocessing as a ModelCfg dict (input_size, mean, std, crop_pct, interpolation); a UserError naming
+        what is missing when the file was not written by `export_onnx`."""
+        missing = [k for k in REQUIRED_PREPROCESSING if k not in self.preprocessing]
+        if missing:
+            what = "no inceptorch metadata" if not (self.meta or self.preprocessing) else "incomplete metadata"
+            raise UserError(f"{self.path} carries {what}: preprocessing {', '.join(missing)} missing (write the file "
+                            "with `inceptorch export --format onnx`)")
+        return {k: self.preprocessing[k] for k in REQUIRED_PREPROCESSING}
+
+    def class_names_or_indices(self) -> list[str]:
+        """The class names, or "0".."n-1" for a file exported without names (as for a PyTorch checkpoint)."""
+        if self.class_names:
+            return self.class_names
+        n = self.meta.get("num_classes") or self.session.get_outputs()[0].shape[1]
+        if not isinstance(n, int):
+            raise UserError(f"{self.path} records no class names and its output size is not fixed")
+        return [str(i) for i in range(n)]
+
     def logits(self, batch: Tensor | np.ndarray) -> Tensor:
         x = batch.detach().cpu().numpy() if isinstance(batch, Tensor) else np.asarray(batch)
         out = self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
@@ -61,6 +89,17 @@ class OnnxClassifier:
         return self.logits(batch).softmax(dim=1)
 
     __call__ = predict_proba
+
+
+class OnnxLogits(nn.Module):
+    """A session as a module: normalised N x 3 x H x W batch -> logits, on the CPU; it has no parameters."""
+
+    def __init__(self, classifier: OnnxClassifier):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier.logits(x)
 
 
 def _json(text: str | None, default):

@@ -99,9 +99,7 @@ def merge_branches(block: Branches) -> nn.Module:
     if type(block).forward is not Branches.forward:
         if not hasattr(block, "as_branches"):
             return block
-        block = block.as_branches()
-        merged = merge_branches(block)
-        return merged if merged is not block else block
+        return merge_branches(block.as_branches())
     branches = list(block.children())
     opened = {i: _opening_1x1(b) for i, b in enumerate(branches)}
     opened = {i: o for i, o in opened.items() if o is not None}
