@@ -85,3 +85,38 @@ def test_truncated_saved_folder_is_refused(tiny_files, tmp_path):
     (copy / "config.json").write_text("{not json")
     with pytest.raises(UserError, match="config.json"):
         inceptorch.from_pretrained(copy)
+
+
+@pytest.mark.parametrize("where", [0.3, 0.7, 0.999])
+def test_a_flipped_weight_byte_is_refused(tiny_files, tmp_path, where):
+    """safetensors parses the header only; our files record a SHA-256 of the tensors, checked on every load."""
+    folder, _ = tiny_files
+    data = bytearray((folder / "model.safetensors").read_bytes())
+    header_end = 8 + int.from_bytes(data[:8], "little")  # the tensor bytes follow the length-prefixed JSON header
+    data[header_end + int((len(data) - header_end) * where)] ^= 0x01
+    copy = tmp_path / "tampered"
+    copy.mkdir()
+    (copy / "config.json").write_bytes((folder / "config.json").read_bytes())
+    (copy / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(UserError, match="modified or damaged"):
+        inceptorch.from_pretrained(copy)
+    with pytest.raises(UserError, match="modified or damaged"):
+        create_model("googlenet_bn", num_classes=3, small_input=True, width=0.125,
+                     pretrained=str(copy / "model.safetensors"))
+    inceptorch.from_pretrained(folder)  # the untouched original still loads
+
+
+def test_the_cli_refuses_a_tampered_file_in_one_line(tiny_files, tmp_path):
+    folder, _ = tiny_files
+    data = bytearray((folder / "model.safetensors").read_bytes())
+    data[-3] ^= 0x10
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes(bytes(data))
+    image = tmp_path / "x.png"
+    from PIL import Image
+
+    Image.new("RGB", (40, 40), (200, 10, 10)).save(image)
+    proc = subprocess.run([sys.executable, "-m", "inceptorch", "predict", "--checkpoint", str(bad), str(image)],
+                          capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "modified or damaged" in proc.stderr

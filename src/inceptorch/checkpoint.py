@@ -8,18 +8,34 @@ so `load_model_file(path)` rebuilds the exact architecture with no other file. A
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from .errors import UserError
 from .models import create_model
 
 META_KEY = "inceptorch"
+DIGEST_KEY = "inceptorch.sha256"  # of the tensors, checked on every load: a modified or damaged file is refused
+
+
+def state_digest(state: dict[str, Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order.
+
+    safetensors checks a file's header, not its contents: a flipped byte in the weights would load silently.
+    """
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        t = state[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
@@ -58,7 +74,8 @@ def save_model_file(model: nn.Module, path: str | Path, meta: dict) -> None:
     from safetensors.torch import save_file
 
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic_write(path, lambda tmp: save_file(state, tmp, metadata={META_KEY: json.dumps(meta)}))
+    metadata = {META_KEY: json.dumps(meta), DIGEST_KEY: state_digest(state)}
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata=metadata))
 
 
 def read_metadata(path: str | Path) -> dict:
@@ -67,7 +84,7 @@ def read_metadata(path: str | Path) -> dict:
     try:
         with safe_open(str(path), framework="pt") as f:
             raw = (f.metadata() or {}).get(META_KEY)
-    except Exception as exc:  # safetensors raises its own error types for headers it cannot parse
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for headers it cannot parse
         raise UserError(f"cannot read model file {path}: {str(exc).splitlines()[0][:120]}") from None
     if raw is None:
         raise UserError(f"{path} is a bare weights file: build the model with --model and pass it as --pretrained")

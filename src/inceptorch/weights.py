@@ -13,6 +13,7 @@ import torch
 from safetensors import SafetensorError
 from torch import Tensor, nn
 
+from .checkpoint import DIGEST_KEY, state_digest
 from .errors import UserError
 from .models._convert import CONVERTERS
 
@@ -27,9 +28,16 @@ def read_state_dict(path: str | Path) -> StateDict:
         raise UserError(f"weights file not found: {path}")
     try:
         if path.suffix == ".safetensors":
+            from safetensors import safe_open
             from safetensors.torch import load_file
 
-            return load_file(str(path))
+            state = load_file(str(path))
+            with safe_open(str(path), framework="pt") as f:
+                recorded = (f.metadata() or {}).get(DIGEST_KEY)
+            if recorded is not None and recorded != state_digest(state):
+                raise UserError(f"refusing {path}: its weights differ from the checksum recorded when it was saved "
+                                "(the file was modified or damaged)")
+            return state
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -92,7 +100,7 @@ def fit_state_dict(model: nn.Module, state: StateDict, reset_classifier: bool = 
                 n_file, n_model = cand[head[0]].shape[0], target[head[0]].shape[0]
                 raise UserError(f"the weights' classifier has {n_file} classes but the model has {n_model}; "
                                 f"build it with num_classes={n_file} or fine-tune (reset the classifier)")
-            k = [k for k in wrong if k not in droppable][0]
+            k = next(k for k in wrong if k not in droppable)
             raise UserError(f"shape mismatch for {k}: file {tuple(cand[k].shape)}, model {tuple(target[k].shape)}")
         cand = {k: v for k, v in cand.items() if k not in wrong}
         return cand, [k for k in target if k not in cand]
