@@ -20,12 +20,14 @@ def test_demo_one_epoch(tmp_path, capsys):
     finally:
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
-    top1 = float(re.search(r"val top-1 ([\d.]+)%", out).group(1))
+    top1 = float(re.search(r"^top-1 ([\d.]+)%", out, re.MULTILINE).group(1))  # `inceptorch eval`'s report
     assert 0 <= top1 <= 100
-    predictions = re.findall(r"(\S+\.png): predicted (\d) \(([\d.]+)%\), true (\d)", out)
+    # `inceptorch predict`'s report: each file, then its top-2 classes with probabilities.
+    predictions = re.findall(r"^(\S+\.png)\n\s+([\d.]+)%\s+(\d)\n\s+([\d.]+)%\s+(\d)$", out, re.MULTILINE)
     assert len(predictions) == 5
-    for path, _, prob, true in predictions:
-        assert Path(path).is_file() and f"label_{true}" in path and 0 < float(prob) <= 100
-    for label in ("run folder:", "checkpoint:", "curves:"):
+    for path, p1, _, p2, _ in predictions:
+        assert Path(path).is_file() and re.search(r"label_\d\.png$", path)
+        assert 100 >= float(p1) >= float(p2) >= 0
+    for label in ("run folder:", "checkpoint:", "curves:", "confusion:"):
         path = Path(re.search(rf"{label}\s+(\S+)", out).group(1))
         assert path.exists(), label

@@ -1,7 +1,7 @@
 """Losses for networks with auxiliary classifiers."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch.nn.functional as F
 from torch import Tensor

@@ -30,9 +30,10 @@ def _free_folder(base: Path) -> Path:
 
 
 def run(args) -> int:
-    from ..train.run import Interrupted, train
-
     import torch
+
+    from ..train.run import Interrupted, train
+    from .main import main
 
     # One thread: this model's convolutions are too small to gain from a second one, and on a busy machine
     # OpenMP's spinning threads can slow a step down a hundredfold.
@@ -46,56 +47,34 @@ def run(args) -> int:
     except Interrupted as exc:
         print(f"inceptorch demo: {exc}")
         return exc.exit_code
-    print(f"[2/3] evaluating {out / 'best.safetensors'}")
-    top1 = _evaluate(out, cfg)
-    print(f"      val top-1 {top1:.2f}% (best epoch {result.best_epoch} of {cfg.epochs})")
-    print("[3/3] predicting a few validation images")
-    _predict_samples(out, cfg)
+    # Steps 2 and 3 are the user's own commands, run on the saved files: what the README shows is what they get.
+    evaluate = ["eval", "--checkpoint", str(out), "--data", str(cfg.data), "--val-split", str(cfg.val_split),
+                "--workers", "0", "--device", "cpu"]
+    print(f"[2/3] inceptorch {' '.join(evaluate)}   (best epoch {result.best_epoch} of {cfg.epochs})")
+    if rc := main(evaluate):
+        return rc
+    samples = _write_samples(out, cfg)
+    predict = ["predict", "--checkpoint", str(out), str(samples), "--topk", "2", "--device", "cpu"]
+    print(f"[3/3] inceptorch {' '.join(predict)}   (file names hold the true label)")
+    if rc := main(predict):
+        return rc
     print(f"done in {time.perf_counter() - tic:.0f}s")
     print(f"  run folder:  {out}")
     print(f"  checkpoint:  {out / 'best.safetensors'}  (inceptorch eval/predict take it, or the folder)")
     print(f"  curves:      {out / 'curves.png'}")
+    print(f"  confusion:   {out / 'confusion_matrix.png'}")
     print(f"  metrics:     {out / 'metrics.csv'}  (TensorBoard: tensorboard --logdir {out / 'tensorboard'})")
     return 0
 
 
-def _evaluate(run_dir: Path, cfg) -> float:
-    """Top-1 of the saved best model, rebuilt from its file alone (what `inceptorch eval` does)."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    from ..checkpoint import load_model_file
+def _write_samples(run_dir: Path, cfg, n: int = 5) -> Path:
+    """n validation digits as PNG files, spread over the split, for `inceptorch predict` to classify as a user's."""
     from ..data.datasets import build_dataset
-    from ..data.transforms import eval_transform
-    from ..train.engine import evaluate
 
-    model, _ = load_model_file(run_dir / "best.safetensors")
-    val = build_dataset(cfg.data, "val", cfg.val_split)
-    val.transform = eval_transform(model.default_cfg)
-    return evaluate(model, DataLoader(val, batch_size=128), torch.device("cpu"))["top1"]
-
-
-def _predict_samples(run_dir: Path, cfg, n: int = 5) -> None:
-    """Write n validation digits as PNG files, then classify the files as a user's images would be."""
-    import torch
-
-    from ..checkpoint import load_model_file
-    from ..data.datasets import build_dataset
-    from ..data.io import load_image
-    from ..data.transforms import eval_transform
-
-    model, meta = load_model_file(run_dir / "best.safetensors")
-    model.eval()
-    transform = eval_transform(model.default_cfg)
     samples = run_dir / "samples"
     samples.mkdir(exist_ok=True)
     val = build_dataset(cfg.data, "val", cfg.val_split)
     for i in range(n):
         image, label = val[i * (len(val) // n)]
-        path = samples / f"val_{i}_label_{meta['class_names'][label]}.png"
-        image.save(path)
-        with torch.no_grad():
-            probs = model(transform(load_image(path))[None]).softmax(1)[0]
-        p, k = probs.max(0)
-        print(f"      {path}: predicted {meta['class_names'][int(k)]} ({100 * float(p):.1f}%), "
-              f"true {meta['class_names'][label]}")
+        image.save(samples / f"val_{i}_label_{val.class_names[label]}.png")
+    return samples

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import csv
 import random
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -107,7 +107,7 @@ def _csv_samples(path: Path) -> tuple[list[tuple[str, int]], list[str]]:
         raise UserError(f"{path}: expected rows of 'path,label'" + (f" (row {bad + 1} is not)" if rows else ""))
     names = sorted({r[1].strip() for r in rows})
     index = {n: i for i, n in enumerate(names)}
-    return [(str((path.parent / r[0].strip())), index[r[1].strip()]) for r in rows], names
+    return [(str(path.parent / r[0].strip()), index[r[1].strip()]) for r in rows], names
 
 
 def _digits() -> tuple[list[tuple[Image.Image, int]], list[str]]:

@@ -44,7 +44,7 @@ class OnnxClassifier:
         options.log_severity_level = 3  # errors only: ORT's warnings are about its own graph rewrites
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # ORT raises its own exception types for unreadable or invalid files
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types for unreadable or invalid files
             raise UserError(f"cannot load ONNX file {path}: {str(exc).splitlines()[0][:160]}") from None
         props = self.session.get_modelmeta().custom_metadata_map
         self.meta = _json(props.get("inceptorch"), {})

@@ -47,7 +47,7 @@ def load_program(path: str | Path) -> tuple[torch.export.ExportedProgram, dict]:
     extra = {EXTRA_FILE: ""}
     try:
         program = torch.export.load(path, extra_files=extra)
-    except Exception as exc:  # torch raises many types for a corrupt archive
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a corrupt archive
         raise UserError(f"cannot load {path}: {str(exc).strip().splitlines()[0][:160]}") from None
     return program, json.loads(extra[EXTRA_FILE] or "{}")
 

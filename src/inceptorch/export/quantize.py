@@ -74,7 +74,7 @@ def load_quantized(path: str | Path) -> tuple[nn.Module, dict]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    except Exception as exc:  # TorchScript raises RuntimeError subclasses for unreadable archives
+    except Exception as exc:  # noqa: BLE001 - TorchScript raises RuntimeError subclasses for unreadable archives
         raise UserError(f"cannot load {path}: {str(exc).strip().splitlines()[0][:160]}") from None
     return module, json.loads(extra[EXTRA_FILE] or "{}")
 

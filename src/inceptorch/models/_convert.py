@@ -1,7 +1,7 @@
 """Converters from other libraries' state-dict layouts to ours, registered per model name."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 StateDict = dict
 Converter = Callable[[StateDict], StateDict]

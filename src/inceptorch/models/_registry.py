@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 from torch import nn
 

@@ -103,7 +103,7 @@ class Inception(Branches):
     def __init__(self, in_chs: int, row: Inc, cfg: GoogLeNetCfg, width: float = 1.0):
         super().__init__()
         w = {f: scale_width(getattr(row, f), width) for f in Inc._fields[1:]}
-        conv = lambda i, o, k: ConvNormAct(i, o, k, norm=cfg.norm)  # noqa: E731
+        conv = lambda i, o, k: ConvNormAct(i, o, k, norm=cfg.norm)
         self.branch1 = conv(in_chs, w["c1x1"], 1)
         self.branch2 = nn.Sequential(conv(in_chs, w["c3x3_red"], 1), conv(w["c3x3_red"], w["c3x3"], 3))
         self.branch3 = nn.Sequential(conv(in_chs, w["c5x5_red"], 1),

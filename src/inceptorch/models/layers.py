@@ -60,7 +60,7 @@ class ModelOutput(NamedTuple):
 
 def scale_width(channels: int, width: float) -> int:
     """Channels after a width multiplier, at least one."""
-    return max(1, int(round(channels * width)))
+    return max(1, round(channels * width))
 
 
 class InceptionNet(nn.Module):
