@@ -54,7 +54,9 @@ def _batch(root: Path, files: list[str]):
 def test_decode_matches_pil(photos):
     files = ["cat/0.jpg", "cat/1.jpg", "dog/2.jpg"]
     payloads, _, _ = _batch(photos, files)
-    assert all(p.dim() == 1 for p in payloads)  # JPEGs travel encoded
+    assert all(p.dim() == 1 for p in payloads.unpack())  # JPEGs travel encoded, packed into one tensor
+    sizes = [(photos / f).stat().st_size for f in files]
+    assert payloads.lengths.tolist() == sizes and payloads.flat.numel() == sum(sizes)
     for f, image in zip(files, gp.decode_batch(payloads, torch.device("cpu"))):
         pil = torch.from_numpy(np.array(load_image(photos / f))).permute(2, 0, 1)
         assert image.shape == pil.shape and image.dtype == torch.uint8
@@ -64,7 +66,7 @@ def test_decode_matches_pil(photos):
 def test_png_falls_back_to_load_image_on_cpu(photos):
     """Not a JPEG: decoded in the worker by `load_image`, so alpha is composited on white as on the CPU path."""
     payloads, _, _ = _batch(photos, ["cat/logo.png"])
-    assert payloads[0].shape == (3, 40, 50)
+    assert payloads.unpack()[0].shape == (3, 40, 50) and payloads.lengths.tolist() == [0]
     image = gp.decode_batch(payloads, torch.device("cpu"))[0]
     assert image[:, 0, 0].tolist() == [200, 30, 30] and image[:, -1, -1].tolist() == [255, 255, 255]
 
@@ -104,6 +106,15 @@ def test_crop_boxes_stay_in_the_presets_ranges():
 def test_crop_box_falls_back_to_a_center_crop_like_torchvision():
     """No try fits in a 1000 x 10 strip: the center crop at the closest allowed aspect ratio."""
     assert gp.random_resized_box(10, 1000, (0.08, 1.0), (3 / 4, 4 / 3), [0.99] * 40) == (0, 493, 10, 13)
+
+
+def test_a_batch_mixing_encoded_and_worker_decoded_files_unpacks_in_order(photos):
+    files = ["cat/0.jpg", "cat/logo.png", "dog/2.jpg"]
+    payloads, _, _ = _batch(photos, files)
+    parts = payloads.unpack()
+    assert [p.dim() for p in parts] == [1, 3, 1]
+    assert bytes(parts[0].numpy()) == (photos / files[0]).read_bytes()
+    assert bytes(parts[2].numpy()) == (photos / files[2]).read_bytes()
 
 
 def test_same_seed_same_batch_other_seed_or_epoch_other_batch(photos):
