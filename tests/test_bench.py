@@ -89,13 +89,18 @@ def test_bench_onnxruntime_json(capsys):
     assert r["runtime"] == "onnxruntime" and r["model"] == "googlenet_bn" and r["threads"] == 2  # the mode's default
     assert r["onnxruntime_spinning"] is True and r["pause_s"] > 0  # ORT defaults; idle threads let go between blocks
     assert (r["device"], r["precision"], r["batch_size"], r["input_size"]) == ("cpu", "fp32", 1, 80)
-    assert list(r["runtimes"]) == ["onnxruntime", "torch_eager", "torch_optimized"]
+    # googlenet_bn shares torchvision's keys: torchvision's eager model with the same weights is timed alongside
+    assert list(r["runtimes"]) == ["onnxruntime", "torch_eager", "torch_optimized", "reference_eager"]
+    assert r["runtimes"]["reference_eager"]["max_abs_diff_vs_eager"] < 1e-5
+    assert r["runtimes"]["reference_eager"]["speedup_vs_reference"] == 1.0
     eager = r["runtimes"]["torch_eager"]
     assert eager["speedup_vs_eager"] == 1.0 and eager["max_abs_diff_vs_eager"] == 0.0
     assert r["eager_logits_max_abs"] > 0.1  # calibrated BN: logits of a trained model's scale, not ~1e-12
     for side in r["runtimes"].values():
         assert len(side["times_ms"]) == 2 and side["time_ms"] == pytest.approx(sum(side["times_ms"]) / 2)
         assert side["speedup_vs_eager"] == pytest.approx(eager["time_ms"] / side["time_ms"])
+        ref_ms = r["runtimes"]["reference_eager"]["time_ms"]
+        assert side["speedup_vs_reference"] == pytest.approx(ref_ms / side["time_ms"])
         assert side["max_abs_diff_vs_eager"] < 1e-4  # ONNX Runtime's and optimize's logits equal eager's
     assert {"torch", "onnxruntime", "device", "date", "load_average_1min"} <= set(r["environment"])
 
@@ -121,3 +126,14 @@ def test_compare_runtimes_outputs_agree_on_lively_weights():
 def test_bench_onnxruntime_errors(capsys, flags, message):
     assert main(["bench", "--model", "googlenet_bn", "--runtime", "onnxruntime", *flags]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bench_onnxruntime_compile_adds_the_compiled_path(capsys):
+    """`--compile` adds ours optimized + torch.compile (inductor, freezing, C++ wrapper); logits still equal eager's."""
+    assert main(["bench", "--model", "googlenet_bn", *ORT_TINY, "--compile", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert list(r["runtimes"]) == ["onnxruntime", "torch_eager", "torch_optimized", "torch_compiled", "reference_eager"]
+    assert r["runtimes"]["torch_compiled"]["max_abs_diff_vs_eager"] < 1e-4
+    assert main(["bench", "--model", "googlenet_bn", *ORT_TINY, "--compile", "ours"]) == 2
+    assert "--compile ours does not apply" in capsys.readouterr().err

@@ -63,12 +63,13 @@ def run_onnxruntime(args) -> int:
     # The comparison is fixed to CPU fp32 inference with each runtime's own defaults; say so instead of ignoring.
     off = {"--compare": args.compare is not None, "--mode train": args.mode != "infer",
            f"--device {args.device}": args.device != "cpu", f"--precision {args.precision}": args.precision != "fp32",
-           "--compile": args.compile is not None, "--no-optimize": args.no_optimize,
+           "--compile ours": args.compile == "ours", "--compile-mode": args.compile_mode is not None,
+           "--no-optimize": args.no_optimize,
            "--reference-nchw": args.reference_nchw}
     given = [flag for flag, on in off.items() if on]
     if given:
         raise UserError(f"--runtime onnxruntime times CPU fp32 inference; {', '.join(given)} does not apply")
     result = compare_runtimes(args.model, args.input_size, args.threads or 2, args.batch_size, args.warmup,
-                              args.repeats, args.iters)
+                              args.repeats, args.iters, compile=args.compile is not None)
     print(json.dumps(result, indent=1) if args.json else format_runtimes(result))
     return 0

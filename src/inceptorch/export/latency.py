@@ -89,20 +89,42 @@ def bench_onnxruntime(model: nn.Module | str | Path, input_size: int | None = No
 # `inceptorch bench --runtime onnxruntime`: the three CPU inference paths of one model, timed interleaved.
 
 RUNTIMES = {"onnxruntime": "ONNX Runtime (CPU EP, graph opt all)", "torch_eager": "PyTorch eager (channels_last)",
-            "torch_optimized": "PyTorch inceptorch.optimize"}
+            "torch_optimized": "PyTorch inceptorch.optimize", "torch_compiled": "PyTorch optimize + torch.compile",
+            "reference_eager": "torchvision eager (channels_last)"}
+
+
+def same_weights_reference(model: nn.Module) -> nn.Module | None:
+    """torchvision's build of the same architecture holding `model`'s weights, or None where there is none.
+
+    Our torchvision-layout builds (googlenet_bn, inception_v3) share torchvision's keys, so the weights load with
+    strict=True and the two compute the same logits: the timing compares implementations, nothing else.
+    """
+    from ..bench import BenchConfig, build_reference
+    from ..errors import UserError
+
+    name = getattr(model, "model_name", None)
+    try:
+        reference, _ = build_reference(BenchConfig(model=name, compare="torchvision"), model.default_cfg.input_size)
+        reference.load_state_dict(model.state_dict(), strict=True)
+    except (UserError, RuntimeError, TypeError):
+        return None
+    return reference.eval()
 
 
 def compare_runtimes(model: nn.Module | str, input_size: int | None = None, threads: int = 2, batch_size: int = 1,
                      warmup: int = 3, repeats: int = 10, iters: int = 5, spinning: bool = True,
-                     pause_s: float = 0.05) -> dict:
+                     pause_s: float = 0.05, compile: bool = False) -> dict:
     """ONNX Runtime, eager PyTorch and `inceptorch.optimize` on the same input, CPU fp32, `threads` threads each.
 
     `model` is a registered name (built untrained, 1000 classes, aux heads off) or a module. It is exported to a
     temporary ONNX file; the three are checked against eager on the timing input, then timed with `bench`'s
     `time_interleaved` (rounds in alternating order, so a busy moment of a shared machine hits all of them) and
-    reported as medians with the speed-up over eager (> 1: faster than eager).
+    reported as medians with the speed-up over eager (> 1: faster than eager). `compile` adds the optimized model
+    through `torch.compile` (inductor with freezing and the C++ wrapper, as `inceptorch bench --compile`).
+    Where torchvision has the same architecture with the same keys, its eager model with the same weights is timed
+    too (`reference_eager`), and every runtime also gets its speed-up over it.
     """
-    from ..bench import BenchConfig, build_ours, environment, time_interleaved
+    from ..bench import BenchConfig, _inference_compile_config, build_ours, environment, time_interleaved
     from ..errors import UserError
     from ..fast.optimize import optimize
     from ._deploy import inference_copy
@@ -126,17 +148,28 @@ def compare_runtimes(model: nn.Module | str, input_size: int | None = None, thre
         session = OnnxClassifier(path, threads=threads, spinning=spinning)
         runs = {"onnxruntime": lambda: session.logits(x_np), "torch_eager": lambda: eager(x_cl),
                 "torch_optimized": lambda: fast(x_cl)}
+        if compile:
+            compiled = torch.compile(fast)
+            runs["torch_compiled"] = lambda: compiled(x_cl)
+        reference = same_weights_reference(model) if named else None
+        if reference is not None:  # issue 5's CPU yardstick: torchvision's channels_last eager latency
+            reference = reference.to(memory_format=torch.channels_last)
+            runs["reference_eager"] = lambda: reference(x_cl)
         ref = eager(x_cl)
-        diffs = {name: float((run() - ref).abs().max()) for name, run in runs.items()}
+        with _inference_compile_config(compile, torch.device("cpu")):  # the compiled run compiles on its first call
+            diffs = {name: float((torch.as_tensor(run()) - ref).abs().max()) for name, run in runs.items()}
+            times = time_interleaved(runs, warmup, repeats, iters, pause_s=pause_s)
         # ORT's idle workers busy-wait after each run (its default, kept: what a deployment gets). Back to back,
         # they took a core from the PyTorch block timed next: eager measured ~30% slower right after ORT than right
-        # after optimized PyTorch. An untimed pause before each block lets them go idle first.
-        times = time_interleaved(runs, warmup, repeats, iters, pause_s=pause_s)
+        # after optimized PyTorch. An untimed pause before each block (pause_s) lets them go idle first.
     medians = {name: statistics.median(t) for name, t in times.items()}
     sides = {name: {"name": RUNTIMES[name], "time_ms": medians[name] * 1e3, "min_ms": min(times[name]) * 1e3,
                     "images_per_s": batch_size / medians[name], "speedup_vs_eager": medians["torch_eager"] / medians[name],
                     "max_abs_diff_vs_eager": diffs[name], "times_ms": [t * 1e3 for t in times[name]]}
              for name in runs}
+    if "reference_eager" in medians:
+        for name, side in sides.items():
+            side["speedup_vs_reference"] = medians["reference_eager"] / medians[name]
     env = environment(torch.device("cpu"))
     import onnxruntime
 
@@ -174,10 +207,14 @@ def format_runtimes(r: dict) -> str:
     head = (f"{r['model']} inference on {r['environment']['device']} (cpu, {r['threads']} threads), fp32, "
             f"batch {r['batch_size']}, {r['input_size']}x{r['input_size']}; median of {r['repeats']} x {r['iters']} "
             f"interleaved calls")
-    lines = [head, f"{'':40s}{'latency ms':>12s}{'min ms':>10s}{'images/s':>11s}{'vs eager':>10s}{'max|diff|':>11s}"]
+    has_ref = "reference_eager" in r["runtimes"]
+    lines = [head, f"{'':40s}{'latency ms':>12s}{'min ms':>10s}{'images/s':>11s}{'vs eager':>10s}"
+                   + (f"{'vs torchvision':>15s}" if has_ref else "") + f"{'max|diff|':>11s}"]
     for side in r["runtimes"].values():
         lines.append(f"{side['name']:40s}{side['time_ms']:12.2f}{side['min_ms']:10.2f}{side['images_per_s']:11.1f}"
-                     f"{side['speedup_vs_eager']:9.2f}x{side['max_abs_diff_vs_eager']:11.1e}")
+                     f"{side['speedup_vs_eager']:9.2f}x"
+                     + (f"{side['speedup_vs_reference']:14.2f}x" if has_ref else "")
+                     + f"{side['max_abs_diff_vs_eager']:11.1e}")
     lines.append(f"max|diff|: largest absolute logit difference from eager (eager's largest |logit| "
                  f"{r['eager_logits_max_abs']:.2e})")
     return "\n".join(lines)
