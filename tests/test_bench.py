@@ -137,3 +137,9 @@ def test_bench_onnxruntime_compile_adds_the_compiled_path(capsys):
     assert r["runtimes"]["torch_compiled"]["max_abs_diff_vs_eager"] < 1e-4
     assert main(["bench", "--model", "googlenet_bn", *ORT_TINY, "--compile", "ours"]) == 2
     assert "--compile ours does not apply" in capsys.readouterr().err
+
+
+def test_bench_no_merge_keeps_the_1x1_convs_apart(capsys):
+    r = bench_json(capsys, "--no-merge")
+    assert r["merge"] is False and r["ours"]["name"] == "ours (optimized, unmerged)"
+    assert bench_json(capsys)["merge"] is True

@@ -54,6 +54,7 @@ class BenchConfig:
     repeats: int = 10
     iters: int = 5  # timed calls per repeat
     optimize: bool = True  # ours through fast.optimize (infer) / the fast TrainStep (train)
+    merge: bool = True  # with optimize, infer: merge the sibling 1x1 convs (False: BN folding and channels_last only)
     reference_channels_last: bool = True  # the reference as a user would run it fast: NHWC eager
     model_kwargs: dict = field(default_factory=dict)  # extra builder options for ours (tests use tiny widths)
 
@@ -209,9 +210,10 @@ def run_bench(cfg: BenchConfig) -> dict:
     if cfg.mode == "infer":
         # Plain ours runs in the reference's memory format: then the two differ only in implementation.
         ours_cl = cfg.optimize or cfg.reference_channels_last
-        ours_label = "ours (optimized)" if cfg.optimize else f"ours ({'channels_last' if ours_cl else 'nchw'})"
+        ours_label = ("ours (optimized)" if cfg.merge else "ours (optimized, unmerged)") if cfg.optimize else \
+            f"ours ({'channels_last' if ours_cl else 'nchw'})"
         if cfg.optimize:
-            ours = optimize(ours)
+            ours = optimize(ours, merge=cfg.merge)
         elif ours_cl:
             ours = ours.to(memory_format=torch.channels_last)
         x_ours = x.contiguous(memory_format=torch.channels_last) if ours_cl else x

@@ -36,6 +36,8 @@ def register(subparsers) -> None:
     p.add_argument("--warmup", type=int, default=3, help="untimed calls per side before timing")
     p.add_argument("--repeats", type=int, default=10, help="timed rounds; the median is reported")
     p.add_argument("--iters", type=int, default=5, help="calls per side per round")
+    p.add_argument("--no-merge", action="store_true",
+                   help="inference: optimize without merging the sibling 1x1 convs (BN folding, channels_last only)")
     p.add_argument("--no-optimize", action="store_true",
                    help="time our plain model (no BN folding / branch merging / fast training step)")
     p.add_argument("--reference-nchw", action="store_true",
@@ -51,7 +53,8 @@ def run(args) -> int:
                       batch_size=args.batch_size, precision=args.precision, compile=args.compile is not None,
                       compile_reference=args.compile == "both", compile_mode=args.compile_mode,
                       input_size=args.input_size, threads=args.threads, warmup=args.warmup, repeats=args.repeats,
-                      iters=args.iters, optimize=not args.no_optimize, reference_channels_last=not args.reference_nchw)
+                      iters=args.iters, optimize=not args.no_optimize, merge=not args.no_merge,
+                      reference_channels_last=not args.reference_nchw)
     result = run_bench(cfg)
     print(json.dumps(result, indent=1) if args.json else format_result(result))
     return 0
@@ -64,7 +67,7 @@ def run_onnxruntime(args) -> int:
     off = {"--compare": args.compare is not None, "--mode train": args.mode != "infer",
            f"--device {args.device}": args.device != "cpu", f"--precision {args.precision}": args.precision != "fp32",
            "--compile ours": args.compile == "ours", "--compile-mode": args.compile_mode is not None,
-           "--no-optimize": args.no_optimize,
+           "--no-optimize": args.no_optimize, "--no-merge": args.no_merge,
            "--reference-nchw": args.reference_nchw}
     given = [flag for flag, on in off.items() if on]
     if given:
