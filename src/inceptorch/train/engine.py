@@ -103,13 +103,18 @@ def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(device, amp):
             loss, logits = compute_loss(model, images, targets, aux_weight, label_smoothing)
-        value = loss.item()
-        if not math.isfinite(value):
-            raise NonFiniteLoss(value)
+        correct = (logits.argmax(1) == targets).sum()
         (loss / accum_steps).backward()
+        # Read the loss only now: on a GPU, `.item()` before backward would make the host wait for the forward
+        # and leave the device idle while backward is launched. The weights are still untouched here (the
+        # optimizer step comes below), so a non-finite loss stops the run before it can harm them. Under DDP the
+        # ranks decide together: one rank's NaN reaches every rank's gradients through the all-reduce.
+        value, total = loss.item(), all_reduce_sum(loss.detach().float().reshape(1)).item()
+        if not math.isfinite(total):
+            raise NonFiniteLoss(value if not math.isfinite(value) else total)
         batches_done += 1
         meter.loss_sum += value * targets.numel()
-        meter.correct += int((logits.argmax(1) == targets).sum())
+        meter.correct += int(correct)
         meter.count += targets.numel()
         if batches_done % accum_steps:
             continue
