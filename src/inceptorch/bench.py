@@ -172,7 +172,7 @@ def _reference_train_runner(model: nn.Module, x: Tensor, y: Tensor, cfg: BenchCo
     return run
 
 
-def _inference_compile_config(enabled: bool, device: torch.device):
+def inference_compile_config(enabled: bool, device: torch.device):
     """Inductor settings for compiled inference, on both sides, scoped so the process-wide config is left alone.
 
     freezing: weights become constants, so BN folding and (on CPU) oneDNN weight pre-packing happen at compile
@@ -228,7 +228,7 @@ def run_bench(cfg: BenchConfig) -> dict:
         # Both steps get the same channels_last batch: a conversion inside ours would time (and hold) a copy.
         runs = {ours_label: lambda: step(x_ref, y), ref_label: _reference_train_runner(reference, x_ref, y, cfg, device)}
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-    with _inference_compile_config(cfg.compile and cfg.mode == "infer", device):
+    with inference_compile_config(cfg.compile and cfg.mode == "infer", device):
         times = time_interleaved(runs, cfg.warmup, cfg.repeats, cfg.iters, sync)
         sides = []
         for label, run in runs.items():

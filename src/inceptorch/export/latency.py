@@ -124,7 +124,7 @@ def compare_runtimes(model: nn.Module | str, input_size: int | None = None, thre
     Where torchvision has the same architecture with the same keys, its eager model with the same weights is timed
     too (`reference_eager`), and every runtime also gets its speed-up over it.
     """
-    from ..bench import BenchConfig, _inference_compile_config, build_ours, environment, time_interleaved
+    from ..bench import BenchConfig, build_ours, environment, inference_compile_config, time_interleaved
     from ..errors import UserError
     from ..fast.optimize import optimize
     from ._deploy import inference_copy
@@ -156,7 +156,7 @@ def compare_runtimes(model: nn.Module | str, input_size: int | None = None, thre
             reference = reference.to(memory_format=torch.channels_last)
             runs["reference_eager"] = lambda: reference(x_cl)
         ref = eager(x_cl)
-        with _inference_compile_config(compile, torch.device("cpu")):  # the compiled run compiles on its first call
+        with inference_compile_config(compile, torch.device("cpu")):  # the compiled run compiles on its first call
             diffs = {name: float((torch.as_tensor(run()) - ref).abs().max()) for name, run in runs.items()}
             times = time_interleaved(runs, warmup, repeats, iters, pause_s=pause_s)
         # ORT's idle workers busy-wait after each run (its default, kept: what a deployment gets). Back to back,
