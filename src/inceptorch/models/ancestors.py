@@ -50,10 +50,7 @@ class SmallNet(InceptionNet):
         reduction = 1
         for name, module, chs, stride in stages:
             reduction *= stride
-            self.add_module(name, module)
-            self.stage_names.append(name)
-            if name in taps:
-                self.feature_info.append({"num_chs": chs, "reduction": reduction, "module": name})
+            self.add_stage(name, module, chs, reduction, feature=name in taps)
         self.num_features = chs
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(drop_rate)

@@ -136,10 +136,7 @@ class BNInception(InceptionNet):
                 module, stride = BNInceptionBlock(chs, row, width), row.stride
                 chs = module.out_channels
             reduction *= stride
-            self.add_module(row.name, module)
-            self.stage_names.append(row.name)
-            if row.name in FEATURE_TAPS:
-                self.feature_info.append({"num_chs": chs, "reduction": reduction, "module": row.name})
+            self.add_stage(row.name, module, chs, reduction, feature=row.name in FEATURE_TAPS)
             if row.name in AUX_TAPS:
                 self.add_module(AUX_TAPS[row.name], AuxHead(chs, num_classes, _AUX_CFG, width) if aux_logits else None)
         self.num_features = chs

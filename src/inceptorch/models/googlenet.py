@@ -165,10 +165,7 @@ class GoogLeNet(InceptionNet):
                 continue
             module, chs, stride = self._make_stage(row, chs, cfg, width, small_input)
             reduction *= stride
-            self.add_module(row.name, module)
-            self.stage_names.append(row.name)
-            if row.name in FEATURE_TAPS:
-                self.feature_info.append({"num_chs": chs, "reduction": reduction, "module": row.name})
+            self.add_stage(row.name, module, chs, reduction, feature=row.name in FEATURE_TAPS)
             if row.name in AUX_TAPS:
                 aux_in_chs[AUX_TAPS[row.name]] = chs
         for head, head_in_chs in aux_in_chs.items():  # after the trunk, in torchvision's key order

@@ -78,6 +78,13 @@ class InceptionNet(nn.Module):
     num_features: int
     transform_input: bool = False
 
+    def add_stage(self, name: str, module: nn.Module, chs: int, reduction: int, feature: bool = False) -> None:
+        """Append a trunk stage; `feature` also describes its output (`chs`, total `reduction`) in feature_info."""
+        self.add_module(name, module)
+        self.stage_names.append(name)
+        if feature:
+            self.feature_info.append({"num_chs": chs, "reduction": reduction, "module": name})
+
     def _trunk(self, x: Tensor, with_aux: bool) -> tuple[Tensor, list[Tensor]]:
         if self.transform_input:
             x = transform_imagenet_to_unit_range(x)
