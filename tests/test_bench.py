@@ -143,3 +143,8 @@ def test_bench_no_merge_keeps_the_1x1_convs_apart(capsys):
     r = bench_json(capsys, "--no-merge")
     assert r["merge"] is False and r["ours"]["name"] == "ours (optimized, unmerged)"
     assert bench_json(capsys)["merge"] is True
+
+
+def test_bench_matmul_1x1_auto_is_on_for_the_cpu_and_can_be_turned_off(capsys):
+    assert bench_json(capsys)["matmul_1x1"] is True
+    assert bench_json(capsys, "--matmul-1x1", "off")["matmul_1x1"] is False

@@ -7,7 +7,7 @@ from torch import nn
 
 from inceptorch import create_model, list_models, optimize
 from inceptorch.fast import fold_batchnorm
-from inceptorch.fast.optimize import MergedBranches
+from inceptorch.fast.optimize import MergedBranches, PointwiseConvAsMatmul
 from inceptorch.fast.train_step import TrainStep, enable_block_checkpointing, fast_optimizer
 from inceptorch.models.layers import Branches, ConvNormAct
 
@@ -36,6 +36,11 @@ def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
 
 def count(model: nn.Module, kind: type) -> int:
     return sum(isinstance(m, kind) for m in model.modules())
+
+
+def count_convs(model: nn.Module) -> int:
+    """Convolutions, the 1x1 ones that run as matrix products included."""
+    return count(model, nn.Conv2d) + count(model, PointwiseConvAsMatmul)
 
 
 def small_input(name: str) -> int:
@@ -81,10 +86,38 @@ def test_googlenet_merges_three_1x1_convs_per_block(name):
     merged = [m for m in fast.modules() if isinstance(m, MergedBranches)]
     assert len(merged) == len(blocks) == 9
     # #1x1, #3x3 reduce and #5x5 reduce (Figure 2b) become one conv: two fewer convs per block.
-    assert count(fast, nn.Conv2d) == count(model, nn.Conv2d) - 2 * len(blocks)
+    assert count_convs(fast) == count(model, nn.Conv2d) - 2 * len(blocks)
     stem = fast.inception3a.stem[0]
     assert (stem.in_channels, stem.out_channels, stem.kernel_size) == (192, 64 + 96 + 16, (1, 1))
     assert fast.inception3a.piece_index == [0, 1, 2, -1]  # the pool branch still reads the block input
+
+
+@pytest.mark.parametrize("matmul", [True, False])
+def test_pointwise_convs_run_as_matmuls_only_when_asked(matmul):
+    """On the CPU (the default there) every plain 1x1 conv becomes one GEMM; the 7x7, 3x3 and 5x5 convs stay."""
+    model = randomize(build("googlenet"))
+    fast = optimize(model, matmul_1x1=matmul)
+    plain_1x1 = [m for m in fast.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)]
+    assert (count(fast, PointwiseConvAsMatmul), len(plain_1x1)) == ((9 * 2 + 1, 0) if matmul else (0, 9 * 2 + 1))
+    assert count_convs(fast) == count(model, nn.Conv2d) - 2 * 9
+    if matmul:  # the default on the CPU
+        assert count(optimize(model), PointwiseConvAsMatmul) == 9 * 2 + 1
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(2)).contiguous(
+        memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), model(x), atol=TOL, rtol=RTOL)
+
+
+def test_pointwise_matmul_keeps_channels_last_and_equals_the_conv():
+    conv = nn.Conv2d(24, 40, 1)
+    unit = PointwiseConvAsMatmul(conv)
+    x = torch.randn(2, 24, 5, 7).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        out = unit(x)
+        torch.testing.assert_close(out, conv(x), atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(unit(x.contiguous()), conv(x), atol=1e-6, rtol=1e-6)  # NCHW input works too
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert (unit.in_channels, unit.out_channels, unit.kernel_size) == (24, 40, (1, 1))
 
 
 def test_optimize_drops_aux_heads_and_leaves_the_original_alone():

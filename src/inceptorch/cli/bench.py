@@ -38,6 +38,9 @@ def register(subparsers) -> None:
     p.add_argument("--iters", type=int, default=5, help="calls per side per round")
     p.add_argument("--no-merge", action="store_true",
                    help="inference: optimize without merging the sibling 1x1 convs (BN folding, channels_last only)")
+    p.add_argument("--matmul-1x1", choices=("auto", "on", "off"), default="auto",
+                   help="inference: run the 1x1 convs as matrix products over the NHWC view (auto: on the CPU only, "
+                        "where it was measured faster)")
     p.add_argument("--no-optimize", action="store_true",
                    help="time our plain model (no BN folding / branch merging / fast training step)")
     p.add_argument("--reference-nchw", action="store_true",
@@ -54,6 +57,7 @@ def run(args) -> int:
                       compile_reference=args.compile == "both", compile_mode=args.compile_mode,
                       input_size=args.input_size, threads=args.threads, warmup=args.warmup, repeats=args.repeats,
                       iters=args.iters, optimize=not args.no_optimize, merge=not args.no_merge,
+                      matmul_1x1={"auto": None, "on": True, "off": False}[args.matmul_1x1],
                       reference_channels_last=not args.reference_nchw)
     result = run_bench(cfg)
     print(json.dumps(result, indent=1) if args.json else format_result(result))
@@ -68,6 +72,7 @@ def run_onnxruntime(args) -> int:
            f"--device {args.device}": args.device != "cpu", f"--precision {args.precision}": args.precision != "fp32",
            "--compile ours": args.compile == "ours", "--compile-mode": args.compile_mode is not None,
            "--no-optimize": args.no_optimize, "--no-merge": args.no_merge,
+           f"--matmul-1x1 {args.matmul_1x1}": args.matmul_1x1 != "auto",
            "--reference-nchw": args.reference_nchw}
     given = [flag for flag, on in off.items() if on]
     if given:

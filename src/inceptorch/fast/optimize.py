@@ -1,4 +1,5 @@
-"""The inference path of issue 5: fold BN into the convs, merge sibling 1x1 convs, keep channels_last.
+"""The inference path of issue 5: fold BN into the convs, merge sibling 1x1 convs, keep channels_last, and (on
+the CPU) run the 1x1 convs as matrix products.
 
 Generic over any model built from `ConvNormAct` and `Branches` (models/layers.py): nothing here names a model.
 Every transformation is an exact re-parametrisation in eval mode (up to float rounding), so the optimized model's
@@ -9,6 +10,7 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.layers import Branches, ConvNormAct
@@ -137,6 +139,45 @@ def merge_all_branches(model: nn.Module) -> int:
     return merged
 
 
+class PointwiseConvAsMatmul(nn.Module):
+    """A 1x1 convolution (stride 1, no padding, one group) computed as one matrix product over the NHWC view.
+
+    In channels_last memory a 1x1 conv is exactly a GEMM, (N*H*W, Cin) x (Cin, Cout): `F.linear` on the
+    permuted view reads the input and writes the output without a copy, and the output, permuted back, is
+    channels_last again. On the CPU this reaches MKL's GEMM (pre-packed under inductor's freezing), which at batch 1
+    is faster than the oneDNN convolution on GoogLeNet's 7x7-28x28 maps (BENCHMARKS.md, "1x1 convs as GEMMs").
+    """
+
+    kernel_size = (1, 1)
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+        self.weight = nn.Parameter(conv.weight.detach().flatten(1).clone(), requires_grad=conv.weight.requires_grad)
+        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone(),
+                                                                requires_grad=conv.bias.requires_grad)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x.permute(0, 2, 3, 1), self.weight, self.bias).permute(0, 3, 1, 2)
+
+
+def _is_plain_1x1(conv: nn.Module) -> bool:
+    return (isinstance(conv, nn.Conv2d) and conv.kernel_size == (1, 1) and conv.stride == (1, 1)
+            and conv.padding in ((0, 0), 0) and conv.dilation == (1, 1) and conv.groups == 1
+            and conv.padding_mode == "zeros")
+
+
+def pointwise_convs_as_matmuls(model: nn.Module) -> int:
+    """Replace every plain 1x1 conv of `model` by a `PointwiseConvAsMatmul`, in place; returns how many."""
+    replaced = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if _is_plain_1x1(child):
+                setattr(parent, name, PointwiseConvAsMatmul(child))
+                replaced += 1
+    return replaced
+
+
 def drop_aux_heads(model: nn.Module) -> None:
     """Remove the auxiliary classifiers: `forward` never runs them, and inference should not hold their weights."""
     for head in getattr(model, "aux_taps", {}).values():
@@ -145,11 +186,13 @@ def drop_aux_heads(model: nn.Module) -> None:
 
 
 def optimize(model: nn.Module, channels_last: bool = True, fold_bn: bool = True, merge: bool = True,
-             inplace: bool = False) -> nn.Module:
+             inplace: bool = False, matmul_1x1: bool | None = None) -> nn.Module:
     """An inference copy of `model`: eval mode, aux heads dropped, BN folded, sibling 1x1 convs merged, NHWC.
 
     `forward(x)` still returns logits and takes NCHW or NHWC input (a channels_last weight makes the first conv
     produce channels_last output either way). Merging needs folded BNs, so `merge` implies `fold_bn`.
+    `matmul_1x1`: run the 1x1 convs as matrix products (`PointwiseConvAsMatmul`); None (the default) does so where
+    it was measured faster, on the CPU (a model whose weights are on the CPU when it is optimized).
     The result has no data-dependent control flow or host syncs: it can be captured in a CUDA graph and compiled
     with `torch.compile(fullgraph=True)`.
     """
@@ -160,6 +203,10 @@ def optimize(model: nn.Module, channels_last: bool = True, fold_bn: bool = True,
         fold_all_batchnorms(model)
     if merge:
         merge_all_branches(model)
+    if matmul_1x1 is None:
+        matmul_1x1 = all(p.device.type == "cpu" for p in model.parameters())
+    if matmul_1x1:
+        pointwise_convs_as_matmuls(model)  # after merging: the merged stems are 1x1 convs too
     if channels_last:
         model.to(memory_format=torch.channels_last)
     for p in model.parameters():
