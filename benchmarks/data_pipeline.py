@@ -8,7 +8,8 @@ ImageFolder layout to a temporary folder (so all are in the page cache, as a war
 one untimed pass that starts the workers and compiles what is compiled:
   (a) the CPU path: `load_image` + the `paper` train transform in W workers, batches moved to the device (pinned),
   (b) the device path: workers read bytes, `decode_jpeg` on the device, `DeviceAugment("paper")`,
-  (c) `TrainStep` (bf16 autocast on CUDA, channels_last) fed by (b),
+  (c) `TrainStep` (bf16 autocast on CUDA, channels_last) fed by (b), whose batches a background thread makes one
+      ahead on a side stream on CUDA (`--ahead`); then, as `train_fed_inline_decode`, the same with (b) inline,
   (d) the same `TrainStep` on one batch that is already on the device (the ceiling),
 and prints images/s for each and (c)/(d). On CUDA every timing is bracketed by torch.cuda.synchronize.
 """
@@ -95,6 +96,8 @@ def main() -> None:
     p.add_argument("--model", default="googlenet_bn")
     p.add_argument("--input-size", type=int, default=None, help="default: the model's (small for a CPU smoke run)")
     p.add_argument("--passes", type=int, default=2, help="timed passes over the images for each measurement")
+    p.add_argument("--ahead", type=int, default=None,
+                   help="batches the device path makes ahead in a background thread (default: 1 on CUDA, 0 on CPU)")
     p.add_argument("--compile", action="store_true", help="torch.compile the train step's forward+loss")
     args = p.parse_args()
     device = torch.device(args.device)
@@ -114,13 +117,16 @@ def main() -> None:
         cpu_set = SeededDataset(train, train_transform("paper", cfg, input_size=size), seed=0)
         cpu_loader = DataLoader(cpu_set, pin_memory=device.type == "cuda", **loader_options)
         files = DataLoader(EncodedImages(train), collate_fn=collate_encoded, **loader_options)
-        device_batches = DeviceBatches(files, DeviceAugment(cfg, "paper", size, seed=0), device)
+        device_batches = DeviceBatches(files, DeviceAugment(cfg, "paper", size, seed=0), device, ahead=args.ahead)
+        inline_batches = DeviceBatches(files, DeviceAugment(cfg, "paper", size, seed=0), device, ahead=0)
 
         results = {"cpu_decode_augment": timed(cpu_loader, device, passes=args.passes)}
         del cpu_loader  # its workers would compete with the device path's for the CPU cores
         results["device_decode_augment"] = timed(device_batches, device, passes=args.passes)
         step = TrainStep(model, precision="bf16" if device.type == "cuda" else "fp32", compile=args.compile)
         results["train_fed_by_device_path"] = timed(device_batches, device, step, passes=args.passes)
+        if device_batches.ahead:  # the same without the background producer: what making batches ahead gives
+            results["train_fed_inline_decode"] = timed(inline_batches, device, step, passes=args.passes)
         x = torch.randn(args.batch_size, 3, size, size, device=device)
         synthetic = [(x, torch.randint(0, CLASSES, (args.batch_size,), device=device))] * len(files)
         results["train_synthetic"] = timed(synthetic, device, step, passes=args.passes)

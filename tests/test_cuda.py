@@ -16,6 +16,7 @@ from _train_helpers import TINY, make_jpeg_folder
 from inceptorch import create_model, optimize
 from inceptorch.cli.main import main
 from inceptorch.data.gpu_pipeline import decode_batch
+from inceptorch.data.prefetch import prefetched
 from inceptorch.fast.train_step import TrainStep
 from inceptorch.train.run import read_metrics
 
@@ -47,8 +48,9 @@ def test_gpu_decode_training_decodes_on_the_device(tmp_path):
     assert (on_gpu.cpu().int() - on_cpu.int()).abs().max() <= 3
 
 
+@pytest.mark.parametrize("matmul_1x1", [False, True])
 @pytest.mark.parametrize("name", ["googlenet_bn", "inception_v3", "inception_v4", "inception_resnet_v2"])
-def test_optimized_model_on_the_gpu_equals_the_plain_one(name):
+def test_optimized_model_on_the_gpu_equals_the_plain_one(name, matmul_1x1):
     torch.manual_seed(0)
     model = create_model(name, aux_logits=False) if name in ("googlenet_bn", "inception_v3") else create_model(name)
     model = model.to(CUDA).eval()
@@ -56,7 +58,7 @@ def test_optimized_model_on_the_gpu_equals_the_plain_one(name):
         bn.running_mean.uniform_(-0.1, 0.1)
         bn.running_var.uniform_(0.5, 1.5)
     x = torch.randn(4, 3, 224 if name == "googlenet_bn" else 299, 224 if name == "googlenet_bn" else 299, device=CUDA)
-    fast = optimize(model)
+    fast = optimize(model, matmul_1x1=matmul_1x1)
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 as fp32: TF32 would round both sides at 1e-3
     with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
         ref, out = model(x), fast(x)
@@ -83,3 +85,14 @@ def test_bench_on_cuda_reports_memory_and_a_speedup(capsys):
     r = json.loads(capsys.readouterr().out)
     assert r["device"] == "cuda" and r["ours"]["peak_mem_mb"] > 0 and r["reference"]["peak_mem_mb"] > 0
     assert r["speedup"] == pytest.approx(r["reference"]["time_ms"] / r["ours"]["time_ms"])
+
+
+def test_batches_made_on_a_side_stream_equal_the_inline_ones():
+    """The producer's kernels run on its own stream; the consumer waits for them before reading."""
+    def make():
+        for i in range(6):
+            x = torch.full((256, 3, 64, 64), float(i), device=CUDA)
+            yield (x * 2 + 1).contiguous(memory_format=torch.channels_last), torch.tensor([i], device=CUDA)
+
+    ahead = [(x.sum().item(), y.item()) for x, y in prefetched(make, CUDA, depth=2)]
+    assert ahead == [(float((2 * i + 1) * 256 * 3 * 64 * 64), i) for i in range(6)]

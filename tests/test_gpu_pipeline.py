@@ -201,3 +201,16 @@ def test_train_with_gpu_decode_on_cpu_and_resume_exactly(tmp_path):
     a, b = (load_file(str(tmp_path / r / "last.safetensors")) for r in ("straight", "resumed"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert "gpu_decode: true" in (tmp_path / "straight" / "config.yaml").read_text()
+
+
+def test_device_batches_made_ahead_in_a_thread_equal_the_inline_ones(photos):
+    dataset = gp.EncodedImages(build_dataset(photos, "train", val_split=0.3))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=2, collate_fn=gp.collate_encoded)
+    augment = gp.DeviceAugment(CFG, "paper", input_size=32, seed=3)
+    inline = gp.DeviceBatches(loader, augment, "cpu")
+    ahead = gp.DeviceBatches(loader, augment, "cpu", ahead=2)
+    assert (inline.ahead, ahead.ahead) == (0, 2)  # the default on the CPU is inline
+    pairs = list(zip(inline, ahead, strict=True))
+    assert len(pairs) == len(loader) > 1
+    for (x, y), (x2, y2) in pairs:
+        assert torch.equal(x, x2) and torch.equal(y, y2)
