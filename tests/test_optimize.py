@@ -226,3 +226,26 @@ def test_merge_leaves_a_block_without_siblings_alone():
 
     block = OneOpening()
     assert merge_branches(block) is block
+
+
+def test_inference_compile_options_freeze_and_add_the_modes_own():
+    from inceptorch.fast.compiled import inference_compile_options
+
+    assert inference_compile_options(torch.device("cpu")) == {"freezing": True, "cpp_wrapper": True}
+    tuned = inference_compile_options(torch.device("cuda"), "max-autotune")
+    assert tuned["freezing"] is True and tuned["cpp_wrapper"] is False and tuned["max_autotune"] is True
+
+
+@pytest.mark.slow
+def test_compile_for_inference_equals_the_optimized_model():
+    """Inductor with freezing, the C++ wrapper and no module guards computes the optimized model's logits."""
+    from inceptorch import compile_for_inference
+
+    fast = optimize(randomize(build("googlenet_bn", width=0.125, small_input=True)))
+    compiled = compile_for_inference(fast)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3)).contiguous(
+        memory_format=torch.channels_last)
+    with torch.inference_mode():
+        ref = fast(x)
+        torch.testing.assert_close(compiled(x), ref, atol=TOL, rtol=RTOL)
+        torch.testing.assert_close(compiled(x[:1]), ref[:1], atol=TOL, rtol=RTOL)  # a new shape recompiles

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import UserError
+from .fast.compiled import compile_for_inference, inference_compile_options
 from .fast.optimize import PointwiseConvAsMatmul, optimize
 from .fast.train_step import TrainStep
 from .models import create_model
@@ -140,10 +141,15 @@ def _peak_memory_mb(run: Callable[[], object], device: torch.device) -> float | 
     return torch.cuda.max_memory_allocated(device) / 2**20
 
 
-def _infer_runner(model: nn.Module, x: Tensor, dtype: torch.dtype, compile_: bool,
-                  compile_mode: str | None = None) -> Callable[[], object]:
+def _infer_runner(model: nn.Module, x: Tensor, dtype: torch.dtype, compile_: bool, compile_mode: str | None = None,
+                  ours: bool = False) -> Callable[[], object]:
+    """One side's forward; compiled, ours goes through `compile_for_inference` (what our users call), the
+    reference through plain `torch.compile` under the same inductor settings (`inference_compile_config`)."""
     model = model.to(dtype=dtype).eval()
-    fn = torch.compile(model, mode=compile_mode) if compile_ else model
+    if compile_:
+        fn = compile_for_inference(model, compile_mode) if ours else torch.compile(model, mode=compile_mode)
+    else:
+        fn = model
 
     def run() -> Tensor:
         with torch.inference_mode():
@@ -174,17 +180,13 @@ def _reference_train_runner(model: nn.Module, x: Tensor, y: Tensor, cfg: BenchCo
 
 
 def inference_compile_config(enabled: bool, device: torch.device):
-    """Inductor settings for compiled inference, on both sides, scoped so the process-wide config is left alone.
-
-    freezing: weights become constants, so BN folding and (on CPU) oneDNN weight pre-packing happen at compile
-    time. cpp_wrapper (CPU): the generated graph calls its kernels from C++ instead of Python, which matters at
-    batch 1 where a GoogLeNet forward is about 60 kernels of 0.1-0.3 ms each.
-    """
+    """`fast.compiled`'s inductor settings (freezing; the C++ wrapper on CPU) for every side compiled inside,
+    scoped so the process-wide config is left alone: the reference gets the same compiler settings as ours."""
     if not enabled:
         return contextlib.nullcontext()
     import torch._inductor.config as inductor_config
 
-    return inductor_config.patch(freezing=True, cpp_wrapper=device.type == "cpu")
+    return inductor_config.patch(inference_compile_options(device))
 
 
 def run_bench(cfg: BenchConfig) -> dict:
@@ -218,7 +220,7 @@ def run_bench(cfg: BenchConfig) -> dict:
         elif ours_cl:
             ours = ours.to(memory_format=torch.channels_last)
         x_ours = x.contiguous(memory_format=torch.channels_last) if ours_cl else x
-        runs = {ours_label: _infer_runner(ours, x_ours.to(dtype), dtype, cfg.compile, cfg.compile_mode),
+        runs = {ours_label: _infer_runner(ours, x_ours.to(dtype), dtype, cfg.compile, cfg.compile_mode, ours=True),
                 ref_label: _infer_runner(reference, x_ref.to(dtype), dtype, cfg.compile and cfg.compile_reference,
                                          cfg.compile_mode)}
     else:

@@ -89,7 +89,7 @@ def bench_onnxruntime(model: nn.Module | str | Path, input_size: int | None = No
 # `inceptorch bench --runtime onnxruntime`: the three CPU inference paths of one model, timed interleaved.
 
 RUNTIMES = {"onnxruntime": "ONNX Runtime (CPU EP, graph opt all)", "torch_eager": "PyTorch eager (channels_last)",
-            "torch_optimized": "PyTorch inceptorch.optimize", "torch_compiled": "PyTorch optimize + torch.compile",
+            "torch_optimized": "PyTorch inceptorch.optimize", "torch_compiled": "PyTorch optimize + compile_for_inference",
             "reference_eager": "torchvision eager (channels_last)"}
 
 
@@ -120,13 +120,13 @@ def compare_runtimes(model: nn.Module | str, input_size: int | None = None, thre
     temporary ONNX file; the three are checked against eager on the timing input, then timed with `bench`'s
     `time_interleaved` (rounds in alternating order, so a busy moment of a shared machine hits all of them) and
     reported as medians with the speed-up over eager (> 1: faster than eager). `compile` adds the optimized model
-    through `torch.compile` (inductor with freezing and the C++ wrapper, as `inceptorch bench --compile`).
+    through `fast.compile_for_inference` (inductor with freezing and the C++ wrapper, as `inceptorch bench --compile`).
     Where torchvision has the same architecture with the same keys, its eager model with the same weights is timed
     too (`reference_eager`), and every runtime also gets its speed-up over it.
     """
     from ..bench import BenchConfig, build_ours, environment, inference_compile_config, time_interleaved
     from ..errors import UserError
-    from ..fast.optimize import optimize
+    from ..fast import compile_for_inference, optimize
     from ._deploy import inference_copy
     from .onnx import export_onnx
     from .onnx_runtime import OnnxClassifier
@@ -149,7 +149,7 @@ def compare_runtimes(model: nn.Module | str, input_size: int | None = None, thre
         runs = {"onnxruntime": lambda: session.logits(x_np), "torch_eager": lambda: eager(x_cl),
                 "torch_optimized": lambda: fast(x_cl)}
         if compile:
-            compiled = torch.compile(fast)
+            compiled = compile_for_inference(fast)
             runs["torch_compiled"] = lambda: compiled(x_cl)
         reference = same_weights_reference(model) if named else None
         if reference is not None:  # issue 5's CPU yardstick: torchvision's channels_last eager latency
