@@ -16,13 +16,14 @@ import torch
 import torchvision
 
 from inceptorch import create_model
-from inceptorch.fast import optimize
+from inceptorch.fast import compile_for_inference, optimize
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--rounds", type=int, default=15)
-    p.add_argument("--compile", action="store_true", help="add ours through inductor (freezing, cpp_wrapper)")
+    p.add_argument("--compile", action="store_true",
+                   help="add ours through compile_for_inference (inductor, freezing, C++ wrapper)")
     p.add_argument("--jit", action="store_true", help="add ours through torch.jit.trace + freeze")
     args = p.parse_args()
     torch.set_num_threads(2)
@@ -34,19 +35,17 @@ def main() -> None:
     variants = {"torchvision nchw eager": (tv, x),
                 "torchvision channels_last eager": (copy.deepcopy(tv).to(memory_format=cl), xc),
                 "ours plain channels_last eager": (copy.deepcopy(ours).to(memory_format=cl), xc),
-                "+ BN folded": (optimize(ours, merge=False), xc),
-                "+ 1x1 merged": (optimize(ours), xc)}
+                "+ BN folded": (optimize(ours, merge=False, matmul_1x1=False), xc),
+                "+ 1x1 merged": (optimize(ours, matmul_1x1=False), xc),
+                "+ 1x1 convs as GEMMs": (optimize(ours), xc)}
     with torch.inference_mode():
         if args.jit:
             frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(optimize(ours), xc)))
             variants["ours jit.trace + freeze"] = (frozen, xc)
         if args.compile:
-            import torch._inductor.config as inductor_config
-
-            with inductor_config.patch(freezing=True, cpp_wrapper=True):
-                compiled = torch.compile(optimize(ours))
-                compiled(xc)
-            variants["+ torch.compile (inductor)"] = (compiled, xc)
+            compiled = compile_for_inference(optimize(ours))  # freezing, C++ wrapper
+            compiled(xc)
+            variants["+ compile_for_inference (inductor)"] = (compiled, xc)
         times: dict[str, list[float]] = {k: [] for k in variants}
         for model, inp in variants.values():
             for _ in range(3):
@@ -60,7 +59,7 @@ def main() -> None:
                     model(inp)
                 times[name].append((time.perf_counter() - start) / 5 * 1e3)
     for name, t in times.items():
-        print(f"{name:36s} median {statistics.median(t):7.2f} ms   min {min(t):7.2f} ms")
+        print(f"{name:44s} median {statistics.median(t):7.2f} ms   min {min(t):7.2f} ms")
 
 
 if __name__ == "__main__":

@@ -248,4 +248,6 @@ def test_compile_for_inference_equals_the_optimized_model():
     with torch.inference_mode():
         ref = fast(x)
         torch.testing.assert_close(compiled(x), ref, atol=TOL, rtol=RTOL)
+        torch.testing.assert_close(compiled(x), ref, atol=TOL, rtol=RTOL)
         torch.testing.assert_close(compiled(x[:1]), ref[:1], atol=TOL, rtol=RTOL)  # a new shape recompiles
+    assert len(compiled.seen) == 2  # the settings were patched in for the two compiling calls only
