@@ -72,6 +72,12 @@ class MergedBranches(nn.Module):
         return torch.cat(outs, dim=1)
 
 
+def _is_plain_1x1(conv: nn.Module) -> bool:
+    return (isinstance(conv, nn.Conv2d) and conv.kernel_size == (1, 1) and conv.stride == (1, 1)
+            and conv.padding in ((0, 0), 0) and conv.dilation == (1, 1) and conv.groups == 1
+            and conv.padding_mode == "zeros")
+
+
 def _opening_1x1(branch: nn.Module) -> tuple[ConvNormAct, nn.Module] | None:
     """The branch's first unit if it is a mergeable 1x1 `ConvNormAct`, with the rest of the branch."""
     if isinstance(branch, ConvNormAct):
@@ -80,11 +86,8 @@ def _opening_1x1(branch: nn.Module) -> tuple[ConvNormAct, nn.Module] | None:
         head, rest = branch[0], (branch[1:] if len(branch) > 1 else nn.Identity())
     else:
         return None
-    conv = head.conv
-    plain_1x1 = (conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding in ((0, 0), 0)
-                 and conv.groups == 1 and conv.dilation == (1, 1))
     # A BN that was not folded normalises per channel with its own statistics: still mergeable only once folded.
-    return (head, rest) if plain_1x1 and not hasattr(head, "bn") else None
+    return (head, rest) if _is_plain_1x1(head.conv) and not hasattr(head, "bn") else None
 
 
 def _act_key(unit: ConvNormAct) -> tuple:
@@ -159,12 +162,6 @@ class PointwiseConvAsMatmul(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.linear(x.permute(0, 2, 3, 1), self.weight, self.bias).permute(0, 3, 1, 2)
-
-
-def _is_plain_1x1(conv: nn.Module) -> bool:
-    return (isinstance(conv, nn.Conv2d) and conv.kernel_size == (1, 1) and conv.stride == (1, 1)
-            and conv.padding in ((0, 0), 0) and conv.dilation == (1, 1) and conv.groups == 1
-            and conv.padding_mode == "zeros")
 
 
 def pointwise_convs_as_matmuls(model: nn.Module) -> int:
