@@ -240,7 +240,8 @@ def run_bench(cfg: BenchConfig) -> dict:
                               _peak_memory_mb(run, device), [t * 1e3 for t in times[label]]))
     result = {k: v for k, v in asdict(cfg).items() if k != "model_kwargs"}
     # What optimize chose for `matmul_1x1: None`, so that a recorded figure says which path it timed.
-    result.update(matmul_1x1=any(isinstance(m, PointwiseConvAsMatmul) for m in ours.modules()), input_size=size, threads=torch.get_num_threads(), reference_impl=ref_label,
+    result.update(matmul_1x1=any(isinstance(m, PointwiseConvAsMatmul) for m in ours.modules()), input_size=size,
+                  threads=torch.get_num_threads(), reference_impl=ref_label,
                   reference_memory_format="channels_last" if cfg.reference_channels_last else "nchw",
                   ours=asdict(sides[0]), reference=asdict(sides[1]), speedup=sides[1].time_ms / sides[0].time_ms,
                   environment=environment(device))

@@ -89,7 +89,8 @@ def bench_onnxruntime(model: nn.Module | str | Path, input_size: int | None = No
 # `inceptorch bench --runtime onnxruntime`: the three CPU inference paths of one model, timed interleaved.
 
 RUNTIMES = {"onnxruntime": "ONNX Runtime (CPU EP, graph opt all)", "torch_eager": "PyTorch eager (channels_last)",
-            "torch_optimized": "PyTorch inceptorch.optimize", "torch_compiled": "PyTorch optimize + compile_for_inference",
+            "torch_optimized": "PyTorch inceptorch.optimize",
+            "torch_compiled": "PyTorch optimize + compile_for_inference",
             "reference_eager": "torchvision eager (channels_last)"}
 
 

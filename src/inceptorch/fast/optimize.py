@@ -148,7 +148,7 @@ class PointwiseConvAsMatmul(nn.Module):
     In channels_last memory a 1x1 conv is exactly a GEMM, (N*H*W, Cin) x (Cin, Cout): `F.linear` on the
     permuted view reads the input and writes the output without a copy, and the output, permuted back, is
     channels_last again. On the CPU this reaches MKL's GEMM (pre-packed under inductor's freezing), which at batch 1
-    is faster than the oneDNN convolution on GoogLeNet's 7x7-28x28 maps (BENCHMARKS.md, "1x1 convs as GEMMs").
+    is faster than the oneDNN convolution on GoogLeNet's 7x7 and 14x14 maps, equal at 28x28 (BENCHMARKS.md).
     """
 
     kernel_size = (1, 1)
