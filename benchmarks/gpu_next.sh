@@ -12,15 +12,15 @@ mkdir -p "$out"
 export PYTHONPATH=src PYTHONUNBUFFERED=1
 {
   nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
-  python -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
+  python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
   date -u
   echo "== 1. tests/test_cuda.py"
-  timeout 180 python -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tail -15
+  timeout 180 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tail -15
   echo "== 2. JPEG pipeline (ahead vs inline)"
-  timeout 150 python benchmarks/data_pipeline.py --out "$work" --images 2048 --batch-size 256 --workers 12 \
+  timeout 150 python3 benchmarks/data_pipeline.py --out "$work" --images 2048 --batch-size 256 --workers 12 \
       --passes 1 2>&1 | tail -12
   echo "== 3. compiled GoogLeNet rows"
-  python benchmarks/gpu_suite.py --out "$work" --budget 190 --timeout 150 \
+  python3 benchmarks/gpu_suite.py --out "$work" --budget 190 --timeout 150 \
       --only googlenet_infer_compiled googlenet_train_compiled 2>&1 | tail -12
   date -u
 } 2>&1 | tee "$out/gpu_next.log"
