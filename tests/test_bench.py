@@ -122,6 +122,7 @@ def test_compare_runtimes_outputs_agree_on_lively_weights():
     (["--mode", "train"], "--mode train does not apply"),
     (["--precision", "bf16", "--compare", "timm"], "--compare, --precision bf16 does not apply"),
     (["--input-size", "32"], "input size 32 is below googlenet_bn's minimum of 80"),
+    (["--matmul-1x1", "off"], "--matmul-1x1 off does not apply"),
 ])
 def test_bench_onnxruntime_errors(capsys, flags, message):
     assert main(["bench", "--model", "googlenet_bn", "--runtime", "onnxruntime", *flags]) == 2
