@@ -16,13 +16,9 @@ import torch
 from torch import Tensor, nn
 
 
-def inference_compile_options(device: torch.device, mode: str | None = None) -> dict:
-    """Inductor options for compiled inference on `device`; `mode` (a torch.compile mode) adds its own options."""
-    import torch._inductor
-
-    options = dict(torch._inductor.list_mode_options(mode)) if mode else {}
-    options.update(freezing=True, cpp_wrapper=torch.device(device).type == "cpu")
-    return options
+def inference_compile_options(device: torch.device) -> dict:
+    """The inductor settings above for compiled inference on `device`."""
+    return {"freezing": True, "cpp_wrapper": torch.device(device).type == "cpu"}
 
 
 class CompiledForInference:
