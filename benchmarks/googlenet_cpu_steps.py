@@ -3,7 +3,8 @@
     PYTHONPATH=src python benchmarks/googlenet_cpu_steps.py [--rounds 15] [--compile] [--jit]
 
 One process, every variant timed interleaved (order reversed every round), median and min of `--rounds` rounds of
-5 calls, batch 1, 224x224, 2 threads, fp32.
+5 calls, batch 1, 224x224, 2 threads, fp32. Every optimize option is spelled out, so that the rows mean the same on
+every CPU (optimize's defaults depend on the CPU vendor).
 """
 from __future__ import annotations
 
@@ -35,17 +36,21 @@ def main() -> None:
     variants = {"torchvision nchw eager": (tv, x),
                 "torchvision channels_last eager": (copy.deepcopy(tv).to(memory_format=cl), xc),
                 "ours plain channels_last eager": (copy.deepcopy(ours).to(memory_format=cl), xc),
-                "+ BN folded": (optimize(ours, merge=False, matmul_1x1=False), xc),
-                "+ 1x1 merged": (optimize(ours, matmul_1x1=False), xc),
-                "+ 1x1 convs as GEMMs": (optimize(ours), xc)}
+                "+ BN folded": (optimize(ours, merge=False, matmul_1x1=False, winograd=False), xc),
+                "+ 1x1 merged": (optimize(ours, matmul_1x1=False, winograd=False), xc),
+                "+ 1x1 convs as GEMMs": (optimize(ours, matmul_1x1=True, winograd=False), xc)}
     with torch.inference_mode():
         if args.jit:
             frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(optimize(ours), xc)))
             variants["ours jit.trace + freeze"] = (frozen, xc)
-        if args.compile:
-            compiled = compile_for_inference(optimize(ours))  # freezing, C++ wrapper
-            compiled(xc)
-            variants["+ compile_for_inference (inductor)"] = (compiled, xc)
+        if args.compile:  # freezing, C++ wrapper; Winograd only changes the compiled model
+            for name, gemm, winograd in (("merged, compiled (inductor)", False, False),
+                                         ("merged, 1x1 as GEMMs, compiled", True, False),
+                                         ("merged, Winograd 3x3, compiled", False, True),
+                                         ("merged, 1x1 as GEMMs, Winograd 3x3, compiled", True, True)):
+                compiled = compile_for_inference(optimize(ours, matmul_1x1=gemm, winograd=winograd))
+                compiled(xc)
+                variants[name] = (compiled, xc)
         times: dict[str, list[float]] = {k: [] for k in variants}
         for model, inp in variants.values():
             for _ in range(3):

@@ -146,6 +146,14 @@ def test_bench_no_merge_keeps_the_1x1_convs_apart(capsys):
     assert bench_json(capsys)["merge"] is True
 
 
-def test_bench_matmul_1x1_auto_is_on_for_the_cpu_and_can_be_turned_off(capsys):
-    assert bench_json(capsys)["matmul_1x1"] is True
+def test_bench_matmul_1x1_auto_follows_the_cpu_vendor_and_can_be_forced(capsys):
+    from inceptorch.hostinfo import cpu_vendor
+
+    assert bench_json(capsys)["matmul_1x1"] is (cpu_vendor() == "GenuineIntel")
     assert bench_json(capsys, "--matmul-1x1", "off")["matmul_1x1"] is False
+    assert bench_json(capsys, "--matmul-1x1", "on")["matmul_1x1"] is True
+
+
+def test_bench_winograd_auto_is_on_for_the_cpu_and_can_be_turned_off(capsys):
+    assert bench_json(capsys)["winograd"] is True
+    assert bench_json(capsys, "--winograd", "off")["winograd"] is False

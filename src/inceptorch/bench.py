@@ -23,6 +23,8 @@ from .errors import UserError
 from .fast.compiled import compile_for_inference, inference_compile_options
 from .fast.optimize import PointwiseConvAsMatmul, optimize
 from .fast.train_step import TrainStep
+from .fast.winograd import WinogradConv2d
+from .hostinfo import cpu_name
 from .models import create_model
 
 # Our model -> (library, that library's name for the same architecture). torchvision's GoogLeNet is the BN port,
@@ -56,7 +58,8 @@ class BenchConfig:
     iters: int = 5  # timed calls per repeat
     optimize: bool = True  # ours through fast.optimize (infer) / the fast TrainStep (train)
     merge: bool = True  # with optimize, infer: merge the sibling 1x1 convs (False: BN folding and channels_last only)
-    matmul_1x1: bool | None = None  # with optimize, infer: 1x1 convs as GEMMs (None: optimize's default, CPU only)
+    matmul_1x1: bool | None = None  # with optimize, infer: 1x1 convs as GEMMs (None: optimize's default, Intel CPU)
+    winograd: bool | None = None  # with optimize, infer: 3x3 convs as Winograd when compiled (None: on the CPU)
     reference_channels_last: bool = True  # the reference as a user would run it fast: NHWC eager
     model_kwargs: dict = field(default_factory=dict)  # extra builder options for ours (tests use tiny widths)
 
@@ -216,7 +219,7 @@ def run_bench(cfg: BenchConfig) -> dict:
         ours_label = ("ours (optimized)" if cfg.merge else "ours (optimized, unmerged)") if cfg.optimize else \
             f"ours ({'channels_last' if ours_cl else 'nchw'})"
         if cfg.optimize:
-            ours = optimize(ours, merge=cfg.merge, matmul_1x1=cfg.matmul_1x1)
+            ours = optimize(ours, merge=cfg.merge, matmul_1x1=cfg.matmul_1x1, winograd=cfg.winograd)
         elif ours_cl:
             ours = ours.to(memory_format=torch.channels_last)
         x_ours = x.contiguous(memory_format=torch.channels_last) if ours_cl else x
@@ -239,8 +242,9 @@ def run_bench(cfg: BenchConfig) -> dict:
             sides.append(Side(label, med * 1e3, min(times[label]) * 1e3, cfg.batch_size / med,
                               _peak_memory_mb(run, device), [t * 1e3 for t in times[label]]))
     result = {k: v for k, v in asdict(cfg).items() if k != "model_kwargs"}
-    # What optimize chose for `matmul_1x1: None`, so that a recorded figure says which path it timed.
-    result.update(matmul_1x1=any(isinstance(m, PointwiseConvAsMatmul) for m in ours.modules()), input_size=size,
+    # What optimize chose for `matmul_1x1` / `winograd: None`, so that a recorded figure says which path it timed.
+    result.update(matmul_1x1=any(isinstance(m, PointwiseConvAsMatmul) for m in ours.modules()),
+                  winograd=any(isinstance(m, WinogradConv2d) for m in ours.modules()), input_size=size,
                   threads=torch.get_num_threads(), reference_impl=ref_label,
                   reference_memory_format="channels_last" if cfg.reference_channels_last else "nchw",
                   ours=asdict(sides[0]), reference=asdict(sides[1]), speedup=sides[1].time_ms / sides[0].time_ms,
@@ -272,17 +276,6 @@ def _compiled(r: dict) -> str:
         return "eager"
     how = "both compiled" if r["compile_reference"] else "ours compiled, reference eager"
     return f"{how} (mode {r['compile_mode']})" if r.get("compile_mode") else how
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def format_result(r: dict) -> str:

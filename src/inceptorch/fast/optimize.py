@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..hostinfo import cpu_vendor
 from ..models.layers import Branches, ConvNormAct
+from .winograd import winograd_convs
 
 
 def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
@@ -182,14 +184,21 @@ def drop_aux_heads(model: nn.Module) -> None:
             setattr(model, head, None)
 
 
+def _on_cpu(model: nn.Module) -> bool:
+    return all(p.device.type == "cpu" for p in model.parameters())
+
+
 def optimize(model: nn.Module, channels_last: bool = True, fold_bn: bool = True, merge: bool = True,
-             inplace: bool = False, matmul_1x1: bool | None = None) -> nn.Module:
+             inplace: bool = False, matmul_1x1: bool | None = None, winograd: bool | None = None) -> nn.Module:
     """An inference copy of `model`: eval mode, aux heads dropped, BN folded, sibling 1x1 convs merged, NHWC.
 
     `forward(x)` still returns logits and takes NCHW or NHWC input (a channels_last weight makes the first conv
     produce channels_last output either way). Merging needs folded BNs, so `merge` implies `fold_bn`.
     `matmul_1x1`: run the 1x1 convs as matrix products (`PointwiseConvAsMatmul`); None (the default) does so where
-    it was measured faster, on the CPU (a model whose weights are on the CPU when it is optimized).
+    it was measured faster: a model on the CPU of an Intel machine. PyTorch's CPU GEMM is MKL's, which on AMD
+    EPYC ran these products at 72-84 GMAC/s against oneDNN's 150-200 (BENCHMARKS.md), so there the convs stay.
+    `winograd`: 3x3 stride-1 convs become `WinogradConv2d`, which compiled (`torch.compile`) computes them as
+    Winograd F(2x2, 3x3) on maps of 14x14 and up, and eager as before; None (the default): on for a CPU model.
     The result has no data-dependent control flow or host syncs: it can be captured in a CUDA graph and compiled
     with `torch.compile(fullgraph=True)`.
     """
@@ -201,9 +210,13 @@ def optimize(model: nn.Module, channels_last: bool = True, fold_bn: bool = True,
     if merge:
         merge_all_branches(model)
     if matmul_1x1 is None:
-        matmul_1x1 = all(p.device.type == "cpu" for p in model.parameters())
+        matmul_1x1 = _on_cpu(model) and cpu_vendor() == "GenuineIntel"
     if matmul_1x1:
         pointwise_convs_as_matmuls(model)  # after merging: the merged stems are 1x1 convs too
+    if winograd is None:
+        winograd = _on_cpu(model)
+    if winograd:
+        winograd_convs(model)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     for p in model.parameters():
