@@ -107,13 +107,13 @@ def test_compiled_graph_takes_winograd_on_large_fp32_maps_only():
     assert conv_groups_in_compiled_graph(unit.to(torch.bfloat16), torch.randn(1, 8, 16, 16).bfloat16()) == [1]
 
 
-def test_optimize_makes_the_3x3_convs_winograd_on_the_cpu_and_compiles_without_breaks():
+def test_optimize_makes_the_3x3_convs_winograd_when_asked_and_compiles_without_breaks():
     model = create_model("googlenet_bn", num_classes=10, aux_logits=False, width=0.125).eval()
     plain_3x3 = sum(is_winograd_conv(m) for m in model.modules())
-    fast = optimize(model)
+    fast = optimize(model, winograd=True)
     assert plain_3x3 == 1 + 2 * 9  # conv3, and each block's 3x3 and (torchvision's) "5x5" that is 3x3
     assert sum(isinstance(m, WinogradConv2d) for m in fast.modules()) == plain_3x3
-    assert not any(isinstance(m, WinogradConv2d) for m in optimize(model, winograd=False).modules())
+    assert not any(isinstance(m, WinogradConv2d) for m in optimize(model).modules())  # off by default
     # At 112 px conv3 works on 28x28, blocks 3a-3b on 14x14 (Winograd), 4a-4e on 7x7 and 5a-5b on 4x4 (direct).
     groups = conv_groups_in_compiled_graph(fast, torch.randn(1, 3, 112, 112))
     assert groups.count(16) == 1 + 2 * 2
@@ -138,7 +138,7 @@ def test_compile_for_inference_runs_winograd_and_equals_the_plain_model():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 24, 3, padding=1), nn.ReLU(),
                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(24, 5)).eval()
-    fast = optimize(model)
+    fast = optimize(model, winograd=True)
     assert sum(isinstance(m, WinogradConv2d) for m in fast.modules()) == 2
     x = torch.randn(2, 3, 20, 20, generator=torch.Generator().manual_seed(4)).contiguous(
         memory_format=torch.channels_last)
