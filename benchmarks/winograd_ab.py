@@ -1,0 +1,53 @@
+"""Winograd inside the whole compiled GoogLeNet: one process, torchvision's channels_last eager model as yardstick,
+ours compiled with direct 3x3 convs and with Winograd F(2x2, 3x3), timed interleaved (BENCHMARKS.md, AMD EPYC).
+
+    PYTHONPATH=src python benchmarks/winograd_ab.py [--rounds 60]
+
+Median and min of `--rounds` rounds of 5 calls each, the order reversed every round; batch 1, 224x224, 2 threads,
+fp32, 1x1 convs as oneDNN convs on both of ours (so only Winograd differs).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torchvision
+
+from inceptorch import create_model
+from inceptorch.fast import compile_for_inference, optimize
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--rounds", type=int, default=60)
+    args = p.parse_args()
+    torch.set_num_threads(2)
+    cl = torch.channels_last
+    reference = torchvision.models.googlenet(aux_logits=False, init_weights=False).eval().to(memory_format=cl)
+    ours = create_model("googlenet_bn", aux_logits=False).eval()
+    x = torch.randn(1, 3, 224, 224).contiguous(memory_format=cl)
+    with torch.inference_mode():
+        runs = {"torchvision channels_last eager": reference}
+        for name, winograd in (("ours compiled, direct 3x3", False), ("ours compiled, Winograd 3x3", True)):
+            runs[name] = compile_for_inference(optimize(ours, matmul_1x1=False, winograd=winograd))
+        for run in runs.values():
+            for _ in range(5):
+                run(x)
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        names = list(runs)
+        for r in range(args.rounds):
+            for name in names if r % 2 == 0 else names[::-1]:
+                start = time.perf_counter()
+                for _ in range(5):
+                    runs[name](x)
+                times[name].append((time.perf_counter() - start) / 5 * 1e3)
+    yardstick = statistics.median(times[names[0]])
+    for name, t in times.items():
+        med = statistics.median(t)
+        print(f"{name:32s} median {med:6.2f} ms   min {min(t):6.2f} ms   speed-up {yardstick / med:.3f}")
+
+
+if __name__ == "__main__":
+    main()
