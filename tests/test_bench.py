@@ -123,7 +123,7 @@ def test_compare_runtimes_outputs_agree_on_lively_weights():
     (["--precision", "bf16", "--compare", "timm"], "--compare, --precision bf16 does not apply"),
     (["--input-size", "32"], "input size 32 is below googlenet_bn's minimum of 80"),
     (["--matmul-1x1", "off"], "--matmul-1x1 off does not apply"),
-    (["--winograd"], "--winograd does not apply"),
+    (["--winograd", "off"], "--winograd off does not apply"),
 ])
 def test_bench_onnxruntime_errors(capsys, flags, message):
     assert main(["bench", "--model", "googlenet_bn", "--runtime", "onnxruntime", *flags]) == 2
@@ -155,6 +155,6 @@ def test_bench_matmul_1x1_auto_follows_the_cpu_vendor_and_can_be_forced(capsys):
     assert bench_json(capsys, "--matmul-1x1", "on")["matmul_1x1"] is True
 
 
-def test_bench_winograd_is_asked_for(capsys):
-    assert bench_json(capsys)["winograd"] is False
-    assert bench_json(capsys, "--winograd")["winograd"] is True
+def test_bench_winograd_auto_is_on_for_the_cpu_and_can_be_turned_off(capsys):
+    assert bench_json(capsys)["winograd"] is True
+    assert bench_json(capsys, "--winograd", "off")["winograd"] is False

@@ -100,20 +100,22 @@ def conv_groups_in_compiled_graph(module: nn.Module, x: torch.Tensor) -> list[in
 
 
 def test_compiled_graph_takes_winograd_on_large_fp32_maps_only():
-    """16 products as one grouped 1x1 conv (groups=16) at 14x14 and up; the direct conv below, in bf16, eager."""
+    """16 products as one grouped 1x1 conv (groups=16) on 14x14 to 56x56 maps; the direct conv outside, in bf16."""
     unit = WinogradConv2d(conv_case(8, 8, 1, True)).eval()
     assert conv_groups_in_compiled_graph(unit, torch.randn(1, 8, 14, 14)) == [16]
     assert conv_groups_in_compiled_graph(unit, torch.randn(1, 8, 13, 13)) == [1]  # below min_size
+    assert conv_groups_in_compiled_graph(unit, torch.randn(1, 8, 56, 56)) == [16]
+    assert conv_groups_in_compiled_graph(unit, torch.randn(1, 8, 57, 40)) == [1]  # above max_size
     assert conv_groups_in_compiled_graph(unit.to(torch.bfloat16), torch.randn(1, 8, 16, 16).bfloat16()) == [1]
 
 
-def test_optimize_makes_the_3x3_convs_winograd_when_asked_and_compiles_without_breaks():
+def test_optimize_makes_the_3x3_convs_winograd_on_the_cpu_and_compiles_without_breaks():
     model = create_model("googlenet_bn", num_classes=10, aux_logits=False, width=0.125).eval()
     plain_3x3 = sum(is_winograd_conv(m) for m in model.modules())
-    fast = optimize(model, winograd=True)
+    fast = optimize(model)
     assert plain_3x3 == 1 + 2 * 9  # conv3, and each block's 3x3 and (torchvision's) "5x5" that is 3x3
     assert sum(isinstance(m, WinogradConv2d) for m in fast.modules()) == plain_3x3
-    assert not any(isinstance(m, WinogradConv2d) for m in optimize(model).modules())  # off by default
+    assert not any(isinstance(m, WinogradConv2d) for m in optimize(model, winograd=False).modules())
     # At 112 px conv3 works on 28x28, blocks 3a-3b on 14x14 (Winograd), 4a-4e on 7x7 and 5a-5b on 4x4 (direct).
     groups = conv_groups_in_compiled_graph(fast, torch.randn(1, 3, 112, 112))
     assert groups.count(16) == 1 + 2 * 2

@@ -59,7 +59,7 @@ class BenchConfig:
     optimize: bool = True  # ours through fast.optimize (infer) / the fast TrainStep (train)
     merge: bool = True  # with optimize, infer: merge the sibling 1x1 convs (False: BN folding and channels_last only)
     matmul_1x1: bool | None = None  # with optimize, infer: 1x1 convs as GEMMs (None: optimize's default, Intel CPU)
-    winograd: bool = False  # with optimize, infer: 3x3 convs as Winograd F(2x2, 3x3) when compiled
+    winograd: bool | None = None  # with optimize, infer: compiled 3x3 convs as Winograd (None: on the CPU)
     reference_channels_last: bool = True  # the reference as a user would run it fast: NHWC eager
     model_kwargs: dict = field(default_factory=dict)  # extra builder options for ours (tests use tiny widths)
 

@@ -41,9 +41,9 @@ def register(subparsers) -> None:
     p.add_argument("--matmul-1x1", choices=("auto", "on", "off"), default="auto",
                    help="inference: run the 1x1 convs as matrix products over the NHWC view (auto: on an Intel CPU only, "
                         "where it was measured faster)")
-    p.add_argument("--winograd", action="store_true",
-                   help="inference, compiled: 3x3 stride-1 convs on maps of 14x14 and up as Winograd F(2x2, 3x3) "
-                        "(off by default: no faster inside the whole model, BENCHMARKS.md)")
+    p.add_argument("--winograd", choices=("auto", "on", "off"), default="auto",
+                   help="inference, compiled: 3x3 stride-1 convs on 14x14 to 56x56 maps as Winograd F(2x2, 3x3) "
+                        "(auto: on the CPU)")
     p.add_argument("--no-optimize", action="store_true",
                    help="time our plain model (no BN folding / branch merging / fast training step)")
     p.add_argument("--reference-nchw", action="store_true",
@@ -60,7 +60,7 @@ def run(args) -> int:
                       compile_reference=args.compile == "both", compile_mode=args.compile_mode,
                       input_size=args.input_size, threads=args.threads, warmup=args.warmup, repeats=args.repeats,
                       iters=args.iters, optimize=not args.no_optimize, merge=not args.no_merge,
-                      matmul_1x1={"auto": None, "on": True, "off": False}[args.matmul_1x1], winograd=args.winograd,
+                      matmul_1x1={"auto": None, "on": True, "off": False}[args.matmul_1x1], winograd={"auto": None, "on": True, "off": False}[args.winograd],
                       reference_channels_last=not args.reference_nchw)
     result = run_bench(cfg)
     print(json.dumps(result, indent=1) if args.json else format_result(result))
@@ -76,7 +76,7 @@ def run_onnxruntime(args) -> int:
            "--compile ours": args.compile == "ours", "--compile-mode": args.compile_mode is not None,
            "--no-optimize": args.no_optimize, "--no-merge": args.no_merge,
            f"--matmul-1x1 {args.matmul_1x1}": args.matmul_1x1 != "auto",
-           "--winograd": args.winograd,
+           f"--winograd {args.winograd}": args.winograd != "auto",
            "--reference-nchw": args.reference_nchw}
     given = [flag for flag, on in off.items() if on]
     if given:

@@ -189,7 +189,7 @@ def _on_cpu(model: nn.Module) -> bool:
 
 
 def optimize(model: nn.Module, channels_last: bool = True, fold_bn: bool = True, merge: bool = True,
-             inplace: bool = False, matmul_1x1: bool | None = None, winograd: bool = False) -> nn.Module:
+             inplace: bool = False, matmul_1x1: bool | None = None, winograd: bool | None = None) -> nn.Module:
     """An inference copy of `model`: eval mode, aux heads dropped, BN folded, sibling 1x1 convs merged, NHWC.
 
     `forward(x)` still returns logits and takes NCHW or NHWC input (a channels_last weight makes the first conv
@@ -198,8 +198,9 @@ def optimize(model: nn.Module, channels_last: bool = True, fold_bn: bool = True,
     it was measured faster: a model on the CPU of an Intel machine. PyTorch's CPU GEMM is MKL's, which on AMD
     EPYC ran these products at 72-84 GMAC/s against oneDNN's 150-200 (BENCHMARKS.md), so there the convs stay.
     `winograd`: 3x3 stride-1 convs become `WinogradConv2d`, which compiled (`torch.compile`) computes them as
-    Winograd F(2x2, 3x3) on maps of 14x14 and up, and eager as before. Off by default: 1.3-1.5x faster per layer in
-    isolation on the CPU, but no faster inside the compiled GoogLeNet or Inception-v3 (BENCHMARKS.md).
+    Winograd F(2x2, 3x3) on output maps from 14x14 to 56x56, and eager as before; None (the default): on for a CPU
+    model, where seven one-process A/Bs of the compiled GoogLeNet put it 1.68-1.76x over torchvision's eager model
+    against 1.60-1.80x without it (BENCHMARKS.md).
     The result has no data-dependent control flow or host syncs: it can be captured in a CUDA graph and compiled
     with `torch.compile(fullgraph=True)`.
     """
@@ -214,6 +215,8 @@ def optimize(model: nn.Module, channels_last: bool = True, fold_bn: bool = True,
         matmul_1x1 = _on_cpu(model) and cpu_vendor() == "GenuineIntel"
     if matmul_1x1:
         pointwise_convs_as_matmuls(model)  # after merging: the merged stems are 1x1 convs too
+    if winograd is None:
+        winograd = _on_cpu(model)
     if winograd:
         winograd_convs(model)
     if channels_last:

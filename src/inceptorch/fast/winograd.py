@@ -10,8 +10,10 @@ Why: at batch 1 on a 2-core CPU, GoogLeNet's 3x3 convolutions already run at the
 fewer multiply-adds is the only way left to make them faster in fp32. The transforms are element-wise over NHWC
 tensors; inductor fuses each into one vectorised loop, and the (m+2)^2 products run as one grouped 1x1 oneDNN
 convolution. One layer at a time this is 1.3-1.5x faster than oneDNN's direct convolution on 14x14 to 56x56 maps
-(AMD EPYC, 2 threads); inside the compiled GoogLeNet and Inception-v3 it measured no faster (the transforms move
-4-10 MB per layer), so `optimize(model, winograd=True)` asks for it and nothing turns it on by default. Eager PyTorch would run each transform as ~60 separate small ops, which costs more than it saves, so
+(AMD EPYC, 2 threads); in the whole compiled GoogLeNet it is worth -3% to +7% depending on what else the machine
+runs (the transforms move 2-10 MB per layer), and in seven one-process A/Bs it kept GoogLeNet at 1.68-1.76x over
+torchvision's eager model where the direct convs gave 1.60-1.80x (BENCHMARKS.md). `optimize` turns it on for CPU
+models. Eager PyTorch would run each transform as ~60 separate small ops, which costs more than it saves, so
 `WinogradConv2d` takes this path only inside `torch.compile` and runs the direct convolution otherwise (eager,
 `torch.export`, ONNX export).
 
@@ -111,15 +113,17 @@ def winograd_conv3x3(x: Tensor, weight: Tensor, bias: Tensor | None, padding: in
 class WinogradConv2d(nn.Conv2d):
     """A 3x3, stride-1 `nn.Conv2d` (same weights, same state_dict keys) that runs as Winograd when compiled.
 
-    `min_size`: smallest output height and width worth it; on GoogLeNet's 7x7 maps the transforms cost what the
-    products save (BENCHMARKS.md). Only float32 takes this path: in bf16/fp16 the transforms' rounding would show.
+    `min_size`, `max_size`: the output heights and widths where it pays (AMD EPYC, 2 threads, BENCHMARKS.md). On
+    GoogLeNet's 7x7 maps the transforms cost what the products save; on Inception-v3's 147x147 and 71x71 stem maps
+    the 16 products fill 16-22 MB buffers that the output transform reads back, and the model got slower. Only
+    float32 takes this path: in bf16/fp16 the transforms' rounding would show.
     """
 
-    def __init__(self, conv: nn.Conv2d, tile: int = 2, min_size: int = 14):
+    def __init__(self, conv: nn.Conv2d, tile: int = 2, min_size: int = 14, max_size: int = 56):
         super().__init__(conv.in_channels, conv.out_channels, 3, padding=conv.padding, bias=conv.bias is not None,
                          device=conv.weight.device, dtype=conv.weight.dtype)
         self.transform = TRANSFORMS[tile]
-        self.min_size = min_size
+        self.min_size, self.max_size = min_size, max_size
         with torch.no_grad():
             self.weight.copy_(conv.weight)
             if conv.bias is not None:
@@ -127,9 +131,9 @@ class WinogradConv2d(nn.Conv2d):
         self.weight.requires_grad_(conv.weight.requires_grad)
 
     def forward(self, x: Tensor) -> Tensor:
-        out_size = min(x.shape[-2:]) + 2 * self.padding[0] - 2
+        out_sizes = [size + 2 * self.padding[0] - 2 for size in x.shape[-2:]]
         if (torch.compiler.is_compiling() and not torch.compiler.is_exporting() and x.dtype == torch.float32
-                and out_size >= self.min_size):
+                and min(out_sizes) >= self.min_size and max(out_sizes) <= self.max_size):
             return winograd_conv3x3(x, self.weight, self.bias, self.padding[0], self.transform)
         return super().forward(x)
 
@@ -144,12 +148,12 @@ def is_winograd_conv(conv: nn.Module) -> bool:
             and isinstance(conv.padding, tuple) and conv.padding[0] == conv.padding[1])
 
 
-def winograd_convs(model: nn.Module, tile: int = 2, min_size: int = 14) -> int:
+def winograd_convs(model: nn.Module, tile: int = 2, min_size: int = 14, max_size: int = 56) -> int:
     """Replace every plain 3x3 stride-1 conv of `model` by a `WinogradConv2d`, in place; returns how many."""
     replaced = 0
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if is_winograd_conv(child):
-                setattr(parent, name, WinogradConv2d(child, tile, min_size))
+                setattr(parent, name, WinogradConv2d(child, tile, min_size, max_size))
                 replaced += 1
     return replaced
