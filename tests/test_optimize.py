@@ -94,7 +94,9 @@ def test_googlenet_merges_three_1x1_convs_per_block(name):
 
 @pytest.mark.parametrize("matmul", [True, False])
 def test_pointwise_convs_run_as_matmuls_only_when_asked(matmul):
-    """Asked for, every plain 1x1 conv becomes one GEMM; the 7x7, 3x3 and 5x5 convs stay (the default: test_winograd)."""
+    """Asked for, every plain 1x1 conv becomes one GEMM; the 7x7, 3x3 and 5x5 convs stay.
+
+    The default (Intel CPUs only) is tested in test_winograd.py."""
     model = randomize(build("googlenet"))
     fast = optimize(model, matmul_1x1=matmul)
     plain_1x1 = [m for m in fast.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)]

@@ -242,7 +242,7 @@ def run_bench(cfg: BenchConfig) -> dict:
             sides.append(Side(label, med * 1e3, min(times[label]) * 1e3, cfg.batch_size / med,
                               _peak_memory_mb(run, device), [t * 1e3 for t in times[label]]))
     result = {k: v for k, v in asdict(cfg).items() if k != "model_kwargs"}
-    # What optimize chose for `matmul_1x1: None`, and whether Winograd ran, so that a recorded figure says which path it timed.
+    # What optimize chose for `matmul_1x1` / `winograd: None`, so that a recorded figure says which path it timed.
     result.update(matmul_1x1=any(isinstance(m, PointwiseConvAsMatmul) for m in ours.modules()),
                   winograd=any(isinstance(m, WinogradConv2d) for m in ours.modules()), input_size=size,
                   threads=torch.get_num_threads(), reference_impl=ref_label,

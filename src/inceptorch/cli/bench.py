@@ -9,6 +9,8 @@ import json
 from ..bench import DTYPES, REFERENCES, BenchConfig, format_result, run_bench
 from ..errors import UserError
 
+AUTO = {"auto": None, "on": True, "off": False}  # --matmul-1x1 / --winograd -> optimize's argument
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("bench", help="time our model against the reference implementation (speed-up > 1: ours"
@@ -39,8 +41,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-merge", action="store_true",
                    help="inference: optimize without merging the sibling 1x1 convs (BN folding, channels_last only)")
     p.add_argument("--matmul-1x1", choices=("auto", "on", "off"), default="auto",
-                   help="inference: run the 1x1 convs as matrix products over the NHWC view (auto: on an Intel CPU only, "
-                        "where it was measured faster)")
+                   help="inference: run the 1x1 convs as matrix products over the NHWC view (auto: on an Intel CPU "
+                        "only, where it was measured faster)")
     p.add_argument("--winograd", choices=("auto", "on", "off"), default="auto",
                    help="inference, compiled: 3x3 stride-1 convs on 14x14 to 56x56 maps as Winograd F(2x2, 3x3) "
                         "(auto: on the CPU)")
@@ -60,7 +62,7 @@ def run(args) -> int:
                       compile_reference=args.compile == "both", compile_mode=args.compile_mode,
                       input_size=args.input_size, threads=args.threads, warmup=args.warmup, repeats=args.repeats,
                       iters=args.iters, optimize=not args.no_optimize, merge=not args.no_merge,
-                      matmul_1x1={"auto": None, "on": True, "off": False}[args.matmul_1x1], winograd={"auto": None, "on": True, "off": False}[args.winograd],
+                      matmul_1x1=AUTO[args.matmul_1x1], winograd=AUTO[args.winograd],
                       reference_channels_last=not args.reference_nchw)
     result = run_bench(cfg)
     print(json.dumps(result, indent=1) if args.json else format_result(result))

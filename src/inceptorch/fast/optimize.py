@@ -8,6 +8,7 @@ logits equal the plain model's within 1e-5 in fp32 (tests/test_optimize.py).
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +16,7 @@ from torch import Tensor, nn
 
 from ..hostinfo import cpu_vendor
 from ..models.layers import Branches, ConvNormAct
-from .winograd import winograd_convs
+from .winograd import WinogradConv2d, is_winograd_conv
 
 
 def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
@@ -166,15 +167,21 @@ class PointwiseConvAsMatmul(nn.Module):
         return F.linear(x.permute(0, 2, 3, 1), self.weight, self.bias).permute(0, 3, 1, 2)
 
 
-def pointwise_convs_as_matmuls(model: nn.Module) -> int:
-    """Replace every plain 1x1 conv of `model` by a `PointwiseConvAsMatmul`, in place; returns how many."""
+def replace_modules(model: nn.Module, matches: Callable[[nn.Module], bool],
+                    make: Callable[[nn.Module], nn.Module]) -> int:
+    """Replace every submodule for which `matches` holds by `make(submodule)`, in place; returns how many."""
     replaced = 0
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if _is_plain_1x1(child):
-                setattr(parent, name, PointwiseConvAsMatmul(child))
+            if matches(child):
+                setattr(parent, name, make(child))
                 replaced += 1
     return replaced
+
+
+def pointwise_convs_as_matmuls(model: nn.Module) -> int:
+    """Replace every plain 1x1 conv of `model` by a `PointwiseConvAsMatmul`, in place; returns how many."""
+    return replace_modules(model, _is_plain_1x1, PointwiseConvAsMatmul)
 
 
 def drop_aux_heads(model: nn.Module) -> None:
@@ -182,10 +189,6 @@ def drop_aux_heads(model: nn.Module) -> None:
     for head in getattr(model, "aux_taps", {}).values():
         if getattr(model, head, None) is not None:
             setattr(model, head, None)
-
-
-def _on_cpu(model: nn.Module) -> bool:
-    return all(p.device.type == "cpu" for p in model.parameters())
 
 
 def optimize(model: nn.Module, channels_last: bool = True, fold_bn: bool = True, merge: bool = True,
@@ -211,14 +214,15 @@ def optimize(model: nn.Module, channels_last: bool = True, fold_bn: bool = True,
         fold_all_batchnorms(model)
     if merge:
         merge_all_branches(model)
+    on_cpu = all(p.device.type == "cpu" for p in model.parameters())
     if matmul_1x1 is None:
-        matmul_1x1 = _on_cpu(model) and cpu_vendor() == "GenuineIntel"
+        matmul_1x1 = on_cpu and cpu_vendor() == "GenuineIntel"
     if matmul_1x1:
         pointwise_convs_as_matmuls(model)  # after merging: the merged stems are 1x1 convs too
     if winograd is None:
-        winograd = _on_cpu(model)
+        winograd = on_cpu
     if winograd:
-        winograd_convs(model)
+        replace_modules(model, is_winograd_conv, WinogradConv2d)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     for p in model.parameters():

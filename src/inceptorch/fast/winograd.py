@@ -146,14 +146,3 @@ def is_winograd_conv(conv: nn.Module) -> bool:
     return (type(conv) is nn.Conv2d and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
             and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding_mode == "zeros"
             and isinstance(conv.padding, tuple) and conv.padding[0] == conv.padding[1])
-
-
-def winograd_convs(model: nn.Module, tile: int = 2, min_size: int = 14, max_size: int = 56) -> int:
-    """Replace every plain 3x3 stride-1 conv of `model` by a `WinogradConv2d`, in place; returns how many."""
-    replaced = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if is_winograd_conv(child):
-                setattr(parent, name, WinogradConv2d(child, tile, min_size, max_size))
-                replaced += 1
-    return replaced
