@@ -292,3 +292,20 @@ def test_bad_image_stops_before_epoch_1_unless_skipped(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "skipping bad image" in out and "broken.jpg" in out and "skipped 1 bad image" in out
     assert (run / "last.safetensors").is_file()
+
+
+def test_workers_hand_over_uint8_batches_that_are_normalised_in_the_main_process(folder, tmp_path, monkeypatch):
+    """Issue 5: a quarter of the bytes cross from the workers; train and val batches are normalised after."""
+    from inceptorch.data import uint8_batches
+    seen, normalize = [], uint8_batches.DeviceNormalize.__call__
+
+    def spy(self, images):
+        out = normalize(self, images)
+        seen.append((images.dtype, out.dtype, float(out.mean())))
+        return out
+
+    monkeypatch.setattr(uint8_batches.DeviceNormalize, "__call__", spy)
+    assert main(["train", *TINY, "--data", str(folder), "--epochs", "1", "--batch-size", "4", "--workers", "1",
+                 "--output", str(tmp_path / "run")]) == 0
+    assert len(seen) >= 4 and all(i == torch.uint8 and o == torch.float32 for i, o, _ in seen)
+    assert any(abs(mean) > 0.1 for *_, mean in seen)  # normalised colour images, not zeros

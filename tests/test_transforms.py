@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from inceptorch.data.transforms import PRESETS, SeededTransform, eval_transform, train_transform
+from inceptorch.data.uint8_batches import DeviceNormalize, NormalizedBatches
 from inceptorch.errors import UserError
 from inceptorch.models._registry import INCEPTION_MEAN, INCEPTION_STD, ModelCfg
 
@@ -56,3 +57,42 @@ def test_seeded_transform_is_a_function_of_seed_epoch_index():
 def test_unknown_preset_is_a_user_error():
     with pytest.raises(UserError, match="light"):
         train_transform("heavy", IMAGENET)
+
+
+# ---- uint8 hand-over: the workers stop at uint8, DeviceNormalize finishes the batch (issue 5) -------------------
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("cfg", [IMAGENET, UNIT])
+def test_uint8_transform_then_device_normalize_equals_the_float_transform(preset, cfg):
+    """Same seed, same picture: bit-identical on the CPU, since the same operations run in the same order."""
+    images = [_image(90 + 7 * i, 70 + 3 * i) for i in range(3)]
+    floats = SeededTransform(train_transform(preset, cfg), seed=1)
+    uint8s = SeededTransform(train_transform(preset, cfg, normalize=False), seed=1)
+    expected = torch.stack([floats(img, i) for i, img in enumerate(images)])
+    batch = torch.stack([uint8s(img, i) for i, img in enumerate(images)])
+    assert batch.dtype == torch.uint8 and batch.shape == expected.shape
+    assert torch.equal(DeviceNormalize(cfg, "cpu")(batch), expected)
+    channels_last = DeviceNormalize(cfg, "cpu", channels_last=True)(batch)
+    assert channels_last.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(channels_last, expected)
+
+
+def test_uint8_eval_transform_then_device_normalize_equals_the_float_one():
+    img = _image(100, 80)
+    expected = eval_transform(UNIT)(img)
+    assert torch.equal(DeviceNormalize(UNIT, "cpu")(eval_transform(UNIT, normalize=False)(img)[None])[0], expected)
+
+
+def test_normalized_batches_yield_float_images_and_labels():
+    images = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+    loader = [(images, torch.tensor([0, 1, 2, 3]))] * 2
+    batches = NormalizedBatches(loader, DeviceNormalize(IMAGENET, "cpu"))
+    assert len(batches) == 2
+    (x, y), _ = list(batches)
+    mean, std = torch.tensor(IMAGENET.mean).view(1, 3, 1, 1), torch.tensor(IMAGENET.std).view(1, 3, 1, 1)
+    assert x.dtype == torch.float32 and torch.allclose(x, (images / 255 - mean) / std, atol=1e-6)
+    assert y.tolist() == [0, 1, 2, 3]
+
+
+def test_device_normalize_refuses_a_float_batch():
+    with pytest.raises(ValueError, match="uint8"):
+        DeviceNormalize(IMAGENET, "cpu")(torch.zeros(2, 3, 8, 8))

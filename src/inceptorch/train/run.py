@@ -35,6 +35,7 @@ from ..data.checks import preflight
 from ..data.datasets import build_dataset
 from ..data.gpu_pipeline import DeviceAugment, DeviceBatches, EncodedImages, collate_encoded
 from ..data.transforms import SeededDataset, eval_transform, train_transform
+from ..data.uint8_batches import DeviceNormalize, NormalizedBatches
 from ..errors import UserError
 from ..models import create_model
 from ..models.layers import ModelOutput
@@ -160,9 +161,9 @@ class Trainer:
         if self.input_size < self.model.default_cfg.min_input_size:
             raise UserError(f"input size {self.input_size} is below {cfg.model}'s minimum of "
                             f"{self.model.default_cfg.min_input_size} (try --small-input for 28-64 px images)")
+        self.channels_last = cfg.channels_last and self.device.type == "cuda"
         self._build_loaders()
         self.model.to(self.device)
-        self.channels_last = cfg.channels_last and self.device.type == "cuda"
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.aux_weight = self.model.default_cfg.aux_weight if cfg.aux_weight is None else cfg.aux_weight
@@ -225,24 +226,26 @@ class Trainer:
         pin = self.device.type == "cuda"
         # Own generators: creating an iterator then draws nothing from the global generator (see the docstring).
         generator = torch.Generator().manual_seed(cfg.seed)
+        normalize = DeviceNormalize(model_cfg, self.device, self.channels_last)
         if cfg.gpu_decode:  # workers read files; the main process decodes and augments on the device (issue 5)
-            channels_last = cfg.channels_last and self.device.type == "cuda"
             self.seeded = DeviceAugment(model_cfg, cfg.aug, self.input_size, cfg.hflip, cfg.seed,
-                                        channels_last=channels_last)
+                                        channels_last=self.channels_last)
             files = DataLoader(EncodedImages(self.train_base), batch_size=batch_size, sampler=self.sampler,
                                collate_fn=collate_encoded, generator=generator,
                                **_worker_options(cfg.workers, prefetch=4))  # batches of file bytes are small
             self.train_loader = DeviceBatches(files, self.seeded, self.device)
-        else:
+        else:  # workers decode and augment; batches cross as uint8 and are normalised on the device (issue 5)
             self.seeded = SeededDataset(self.train_base, train_transform(cfg.aug, model_cfg, cfg.hflip,
-                                                                         self.input_size), cfg.seed)
-            self.train_loader = DataLoader(self.seeded, batch_size=batch_size, sampler=EpochTagged(self.sampler),
-                                           pin_memory=pin, generator=generator, **_worker_options(cfg.workers))
-        self.val_base.transform = eval_transform(model_cfg, self.input_size)
+                                                                         self.input_size, normalize=False), cfg.seed)
+            images = DataLoader(self.seeded, batch_size=batch_size, sampler=EpochTagged(self.sampler),
+                                pin_memory=pin, generator=generator, **_worker_options(cfg.workers))
+            self.train_loader = NormalizedBatches(images, normalize)
+        self.val_base.transform = eval_transform(model_cfg, self.input_size, normalize=False)
         # Each rank evaluates every world_size-th image, no padding; `evaluate` sums the counts over ranks.
         val_sampler = ShardSampler(len(self.val_base), self.dist.rank, self.dist.world_size)
-        self.val_loader = DataLoader(self.val_base, batch_size=max(batch_size, 64), sampler=val_sampler,
-                                     pin_memory=pin, generator=torch.Generator(), **_worker_options(cfg.workers))
+        self.val_loader = NormalizedBatches(
+            DataLoader(self.val_base, batch_size=max(batch_size, 64), sampler=val_sampler, pin_memory=pin,
+                       generator=torch.Generator(), **_worker_options(cfg.workers)), normalize)
 
     # ---- checkpoints --------------------------------------------------------------------------------------------
     def _state(self) -> dict:
