@@ -294,7 +294,8 @@ def test_bad_image_stops_before_epoch_1_unless_skipped(tmp_path, capsys):
     assert (run / "last.safetensors").is_file()
 
 
-def test_workers_hand_over_uint8_batches_that_are_normalised_in_the_main_process(folder, tmp_path, monkeypatch):
+def test_workers_hand_over_uint8_batches_that_are_normalised_in_the_main_process(folder, tmp_path, monkeypatch,
+                                                                                   capsys):
     """Issue 5: a quarter of the bytes cross from the workers; train and val batches are normalised after."""
     from inceptorch.data import uint8_batches
     seen, normalize = [], uint8_batches.DeviceNormalize.__call__
@@ -307,5 +308,16 @@ def test_workers_hand_over_uint8_batches_that_are_normalised_in_the_main_process
     monkeypatch.setattr(uint8_batches.DeviceNormalize, "__call__", spy)
     assert main(["train", *TINY, "--data", str(folder), "--epochs", "1", "--batch-size", "4", "--workers", "1",
                  "--output", str(tmp_path / "run")]) == 0
+    assert "device cpu, 1 loader worker;" in capsys.readouterr().out
     assert len(seen) >= 4 and all(i == torch.uint8 and o == torch.float32 for i, o, _ in seen)
     assert any(abs(mean) > 0.1 for *_, mean in seen)  # normalised colour images, not zeros
+
+
+@pytest.mark.parametrize(("cores", "local_world", "expected"), [(16, 1, 15), (16, 8, 1), (64, 1, 16), (2, 4, 1)])
+def test_default_loader_workers_on_a_gpu_share_the_cores(cores, local_world, expected, monkeypatch):
+    from inceptorch.train.run import loader_workers
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local_world))
+    assert loader_workers(None, torch.device("cuda")) == expected
+    assert loader_workers(None, torch.device("cpu")) == 0  # the training step already uses every core
+    assert loader_workers(3, torch.device("cuda")) == 3 and loader_workers(0, torch.device("cuda")) == 0

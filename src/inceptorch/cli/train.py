@@ -29,7 +29,9 @@ def add_train_options(p, with_model: bool = True) -> None:
     p.add_argument("--aug", choices=("paper", "inception_v3", "light", "none"), default=None,
                    help="augmentation preset")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--workers", type=int, default=None, help="data-loading processes (0: in the main process)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="data-loading processes (0: in the main process; default: 0 on the CPU, on a GPU one per "
+                        "CPU core this process may use less one, at most 16)")
     p.add_argument("--gpu-decode", action="store_true", default=None,
                    help="decode JPEGs and augment on the device (nvJPEG on CUDA; on CPU the same code runs there); "
                         "workers only read files")

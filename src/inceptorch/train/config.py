@@ -61,7 +61,7 @@ class TrainConfig:
     aug: str = "paper"
     hflip: float = 0.5
     input_size: int | None = None  # None: the model's default_cfg.input_size
-    workers: int = 0
+    workers: int | None = None  # loader processes; None: 0 on the CPU, about one per free core on a GPU (run.py)
     gpu_decode: bool = False  # workers only read files; JPEGs are decoded and augmented on the device (issue 5)
     skip_bad_images: bool = False  # leave out images that do not decode instead of stopping before epoch 1
     max_bad_fraction: float = 0.01  # ... but stop anyway when more than this fraction is bad
@@ -169,7 +169,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
             raise UserError(f"{key} must be positive, not {getattr(cfg, key)}")
     for key in ("weight_decay", "momentum", "warmup_epochs", "label_smoothing", "workers", "checkpoint_every",
                 "hflip", "min_lr", "warmup_lr"):
-        if getattr(cfg, key) < 0:
+        if getattr(cfg, key) is not None and getattr(cfg, key) < 0:
             raise UserError(f"{key} must not be negative, not {getattr(cfg, key)}")
     if cfg.ema_decay is not None and not 0 < cfg.ema_decay < 1:
         raise UserError(f"ema_decay must be between 0 and 1, not {cfg.ema_decay}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import os
 import random
 import signal
 import threading
@@ -114,6 +115,21 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
 
 
+def loader_workers(requested: int | None, device: torch.device) -> int:
+    """DataLoader processes for `workers: null`, the default: none on the CPU, where the training step already uses
+    every core; on a GPU, the cores this process may use, shared with the other training processes on this machine
+    (torchrun's LOCAL_WORLD_SIZE), less one for the process itself, at most 16. Loading in the GPU's own process
+    starves it (issue 5: even 15 workers decoding 500x375 JPEGs gave an H100 under a fifth of what GoogLeNet trains
+    at; REFERENCE.md)."""
+    if requested is not None:
+        return requested
+    if device.type != "cuda":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    per_process = cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, min(16, per_process - 1))
+
+
 def build_model(cfg: TrainConfig, num_classes: int, log: Callable[[str], None] = print,
                 load_weights: bool = True) -> tuple[nn.Module, dict]:
     """The model for `cfg` with `num_classes` outputs, fine-tuned from `cfg.pretrained` when given."""
@@ -162,6 +178,7 @@ class Trainer:
             raise UserError(f"input size {self.input_size} is below {cfg.model}'s minimum of "
                             f"{self.model.default_cfg.min_input_size} (try --small-input for 28-64 px images)")
         self.channels_last = cfg.channels_last and self.device.type == "cuda"
+        self.workers = loader_workers(cfg.workers, self.device)
         self._build_loaders()
         self.model.to(self.device)
         if self.channels_last:
@@ -232,20 +249,20 @@ class Trainer:
                                         channels_last=self.channels_last)
             files = DataLoader(EncodedImages(self.train_base), batch_size=batch_size, sampler=self.sampler,
                                collate_fn=collate_encoded, generator=generator,
-                               **_worker_options(cfg.workers, prefetch=4))  # batches of file bytes are small
+                               **_worker_options(self.workers, prefetch=4))  # batches of file bytes are small
             self.train_loader = DeviceBatches(files, self.seeded, self.device)
         else:  # workers decode and augment; batches cross as uint8 and are normalised on the device (issue 5)
             self.seeded = SeededDataset(self.train_base, train_transform(cfg.aug, model_cfg, cfg.hflip,
                                                                          self.input_size, normalize=False), cfg.seed)
             images = DataLoader(self.seeded, batch_size=batch_size, sampler=EpochTagged(self.sampler),
-                                pin_memory=pin, generator=generator, **_worker_options(cfg.workers))
+                                pin_memory=pin, generator=generator, **_worker_options(self.workers))
             self.train_loader = NormalizedBatches(images, normalize)
         self.val_base.transform = eval_transform(model_cfg, self.input_size, normalize=False)
         # Each rank evaluates every world_size-th image, no padding; `evaluate` sums the counts over ranks.
         val_sampler = ShardSampler(len(self.val_base), self.dist.rank, self.dist.world_size)
         self.val_loader = NormalizedBatches(
             DataLoader(self.val_base, batch_size=max(batch_size, 64), sampler=val_sampler, pin_memory=pin,
-                       generator=torch.Generator(), **_worker_options(cfg.workers)), normalize)
+                       generator=torch.Generator(), **_worker_options(self.workers)), normalize)
 
     # ---- checkpoints --------------------------------------------------------------------------------------------
     def _state(self) -> dict:
@@ -350,7 +367,8 @@ class Trainer:
                      f"list them with `inceptorch check-data {cfg.data}`")
         self.log(f"{where}: {cfg.model} ({params / 1e6:.2f}M params) on {len(self.train_base)} train / "
                  f"{len(self.val_base)} val images, {len(self.class_names)} classes, {self.input_size} px, "
-                 f"{cfg.epochs} epochs x {self.steps_per_epoch} steps, device {self.device.type}; run in {self.run_dir}")
+                 f"{cfg.epochs} epochs x {self.steps_per_epoch} steps, device {self.device.type}, "
+                 f"{self.workers} loader worker{'s' if self.workers != 1 else ''}; run in {self.run_dir}")
 
     def _run_epoch(self, writer) -> dict:
         cfg = self.cfg
