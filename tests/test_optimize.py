@@ -9,6 +9,7 @@ from inceptorch import create_model, list_models, optimize
 from inceptorch.fast import fold_batchnorm
 from inceptorch.fast.optimize import MergedBranches, PointwiseConvAsMatmul
 from inceptorch.fast.train_step import TrainStep, enable_block_checkpointing, fast_optimizer
+from inceptorch.fast.winograd import WinogradConv2d
 from inceptorch.models.layers import Branches, ConvNormAct
 
 TOL = 1e-5  # fp32, absolute on logits of order 0.1-10 (issue 5: "equal within 1e-5")
@@ -236,11 +237,15 @@ def test_inference_compile_options_freeze_and_use_the_cpp_wrapper_on_the_cpu_onl
 
 
 @pytest.mark.slow
-def test_compile_for_inference_equals_the_optimized_model():
-    """Inductor with freezing, the C++ wrapper and no module guards computes the optimized model's logits."""
+@pytest.mark.parametrize("matmul", [False, True], ids=["conv_1x1", "gemm_1x1"])
+def test_compile_for_inference_equals_the_optimized_model(matmul):
+    """Inductor with freezing, the C++ wrapper and no module guards computes the optimized model's logits, with the
+    1x1 convs as convs (AMD's default) and as GEMMs (Intel's), both with the 3x3s as Winograd (the CPU default)."""
     from inceptorch import compile_for_inference
 
-    fast = optimize(randomize(build("googlenet_bn", width=0.125, small_input=True)))
+    fast = optimize(randomize(build("googlenet_bn", width=0.125, small_input=True)), matmul_1x1=matmul)
+    assert any(isinstance(m, WinogradConv2d) for m in fast.modules())
+    assert any(isinstance(m, PointwiseConvAsMatmul) for m in fast.modules()) == matmul
     compiled = compile_for_inference(fast)
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3)).contiguous(
         memory_format=torch.channels_last)
