@@ -236,6 +236,35 @@ def test_inference_compile_options_freeze_and_use_the_cpp_wrapper_on_the_cpu_onl
     assert inference_compile_options(torch.device("cuda")) == {"freezing": True, "cpp_wrapper": False}
 
 
+def test_inputs_of_a_kind_already_compiled_skip_guard_evaluation(monkeypatch):
+    """Dynamo's guards are skipped only for a kind of input seen before; autocast or train mode is a new kind."""
+    import contextlib
+
+    from inceptorch.fast import compiled as compiled_module
+
+    assert compiled_module._CAN_SKIP_GUARDS  # torch 2.14 has set_stance(skip_guard_eval_unsafe=...)
+    stances = []
+
+    @contextlib.contextmanager
+    def set_stance(**options):
+        stances.append(options)
+        yield
+
+    monkeypatch.setattr(torch.compiler, "set_stance", set_stance)
+    wrapper = compiled_module.CompiledForInference(nn.Linear(4, 2))
+    wrapper.compiled = lambda x: x * 2  # stands in for the compiled model: what is tested is when guards are skipped
+    x = torch.ones(3, 4)
+    wrapper(x)
+    assert stances == []  # the first call compiles, guards and all
+    assert torch.equal(wrapper(x), x * 2) and stances == [{"skip_guard_eval_unsafe": True}]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        wrapper(x)
+    wrapper.model.train()
+    wrapper(x)
+    wrapper(x[:2])
+    assert len(stances) == 1 and len(wrapper.seen) == 4
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("matmul", [False, True], ids=["conv_1x1", "gemm_1x1"])
 def test_compile_for_inference_equals_the_optimized_model(matmul):

@@ -9,11 +9,23 @@ The settings are applied as an inductor config patch around the calls that compi
 of input (shape, strides, dtype, device, grad mode: what dynamo guards on for a frozen module). Around every call the
 patch cost about 0.3 ms of a 11-12 ms GoogLeNet forward on 2 CPU cores; passing the same settings as
 `torch.compile(options=...)` gave a slower model (13.9 against 11.7 ms), so neither route is used.
+
+A kind of input already compiled for runs without dynamo evaluating its guards again
+(`torch.compiler.set_stance(skip_guard_eval_unsafe=True)`, which checks only what tells the compiled variants
+apart): that check took 0.63 ms of each 11 ms GoogLeNet call on 2 CPU cores, 0.04 ms without (BENCHMARKS.md). It
+is safe here because the kind includes everything a frozen inference graph depends on (the input's shape, strides,
+dtype and device, grad and inference mode, autocast, train/eval) and the weights are constants of the graph anyway.
 """
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import Tensor, nn
+
+# torch.compiler.set_stance's guard skipping is newer than some torch versions this package supports
+_CAN_SKIP_GUARDS = "skip_guard_eval_unsafe" in inspect.signature(torch.compiler.set_stance).parameters \
+    if hasattr(torch.compiler, "set_stance") else False
 
 
 def inference_compile_options(device: torch.device) -> dict:
@@ -31,9 +43,13 @@ class CompiledForInference:
         self.seen: set[tuple] = set()  # kinds of input already compiled for
 
     def __call__(self, x: Tensor) -> Tensor:
-        kind = (x.shape, x.stride(), x.dtype, x.device, torch.is_grad_enabled(), torch.is_inference_mode_enabled())
+        kind = (x.shape, x.stride(), x.dtype, x.device, torch.is_grad_enabled(), torch.is_inference_mode_enabled(),
+                torch.is_autocast_enabled(x.device.type), self.model.training)
         if kind in self.seen:
-            return self.compiled(x)
+            if not _CAN_SKIP_GUARDS:
+                return self.compiled(x)
+            with torch.compiler.set_stance(skip_guard_eval_unsafe=True):
+                return self.compiled(x)
         import torch._inductor.config as inductor_config
 
         with inductor_config.patch(self.options):
