@@ -12,7 +12,7 @@ patch cost about 0.3 ms of a 11-12 ms GoogLeNet forward on 2 CPU cores; passing 
 
 A kind of input already compiled for runs without dynamo evaluating its guards again
 (`torch.compiler.set_stance(skip_guard_eval_unsafe=True)`, which checks only what tells the compiled variants
-apart): that check took 0.63 ms of each 11 ms GoogLeNet call on 2 CPU cores, 0.04 ms without (BENCHMARKS.md). It
+apart): that check took 0.64 ms of each 11-12 ms GoogLeNet call on 2 CPU cores, 0.03 ms without (BENCHMARKS.md). It
 is safe here because the kind includes everything a frozen inference graph depends on (the input's shape, strides,
 dtype and device, grad and inference mode, autocast, train/eval) and the weights are constants of the graph anyway.
 """
