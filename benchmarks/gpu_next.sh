@@ -2,8 +2,9 @@
 # Issue 5's open GPU checks in priority order, sized for one device call of under 10 minutes:
 #     run(command="bash benchmarks/gpu_next.sh", timeout_s=590)
 # 1. the CUDA tests (never run yet: bf16/channels_last/compile training, --gpu-decode, the side-stream prefetch,
-#    optimize on the GPU with and without 1x1-as-GEMM); 2. the JPEG pipeline with batches made ahead vs inline;
-# 3. GoogLeNet compiled inference with 1x1 convs as GEMMs and unmerged, and compiled training.
+#    optimize on the GPU with and without 1x1-as-GEMM); 2. the JPEG pipeline: the CPU path with float32 and with
+#    uint8 hand-over (train's default since 2026-12-02) and training fed by it, the device path with batches made
+#    ahead vs inline; 3. GoogLeNet compiled inference with 1x1 convs as GEMMs and unmerged, and compiled training.
 # Everything lands in $OUT/gpu_next.tgz (the device tool brings back at most 8 files) plus the summary log.
 set -u
 out=${OUT:-gpu_out}
