@@ -23,9 +23,16 @@ import inspect
 import torch
 from torch import Tensor, nn
 
-# torch.compiler.set_stance's guard skipping is newer than some torch versions this package supports
-_CAN_SKIP_GUARDS = "skip_guard_eval_unsafe" in inspect.signature(torch.compiler.set_stance).parameters \
-    if hasattr(torch.compiler, "set_stance") else False
+
+def _can_skip_guards() -> bool:
+    """Whether this torch's `set_stance` takes `skip_guard_eval_unsafe` (newer than some torch this package runs on)."""
+    try:
+        return "skip_guard_eval_unsafe" in inspect.signature(torch.compiler.set_stance).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+_CAN_SKIP_GUARDS = _can_skip_guards()
 
 
 def inference_compile_options(device: torch.device) -> dict:
