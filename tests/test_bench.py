@@ -32,6 +32,7 @@ def test_bench_json_fields_and_speedup(capsys, mode):
     assert r["speedup"] == pytest.approx(r["reference"]["time_ms"] / r["ours"]["time_ms"])
     assert r["ours"]["name"] == ("ours (optimized)" if mode == "infer" else "ours (fast step)")
     assert {"torch", "torchvision", "date", "device"} <= set(r["environment"])
+    assert r["skip_guards"] is False  # eager: no dynamo guards to skip
 
 
 def test_bench_text_output(capsys):

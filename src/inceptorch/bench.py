@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import UserError
-from .fast.compiled import compile_for_inference, inference_compile_options
+from .fast.compiled import _CAN_SKIP_GUARDS, compile_for_inference, inference_compile_options
 from .fast.optimize import PointwiseConvAsMatmul, optimize
 from .fast.train_step import TrainStep
 from .fast.winograd import WinogradConv2d
@@ -242,9 +242,11 @@ def run_bench(cfg: BenchConfig) -> dict:
             sides.append(Side(label, med * 1e3, min(times[label]) * 1e3, cfg.batch_size / med,
                               _peak_memory_mb(run, device), [t * 1e3 for t in times[label]]))
     result = {k: v for k, v in asdict(cfg).items() if k != "model_kwargs"}
-    # What optimize chose for `matmul_1x1` / `winograd: None`, so that a recorded figure says which path it timed.
+    # What optimize chose for `matmul_1x1` / `winograd: None`, and whether our compiled calls skipped dynamo's guard
+    # check (compile_for_inference, where this torch can), so that a recorded figure says which path it timed.
     result.update(matmul_1x1=any(isinstance(m, PointwiseConvAsMatmul) for m in ours.modules()),
-                  winograd=any(isinstance(m, WinogradConv2d) for m in ours.modules()), input_size=size,
+                  winograd=any(isinstance(m, WinogradConv2d) for m in ours.modules()),
+                  skip_guards=cfg.mode == "infer" and cfg.compile and _CAN_SKIP_GUARDS, input_size=size,
                   threads=torch.get_num_threads(), reference_impl=ref_label,
                   reference_memory_format="channels_last" if cfg.reference_channels_last else "nchw",
                   ours=asdict(sides[0]), reference=asdict(sides[1]), speedup=sides[1].time_ms / sides[0].time_ms,
