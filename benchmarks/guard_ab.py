@@ -54,7 +54,7 @@ def main() -> None:
                     call()
             lookups[name] = sum(e.self_cpu_time_total for e in prof.key_averages() if "Cache Lookup" in e.key) / 20
     print(f"{args.model}, batch 1, 2 threads, fp32, torch {torch.__version__}, "
-          f"guard skipping available: {compiled._CAN_SKIP_GUARDS}")
+          f"guard skipping available: {compiled.CAN_SKIP_GUARDS}")
     for name, values in times.items():
         print(f"{name:17s} median {statistics.median(values):6.2f} ms   min {min(values):6.2f} ms   "
               f"dynamo cache lookup {lookups[name] / 1e3:5.2f} ms per call")

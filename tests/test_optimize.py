@@ -242,7 +242,7 @@ def test_inputs_of_a_kind_already_compiled_skip_guard_evaluation(monkeypatch):
 
     from inceptorch.fast import compiled as compiled_module
 
-    assert compiled_module._CAN_SKIP_GUARDS  # torch 2.14 has set_stance(skip_guard_eval_unsafe=...)
+    assert compiled_module.CAN_SKIP_GUARDS  # torch 2.14 has set_stance(skip_guard_eval_unsafe=...)
     stances = []
 
     @contextlib.contextmanager

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import UserError
-from .fast.compiled import _CAN_SKIP_GUARDS, compile_for_inference, inference_compile_options
+from .fast.compiled import CAN_SKIP_GUARDS, compile_for_inference, inference_compile_options
 from .fast.optimize import PointwiseConvAsMatmul, optimize
 from .fast.train_step import TrainStep
 from .fast.winograd import WinogradConv2d
@@ -246,7 +246,7 @@ def run_bench(cfg: BenchConfig) -> dict:
     # check (compile_for_inference, where this torch can), so that a recorded figure says which path it timed.
     result.update(matmul_1x1=any(isinstance(m, PointwiseConvAsMatmul) for m in ours.modules()),
                   winograd=any(isinstance(m, WinogradConv2d) for m in ours.modules()),
-                  skip_guards=cfg.mode == "infer" and cfg.compile and _CAN_SKIP_GUARDS, input_size=size,
+                  skip_guards=cfg.mode == "infer" and cfg.compile and CAN_SKIP_GUARDS, input_size=size,
                   threads=torch.get_num_threads(), reference_impl=ref_label,
                   reference_memory_format="channels_last" if cfg.reference_channels_last else "nchw",
                   ours=asdict(sides[0]), reference=asdict(sides[1]), speedup=sides[1].time_ms / sides[0].time_ms,

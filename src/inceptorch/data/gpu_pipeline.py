@@ -36,7 +36,7 @@ from ..errors import UserError
 from ..models._registry import ModelCfg
 from .io import load_image, max_image_pixels
 from .prefetch import prefetched
-from .transforms import _COLOR_JITTER, _CROP_RATIO, _CROP_SCALE
+from .transforms import _COLOR_JITTER, _CROP_RATIO, _CROP_SCALE, sample_seed
 
 _EXIF_ORIENTATION = 0x0112
 # Images decode_jpeg turns into the same pixels as `load_image`: 8-bit RGB or gray, no rotation to apply.
@@ -59,11 +59,6 @@ DEVICE_PRESETS = {
     "none": DevicePreset(None),
 }
 assert len(set(_COLOR_JITTER.values())) == 1, "DevicePreset has one jitter strength for all three"
-
-
-def sample_seed(seed: int, epoch: int, index: int) -> int:
-    """The seed of one sample's augmentation: `SeededTransform`'s formula, so both paths are seeded alike."""
-    return (seed * 1_000_003 + epoch) * 10_000_019 + index
 
 
 # ---- reading (DataLoader workers) -------------------------------------------------------------------------------

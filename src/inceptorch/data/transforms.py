@@ -84,6 +84,11 @@ def train_transform(preset: str, cfg: ModelCfg, hflip: float = 0.5, input_size: 
     raise UserError(f"unknown augmentation preset {preset!r}; choose from {', '.join(PRESETS)}")
 
 
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of one sample's augmentation, for this CPU path and the device path (`gpu_pipeline`) alike."""
+    return (seed * 1_000_003 + epoch) * 10_000_019 + index
+
+
 class SeededTransform:
     """Applies `transform` with torch's generator seeded from (seed, epoch, sample index).
 
@@ -102,7 +107,7 @@ class SeededTransform:
     def __call__(self, image, index: int, epoch: int | None = None):
         epoch = self.epoch if epoch is None else epoch
         state = torch.get_rng_state()
-        torch.default_generator.manual_seed((self.seed * 1_000_003 + epoch) * 10_000_019 + index)
+        torch.default_generator.manual_seed(sample_seed(self.seed, epoch, index))
         try:
             return self.transform(image)
         finally:

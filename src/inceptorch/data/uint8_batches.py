@@ -20,11 +20,18 @@ from torch import Tensor
 from ..models._registry import ModelCfg
 
 
-class DeviceNormalize:
-    """(B, 3, H, W) uint8 batch -> float32 on `device`, normalised with the model's mean and std.
+def normalize_uint8(images: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """uint8 images (..., 3, H, W) -> float32 (x / 255 - mean) / std, with `mean` and `std` shaped to broadcast.
 
-    The operations are torchvision's `ToDtype(float32, scale=True)` then `Normalize`, in the same order, so on the
-    CPU the result is bit-identical to the float transform's. `channels_last` reorders the uint8 batch, before the
+    torchvision's `ToDtype(float32, scale=True)` then `Normalize`, the same operations in the same order, so the
+    result is bit-identical to the float transforms' on the CPU.
+    """
+    return images.to(torch.float32, copy=True).mul_(1.0 / 255).sub_(mean).div_(std)  # never in place on the input
+
+
+class DeviceNormalize:
+    """(B, 3, H, W) uint8 batch -> float32 on `device`, normalised with the model's mean and std (`normalize_uint8`,
+    whose mean and std tensors are made on the device once). `channels_last` reorders the uint8 batch, before the
     conversion, so that the float batch is born in the layout the model wants.
     """
 
@@ -38,7 +45,7 @@ class DeviceNormalize:
         if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"expected a (B, 3, H, W) uint8 batch, got {images.dtype} {tuple(images.shape)}")
         x = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-        return x.float().mul_(1.0 / 255).sub_(self.mean).div_(self.std)
+        return normalize_uint8(x, self.mean, self.std)
 
 
 class NormalizedBatches:

@@ -21,6 +21,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from ..data.uint8_batches import normalize_uint8
+
 PROTOCOLS = (1, 10, 144)
 PAPER_SCALES = (8, 9, 10, 11)  # sevenths of the crop size: 256, 288, 320, 352 for 224 (paper section 7)
 _INTERPOLATIONS = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC,
@@ -128,10 +130,11 @@ def render_crops(image: Image.Image, crops: list[Crop], crop_size: int, interpol
 
 
 def normalize(x: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Tensor:
-    """uint8 crops [N, 3, H, W] -> float, scaled to [0, 1], minus mean, over std (per channel)."""
+    """uint8 crops [N, 3, H, W] -> float, scaled to [0, 1], minus mean, over std (per channel): `normalize_uint8`,
+    the arithmetic of the training and validation batches and of `eval_transform`."""
     mean_t = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-    return (x.float() / 255.0 - mean_t) / std_t
+    return normalize_uint8(x, mean_t, std_t)
 
 
 class CropTransform:

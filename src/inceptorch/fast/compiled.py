@@ -32,7 +32,7 @@ def _can_skip_guards() -> bool:
         return False
 
 
-_CAN_SKIP_GUARDS = _can_skip_guards()
+CAN_SKIP_GUARDS = _can_skip_guards()
 
 
 def inference_compile_options(device: torch.device) -> dict:
@@ -53,7 +53,7 @@ class CompiledForInference:
         kind = (x.shape, x.stride(), x.dtype, x.device, torch.is_grad_enabled(), torch.is_inference_mode_enabled(),
                 torch.is_autocast_enabled(x.device.type), self.model.training)
         if kind in self.seen:
-            if not _CAN_SKIP_GUARDS:
+            if not CAN_SKIP_GUARDS:
                 return self.compiled(x)
             with torch.compiler.set_stance(skip_guard_eval_unsafe=True):
                 return self.compiled(x)
