@@ -64,7 +64,7 @@ BN_INCEPTION = (
 AUX_TAPS = {"inception4a": "aux1", "inception4d": "aux2"}
 FEATURE_TAPS = ("conv1", "conv3", "inception3b", "inception4d", "inception5b")
 _AUX_CFG = GoogLeNetCfg(norm=True, lrn=False, branch3_kernel=3, pool_ceil=False, last_pool_kernel=3,
-                        aux_pool="paper", drop_rate=0.0)
+                        aux_pool="paper", drop_rate=0.0, init="trunc_normal")
 BN_EPS = 1e-5  # the Caffe port's BatchNorm epsilon
 
 

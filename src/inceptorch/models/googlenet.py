@@ -85,13 +85,15 @@ class GoogLeNetCfg:
     last_pool_kernel: int  # the 3x3/2 pool before stage 5 (Table 1); torchvision uses 2x2/2
     aux_pool: str          # "paper": 5x5/3 average pool; "adaptive": torchvision's 4x4 adaptive pool
     drop_rate: float       # before the classifier: 40% in the paper, 20% in torchvision
+    init: str              # "kaiming": He et al. 2015 for the convs (no BN to rescue a small init);
+                           # "trunc_normal": torchvision's std 0.01, which BN renormalises
     aux_drop_rate: float = 0.7
 
 
 PAPER_CFG = GoogLeNetCfg(norm=False, lrn=True, branch3_kernel=5, pool_ceil=False, last_pool_kernel=3,
-                         aux_pool="paper", drop_rate=0.4)
+                         aux_pool="paper", drop_rate=0.4, init="kaiming")
 TORCHVISION_CFG = GoogLeNetCfg(norm=True, lrn=False, branch3_kernel=3, pool_ceil=True, last_pool_kernel=2,
-                               aux_pool="adaptive", drop_rate=0.2)
+                               aux_pool="adaptive", drop_rate=0.2, init="trunc_normal")
 
 
 class Inception(Branches):
@@ -176,7 +178,7 @@ class GoogLeNet(InceptionNet):
         self.fc = nn.Linear(chs, num_classes) if num_classes > 0 else nn.Identity()
         if small_input:
             self.cfg_overrides = {"input_size": 32, "min_input_size": 28, "crop_pct": 1.0}
-        init_weights(self)
+        init_weights(self, cfg.init)
 
     @staticmethod
     def _make_stage(row, in_chs: int, cfg: GoogLeNetCfg, width: float, small_input: bool):
@@ -197,10 +199,22 @@ class GoogLeNet(InceptionNet):
         return block, block.out_channels, 1
 
 
-def init_weights(model: nn.Module) -> None:
-    """torch's own initializers: truncated normal (std 0.01, torchvision's choice) for convs and linears."""
+def init_weights(model: nn.Module, scheme: str = "trunc_normal") -> None:
+    """Initial weights; classifiers (linear layers) always start small: truncated normal, std 0.01, zero bias.
+
+    - "trunc_normal": torchvision's, std 0.01 for the convs too. With BN after every conv the scale is undone at
+      once; without BN, 22 layers of it shrink a 96 px image's logits to about 1e-12 and nothing can learn.
+    - "kaiming": He et al. 2015 (arXiv:1502.01852), normal with std sqrt(2 / fan_in), zero bias: each ReLU layer
+      keeps its input's scale, so the paper's network, which has no BN, passes the signal through all 22 layers.
+      (The BVLC Caffe replication used Xavier with a constant bias of 0.2, which also carries a signal but makes
+      every image's features nearly the same at the start.)
+    """
     for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
+        if isinstance(m, nn.Conv2d) and scheme == "kaiming":
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.trunc_normal_(m.weight, std=0.01, a=-2, b=2)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
