@@ -18,7 +18,7 @@ from inceptorch.cli.main import main
 from inceptorch.data.gpu_pipeline import decode_batch
 from inceptorch.data.prefetch import prefetched
 from inceptorch.fast.train_step import TrainStep
-from inceptorch.train.run import read_metrics
+from inceptorch.train.metrics import read_metrics
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 CUDA = torch.device("cuda")

@@ -17,7 +17,8 @@ from inceptorch.checkpoint import load_model_file
 from inceptorch.data.datasets import build_dataset
 from inceptorch.data.transforms import eval_transform
 from inceptorch.train.engine import evaluate
-from inceptorch.train.run import EpochSampler, read_metrics
+from inceptorch.train.metrics import read_metrics
+from inceptorch.train.samplers import EpochSampler
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ from inceptorch.data.io import load_image
 from inceptorch.data.transforms import SeededDataset, eval_transform, train_transform
 from inceptorch.errors import UserError
 from inceptorch.models import get_model_cfg
-from inceptorch.train.run import read_metrics
+from inceptorch.train.metrics import read_metrics
 
 CFG = get_model_cfg("googlenet_bn")  # ImageNet mean/std, 224 px, crop_pct 0.875
 

@@ -71,11 +71,12 @@ def model_metadata(model: nn.Module, model_kwargs: dict, class_names: list[str] 
 
 def save_model_file(model: nn.Module, path: str | Path, meta: dict) -> None:
     """Atomically save `model`'s weights with `meta` (see `model_metadata`) as one safetensors file."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     metadata = {META_KEY: json.dumps(meta), DIGEST_KEY: state_digest(state)}
-    atomic_write(path, lambda tmp: save_file(state, tmp, metadata=metadata))
+    data = save(state, metadata=metadata)  # bytes, written by Python: a full disk is an OSError naming itself
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def read_metadata(path: str | Path) -> dict:

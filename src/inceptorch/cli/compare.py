@@ -23,7 +23,8 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..analysis.summary import summarize
-    from ..train.run import Interrupted, read_metrics, train
+    from ..train.metrics import read_metrics
+    from ..train.run import Interrupted, train
 
     if len(set(args.models)) != len(args.models):
         raise UserError("each model may appear once")

@@ -6,7 +6,7 @@ import sys
 import yaml
 
 from ..errors import UserError
-from ..train.config import read_recipe, resolve
+from ..train.config import AUGMENTATIONS, CLASS_BALANCE, read_recipe, resolve
 from ..train.distributed import dist_env
 from ._data_flags import add_pixel_limit_argument, apply_pixel_limit
 
@@ -17,8 +17,9 @@ def add_train_options(p, with_model: bool = True) -> None:
         p.add_argument("--model", default=None, help="a registered model name (see `inceptorch models`)")
     p.add_argument("--data", default=None, help="an ImageFolder tree (train/ val/), one folder of class folders, a "
                                                 "CSV list of path,label rows, or `digits` (embedded)")
-    p.add_argument("--config", default=None, help="a recipe: a bundled name (googlenet_paper, inception_v3_paper, "
-                                                  "modern, demo) or a YAML file")
+    p.add_argument("--config", default=None, help="a recipe: a bundled name (finetune, googlenet_paper, "
+                                                  "inception_v3_paper, modern, demo) or a YAML file; without it, "
+                                                  "the defaults for training a small data set from scratch")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None, help="base learning rate")
@@ -26,8 +27,14 @@ def add_train_options(p, with_model: bool = True) -> None:
     p.add_argument("--pretrained", default=None, metavar="WEIGHTS_FILE",
                    help="fine-tune from a local weights file (ours, torchvision's or timm's); the classifier and "
                         "auxiliary classifiers are reset to the data's classes")
-    p.add_argument("--aug", choices=("paper", "inception_v3", "light", "none"), default=None,
-                   help="augmentation preset")
+    p.add_argument("--aug", choices=AUGMENTATIONS, default=None,
+                   help="augmentation preset (default small_data: crops keeping 25-100%% of the image, flips; "
+                        "paper: GoogLeNet's ImageNet crops of 8-100%%; light: small shifts for digit-like images)")
+    p.add_argument("--class-balance", choices=CLASS_BALANCE, default=None,
+                   help="imbalanced classes: sampler draws every class equally often, loss weighs each class's "
+                        "examples by n / (classes x class size); default none")
+    p.add_argument("--freeze-epochs", type=int, default=None, metavar="N",
+                   help="with --pretrained: train only the new classifiers for the first N epochs")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--workers", type=int, default=None,
                    help="data-loading processes (0: in the main process; default: 0 on the CPU, on a GPU one per "
@@ -88,7 +95,8 @@ def overrides_from_args(args) -> dict:
     flags = {k: getattr(args, k, None) for k in ("model", "data", "epochs", "batch_size", "lr", "device", "pretrained",
                                                  "aug", "seed", "workers", "gpu_decode", "val_split", "accum_steps",
                                                  "checkpoint_every", "compile", "input_size", "output",
-                                                 "skip_bad_images", "max_bad_fraction")}
+                                                 "skip_bad_images", "max_bad_fraction", "class_balance",
+                                                 "freeze_epochs")}
     over.update({k: v for k, v in flags.items() if v is not None})
     if model_kwargs:
         over["model_kwargs"] = {**over.get("model_kwargs", {}), **model_kwargs}
@@ -119,8 +127,9 @@ def run(args) -> int:
         return exc.exit_code
     run_dir = result.run_dir
     if dist_env().is_main:
-        print(f"best val top-1 {result.best_top1:.2f}% at epoch {result.best_epoch} ({result.seconds:.0f}s); "
-              f"run folder {run_dir}: best.safetensors, last.safetensors, metrics.csv, curves.png")
+        print(f"best val top-1 {result.best_top1:.2f}% (balanced {result.best_balanced:.2f}%, {result.best_weights} "
+              f"weights) at epoch {result.best_epoch} ({result.seconds:.0f}s); run folder {run_dir}: "
+              "best.safetensors, last.safetensors, metrics.csv, curves.png")
     return 0
 
 

@@ -19,11 +19,20 @@ from ..errors import UserError
 OPTIMIZERS = ("sgd", "rmsprop", "adamw")
 SCHEDULES = ("step", "cosine", "constant")
 DEVICES = ("auto", "cpu", "cuda")
-AUGMENTATIONS = ("paper", "inception_v3", "light", "none")
+AUGMENTATIONS = ("small_data", "paper", "inception_v3", "light", "none")  # = data.transforms.PRESETS
+PRECISE_BN = ("auto", "always", "never")
+DATA_INIT = ("auto", "never")
+CLASS_BALANCE = ("none", "sampler", "loss")
+BEST_METRICS = ("top1", "balanced")
 
 
 @dataclass
 class TrainConfig:
+    """Every setting of a run. The defaults are the recipe for a user's own folder trained from scratch: a few
+    hundred to tens of thousands of images, tens of epochs (AdamW, a short warm-up then cosine, label smoothing,
+    averaged weights, crops that keep a quarter of the image). The papers' ImageNet recipes are bundled by name
+    and set every value they depend on."""
+
     # what to train on what
     model: str = ""
     model_kwargs: dict = field(default_factory=dict)  # builder options: width, small_input, aux_logits, drop_rate...
@@ -32,33 +41,49 @@ class TrainConfig:
     output: str = ""
     pretrained: str | None = None  # fine-tune from a local weights file; the classifier is reset to the data
     # length and batch
-    epochs: int = 10
+    epochs: int = 30
     batch_size: int = 32
     accum_steps: int = 1  # gradient accumulation: the optimizer steps every accum_steps batches
     # optimizer
-    optimizer: str = "sgd"
-    lr: float = 0.01
+    optimizer: str = "adamw"
+    lr: float = 0.002  # for batch_size 32
     momentum: float = 0.9
     nesterov: bool = False
-    weight_decay: float = 0.0
+    weight_decay: float = 0.05
     rmsprop_decay: float = 0.9  # torch's alpha
     eps: float = 1e-8
     betas: tuple = (0.9, 0.999)
     clip_grad: float | None = None  # max global gradient norm
     # learning-rate schedule, as a function of the (fractional) epoch
-    schedule: str = "constant"
+    schedule: str = "cosine"
     step_epochs: float = 1.0
     step_gamma: float = 1.0
-    warmup_epochs: float = 0.0
-    warmup_lr: float = 0.0  # fraction of lr at step 0 of the warmup
-    min_lr: float = 0.0  # floor of the cosine, as a fraction of lr
+    warmup_epochs: float = 1.0  # at most a tenth of the run (optim.fit_warmup)
+    warmup_lr: float = 0.1  # fraction of lr at step 0 of the warmup
+    min_lr: float = 0.01  # floor of the cosine, as a fraction of lr
     # loss
     aux_weight: float | None = None  # None: the model's default (GoogLeNet 0.3, arXiv:1409.4842 section 5)
-    label_smoothing: float = 0.0
-    # parameter averaging (GoogLeNet's Polyak averaging, Inception-v3's running average)
-    ema_decay: float | None = None
+    label_smoothing: float = 0.1
+    # parameter averaging (GoogLeNet's Polyak averaging, Inception-v3's running average); both the raw and the
+    # averaged weights are validated every epoch, and best.safetensors keeps the better
+    ema_decay: float | None = 0.999
+    ema_warmup: bool = True  # decay min(ema_decay, (1 + t) / (10 + t)) after t steps (TensorFlow's num_updates)
+    # BatchNorm statistics recomputed over training images before each validation (precise_bn.py):
+    # auto = while the running estimates are young; always; never
+    precise_bn: str = "auto"
+    precise_bn_images: int = 512
+    # networks without normalisation layers, trained from scratch: rescale each layer on a batch of training
+    # images first (data_init.py); auto or never
+    data_init: str = "auto"
+    best_metric: str = "top1"  # which validation score picks best.safetensors: top1 or balanced (accuracy)
+    # imbalanced classes: none, sampler (each class drawn equally often) or loss (class-weighted cross-entropy)
+    class_balance: str = "none"
+    # fine-tuning from --pretrained: the loaded layers learn at lr x trunk_lr_scale, the new classifiers at lr;
+    # for the first freeze_epochs only the new classifiers learn (the trunk, its BN statistics included, is frozen)
+    trunk_lr_scale: float = 1.0
+    freeze_epochs: int = 0
     # data pipeline
-    aug: str = "paper"
+    aug: str = "small_data"  # train_transform presets: small_data, paper, inception_v3, light, none
     hflip: float = 0.5
     input_size: int | None = None  # None: the model's default_cfg.input_size
     workers: int | None = None  # loader processes; None: 0 on the CPU, about one per free core on a GPU (run.py)
@@ -158,7 +183,8 @@ def _coerce(key: str, value: Any) -> Any:
 
 def validate(cfg: TrainConfig) -> TrainConfig:
     for key, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("device", DEVICES),
-                         ("aug", AUGMENTATIONS)):
+                         ("aug", AUGMENTATIONS), ("precise_bn", PRECISE_BN), ("class_balance", CLASS_BALANCE),
+                         ("best_metric", BEST_METRICS), ("data_init", DATA_INIT)):
         if getattr(cfg, key) not in choices:
             raise UserError(f"{key} must be one of {', '.join(choices)}, not {getattr(cfg, key)!r}")
     for key in ("epochs", "batch_size", "accum_steps"):
@@ -168,7 +194,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         if not getattr(cfg, key) > 0:
             raise UserError(f"{key} must be positive, not {getattr(cfg, key)}")
     for key in ("weight_decay", "momentum", "warmup_epochs", "label_smoothing", "workers", "checkpoint_every",
-                "hflip", "min_lr", "warmup_lr"):
+                "hflip", "min_lr", "warmup_lr", "precise_bn_images", "trunk_lr_scale", "freeze_epochs"):
         if getattr(cfg, key) is not None and getattr(cfg, key) < 0:
             raise UserError(f"{key} must not be negative, not {getattr(cfg, key)}")
     if cfg.ema_decay is not None and not 0 < cfg.ema_decay < 1:

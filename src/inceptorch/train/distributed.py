@@ -10,7 +10,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
 from torch.utils.data import Sampler
+
+from ..models.layers import ModelOutput
 
 
 @dataclass(frozen=True)
@@ -87,3 +90,38 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
+
+
+class _TrainForward(nn.Module):
+    """forward() = the model's forward_train(): DDP synchronises gradients only through its wrapped forward."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor):
+        return self.model.forward_train(x) if hasattr(self.model, "forward_train") else self.model(x)
+
+
+class DistributedTrainModel(nn.Module):
+    """DDP around a model, keeping the engine's interface: `forward` gives logits, `forward_train` ModelOutput.
+
+    `find_unused_parameters` is needed when some parameters get no gradient in a step: auxiliary heads whose loss
+    weight is 0, or a trunk frozen for the first epochs of fine-tuning.
+    """
+
+    def __init__(self, model: nn.Module, device: torch.device, find_unused_parameters: bool = False):
+        super().__init__()
+        from torch.nn.parallel import DistributedDataParallel
+
+        self.has_aux = getattr(model, "has_aux", False)
+        self.ddp = DistributedDataParallel(_TrainForward(model), device_ids=[device] if device.type == "cuda" else None,
+                                           find_unused_parameters=find_unused_parameters)
+        self.unwrapped = model
+
+    def forward_train(self, x: torch.Tensor):
+        return self.ddp(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.ddp(x)
+        return out.logits if isinstance(out, ModelOutput) else out

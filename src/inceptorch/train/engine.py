@@ -67,9 +67,10 @@ def autocast(device: torch.device, enabled: bool):
 
 
 def compute_loss(model: nn.Module, images: Tensor, targets: Tensor, aux_weight: float,
-                 label_smoothing: float = 0.0) -> tuple[Tensor, Tensor]:
-    """(loss, main logits). Models with auxiliary heads add `aux_weight` x each head's loss (GoogLeNet: 0.3)."""
-    criterion = _criterion(label_smoothing)
+                 label_smoothing: float = 0.0, class_weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """(loss, main logits). Models with auxiliary heads add `aux_weight` x each head's loss (GoogLeNet: 0.3).
+    `class_weights` weigh each class's examples in the loss (the heads' too), for imbalanced data."""
+    criterion = _criterion(label_smoothing, class_weights)
     if aux_weight > 0 and getattr(model, "has_aux", False):
         output: ModelOutput = model.forward_train(images)
         return aux_loss(output, targets, aux_weight, criterion), output.logits
@@ -77,23 +78,28 @@ def compute_loss(model: nn.Module, images: Tensor, targets: Tensor, aux_weight: 
     return criterion(logits, targets), logits
 
 
-def _criterion(label_smoothing: float) -> Callable[[Tensor, Tensor], Tensor]:
+def _criterion(label_smoothing: float, class_weights: Tensor | None = None) -> Callable[[Tensor, Tensor], Tensor]:
     # Inception-v3 label smoothing (arXiv:1512.00567 section 7): (1 - eps) * onehot + eps / K.
-    return lambda logits, targets: F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
+    return lambda logits, targets: F.cross_entropy(logits.float(), targets, weight=class_weights,
+                                                   label_smoothing=label_smoothing)
 
 
 def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer, scheduler, *,
                     device: torch.device, aux_weight: float = 0.0, label_smoothing: float = 0.0,
                     accum_steps: int = 1, clip_grad: float | None = None, ema=None, amp: bool = True,
-                    channels_last: bool = False, step: int = 0, batches_done: int = 0, meter: Meter | None = None,
+                    channels_last: bool = False, class_weights: Tensor | None = None,
+                    eval_modules: Iterable[nn.Module] = (), step: int = 0, batches_done: int = 0, meter: Meter | None = None,
                     on_step: Callable[[StepInfo], None] | None = None) -> Meter:
     """One pass over `batches` (which start at batch `batches_done` of the epoch); returns the epoch's meter.
 
     Gradients accumulate over `accum_steps` batches, each loss divided by `accum_steps` so the step matches one
-    large batch. A non-finite loss raises `NonFiniteLoss` before the optimizer step.
+    large batch. A non-finite loss raises `NonFiniteLoss` before the optimizer step. `eval_modules` stay in eval
+    mode (the BN layers of a frozen pretrained trunk keep their statistics).
     """
     meter = meter or Meter()
     model.train()
+    for module in eval_modules:
+        module.eval()
     optimizer.zero_grad(set_to_none=True)
     tic = time.perf_counter()
     for images, targets in batches:
@@ -102,7 +108,7 @@ def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(device, amp):
-            loss, logits = compute_loss(model, images, targets, aux_weight, label_smoothing)
+            loss, logits = compute_loss(model, images, targets, aux_weight, label_smoothing, class_weights)
         correct = (logits.argmax(1) == targets).sum()
         (loss / accum_steps).backward()
         # Read the loss only now: on a GPU, `.item()` before backward would make the host wait for the forward
@@ -135,10 +141,20 @@ def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.
 
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable, device: torch.device, amp: bool = True,
-             channels_last: bool = False) -> dict:
-    """Mean cross-entropy, top-1 and top-5 (percent) of `model` over `batches`."""
+             channels_last: bool = False, num_classes: int | None = None) -> dict:
+    """Mean cross-entropy, top-1, top-5 and balanced accuracy (percent) of `model` over `batches`, with each class's
+    recall and how many images each class has and was predicted as.
+
+    Balanced accuracy is the mean of the per-class recalls over the classes present (scikit-learn's
+    `balanced_accuracy_score`): on imbalanced data a model that always answers the majority class scores that
+    class's share in top-1 but 1 / classes here. Under torchrun give `num_classes`: a rank with no images must
+    still take part in the per-class sum."""
     model.eval()
     loss_sum, top1, top5, count = 0.0, 0, 0, 0
+    hits_per_class = images_per_class = predicted_per_class = None
+    if num_classes:
+        hits_per_class, images_per_class, predicted_per_class = (
+            torch.zeros(num_classes, dtype=torch.float64, device=device) for _ in range(3))
     for images, targets in batches:
         images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
         if channels_last:
@@ -146,14 +162,29 @@ def evaluate(model: nn.Module, batches: Iterable, device: torch.device, amp: boo
         with autocast(device, amp):
             logits = model(images)
         logits = logits.float()
+        if hits_per_class is None:
+            hits_per_class, images_per_class, predicted_per_class = (
+                torch.zeros(logits.shape[1], dtype=torch.float64, device=device) for _ in range(3))
         loss_sum += F.cross_entropy(logits, targets, reduction="sum").item()
         k = min(5, logits.shape[1])
         hits = logits.topk(k, dim=1).indices == targets[:, None]
         top1 += int(hits[:, 0].sum())
         top5 += int(hits.any(1).sum())
         count += targets.numel()
+        hits_per_class.index_add_(0, targets, hits[:, 0].double())
+        images_per_class.index_add_(0, targets, torch.ones_like(targets, dtype=torch.float64))
+        predicted_per_class.index_add_(0, logits.argmax(1), torch.ones_like(targets, dtype=torch.float64))
     # Under torchrun each rank saw its own shard (every image exactly once): sum the counts, then divide.
     totals = all_reduce_sum(torch.tensor([loss_sum, top1, top5, count], dtype=torch.float64, device=device))
     loss_sum, top1, top5, count = totals.tolist()
     n = max(count, 1)
-    return {"loss": loss_sum / n, "top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n, "count": int(count)}
+    result = {"loss": loss_sum / n, "top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n, "count": int(count),
+              "balanced": 0.0, "recall": [], "images_per_class": [], "predicted_per_class": []}
+    if hits_per_class is not None:
+        per_class = all_reduce_sum(torch.stack([hits_per_class, images_per_class, predicted_per_class]))
+        hits_c, images_c, predicted_c = per_class.cpu().tolist()
+        recall = [100.0 * h / c if c else float("nan") for h, c in zip(hits_c, images_c)]
+        present = [r for r, c in zip(recall, images_c) if c]
+        result.update(balanced=sum(present) / max(len(present), 1), recall=recall,
+                      images_per_class=[int(c) for c in images_c], predicted_per_class=[int(c) for c in predicted_c])
+    return result

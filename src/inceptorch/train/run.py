@@ -3,11 +3,15 @@
 Run folder:
   config.yaml            the resolved configuration (defaults < recipe < flags)
   last.safetensors       the latest weights, a self-describing model file (`load_model_file`)
-  best.safetensors       the evaluated weights (EMA when on) at the best validation top-1
+  best.safetensors       the better of the raw and the averaged (EMA) weights at the best validation score; its
+                         metadata says which ("weights": "raw" or "ema")
   last.state.pt          everything `--resume` needs (see `state.py`), loadable with weights_only=True
   diverged.state.pt      only after a non-finite loss: the state at that step, kept apart from `last`
-  metrics.csv            one row per epoch; tensorboard/ holds the same as TensorBoard events
-  curves.png             loss, top-1 and learning rate against epochs
+  metrics.csv            one row per epoch (`metrics.py`); tensorboard/ holds the same as TensorBoard events
+  curves.png             loss, accuracy and learning rate against epochs, raw and EMA weights labelled
+
+Each epoch ends with validation of the raw weights and, when the recipe averages them, of the EMA weights; BN
+statistics are recomputed from training images first while they are young (`precise_bn.py`).
 
 Reproducibility: the shuffling order of epoch e comes from its own generator seeded with (seed, e), each sample's
 augmentation from (seed, e, index) (`SeededDataset`, or `DeviceAugment` under --gpu-decode), and the global generator
@@ -16,9 +20,7 @@ what the uninterrupted run did.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import os
 import random
 import signal
 import threading
@@ -29,26 +31,26 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Sampler
 
 from ..checkpoint import model_metadata, save_model_file
 from ..data.checks import preflight
 from ..data.datasets import build_dataset
-from ..data.gpu_pipeline import DeviceAugment, DeviceBatches, EncodedImages, collate_encoded
-from ..data.transforms import SeededDataset, eval_transform, train_transform
-from ..data.uint8_batches import DeviceNormalize, NormalizedBatches
 from ..errors import UserError
 from ..models import create_model
-from ..models.layers import ModelOutput
 from .config import TrainConfig, save_config
-from .distributed import ShardSampler, init_distributed, scaled_lr, shutdown_distributed
+from .data_init import data_dependent_init, has_normalization
+from .distributed import DistributedTrainModel, init_distributed, scaled_lr, shutdown_distributed
 from .ema import ModelEMA
-from .engine import Meter, NonFiniteLoss, StepInfo, evaluate, train_one_epoch
-from .optim import build_optimizer, build_scheduler
+from .engine import Meter, NonFiniteLoss, StepInfo, autocast, evaluate, train_one_epoch
+from .loaders import build_loaders, loader_workers
+from .metrics import append_row, eval_columns, metric_fields, plot_curves
+from .optim import build_optimizer, build_scheduler, fit_warmup
+from .precise_bn import BATCH_NORMS, needs_recompute, recompute_bn_stats
+from .progress import EpochProgress
+from .run_folder import RunFolderLock, check_output
+from .samplers import balanced_class_weights
 from .state import DIVERGED_NAME, STATE_NAME, load_state, rng_state, save_state, set_rng_state
 
-METRIC_FIELDS = ("epoch", "step", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",
-                 "images_per_s", "epoch_time_s")
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
@@ -60,51 +62,13 @@ class Interrupted(Exception):
         self.exit_code = SIGNAL_EXIT.get(signum, 1)
 
 
-class EpochSampler(Sampler):
-    """Epoch e's order is a permutation from a generator seeded with (seed, e), cut to whole optimizer steps,
-    started at any batch so that a resumed epoch sees exactly the batches the interrupted one had left."""
-
-    def __init__(self, n: int, batch_size: int, batches_per_epoch: int, seed: int, rank: int = 0,
-                 world_size: int = 1):
-        self.n, self.batch_size, self.batches, self.seed = n, batch_size, batches_per_epoch, seed
-        self.rank, self.world_size = rank, world_size
-        self.epoch, self.start_batch = 0, 0
-
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        self.epoch, self.start_batch = epoch, start_batch
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        # One permutation for all ranks; global batch b is its b-th slice of batch_size x world_size images,
-        # of which rank r takes the r-th batch_size: every image once per epoch, none twice (DistributedSampler's job).
-        order = torch.randperm(self.n, generator=g)[: self.batches * self.batch_size * self.world_size]
-        shards = order.view(self.batches, self.world_size, self.batch_size)[:, self.rank]
-        return iter(shards[self.start_batch:].reshape(-1).tolist())
-
-    def __len__(self) -> int:
-        return (self.batches - self.start_batch) * self.batch_size
-
-
-class EpochTagged(Sampler):
-    """(epoch, index) pairs from an `EpochSampler`, for `SeededDataset` behind persistent workers: each worker keeps
-    its own copy of the dataset, which never sees `set_epoch`, so the epoch travels with every index instead."""
-
-    def __init__(self, sampler: EpochSampler):
-        self.sampler = sampler
-
-    def __iter__(self):
-        epoch = self.sampler.epoch
-        return ((epoch, index) for index in self.sampler)
-
-    def __len__(self) -> int:
-        return len(self.sampler)
-
-
 @dataclass
 class RunResult:
     run_dir: Path
     best_top1: float = 0.0
     best_epoch: int = -1
+    best_weights: str = "raw"  # which weights best.safetensors holds: "raw" or "ema"
+    best_balanced: float = 0.0
     last_metrics: dict = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -115,37 +79,28 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
 
 
-def loader_workers(requested: int | None, device: torch.device) -> int:
-    """DataLoader processes for `workers: null`, the default: none on the CPU, where the training step already uses
-    every core; on a GPU, the cores this process may use, shared with the other training processes on this machine
-    (torchrun's LOCAL_WORLD_SIZE), less one for the process itself, at most 16. Loading in the GPU's own process
-    starves it (issue 5: even 15 workers decoding 500x375 JPEGs gave an H100 under a fifth of what GoogLeNet trains
-    at; REFERENCE.md)."""
-    if requested is not None:
-        return requested
-    if device.type != "cuda":
-        return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    per_process = cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    return max(1, min(16, per_process - 1))
-
-
 def build_model(cfg: TrainConfig, num_classes: int, log: Callable[[str], None] = print,
-                load_weights: bool = True) -> tuple[nn.Module, dict]:
-    """The model for `cfg` with `num_classes` outputs, fine-tuned from `cfg.pretrained` when given."""
+                load_weights: bool = True) -> tuple[nn.Module, dict, list[str]]:
+    """The model for `cfg` with `num_classes` outputs, fine-tuned from `cfg.pretrained` when given; also the
+    state-dict keys that start fresh (the new classifiers) when weights were loaded."""
     kwargs = {**cfg.model_kwargs, "num_classes": num_classes}
     try:
         model = create_model(cfg.model, **kwargs)
     except TypeError as exc:  # an option the builder does not take
         raise UserError(f"model {cfg.model} does not accept these options {cfg.model_kwargs}: {exc}") from None
+    fresh: list[str] = []
     if cfg.pretrained and load_weights:
         from ..weights import load_pretrained
 
         # Fine-tuning: every layer but the classifier (and the auxiliary classifiers) comes from the file.
-        reset = load_pretrained(model, cfg.pretrained, reset_classifier=True)
-        log(f"fine-tuning from {cfg.pretrained}: {len(reset)} tensors start fresh "
+        fresh = load_pretrained(model, cfg.pretrained, reset_classifier=True)
+        log(f"fine-tuning from {cfg.pretrained}: {len(fresh)} tensors start fresh "
             f"(classifier{'s' if getattr(model, 'has_aux', False) else ''} for {num_classes} classes)")
-    return model, kwargs
+    return model, kwargs, fresh
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 class Trainer:
@@ -161,48 +116,73 @@ class Trainer:
             missing = [k for k in ("model", "data", "output") if not getattr(cfg, k)]
             raise UserError(f"missing setting{'s' if len(missing) > 1 else ''}: {', '.join(missing)} "
                             f"(give --{' --'.join(missing)} or put them in the recipe)")
+        if cfg.freeze_epochs and not cfg.pretrained:
+            raise UserError("freeze_epochs freezes pretrained layers: give --pretrained, or set freeze_epochs=0")
         self.run_dir = Path(cfg.output)
-        if not resume and (self.run_dir / STATE_NAME).exists():
-            raise UserError(f"{self.run_dir} already holds a run; continue it with --resume {self.run_dir} "
-                            "or choose another --output")
+        check_output(self.run_dir, resume, STATE_NAME)
+        # One writer per run folder: a second run started into it stops here (an OS lock, gone with its process).
+        self.lock = RunFolderLock(self.run_dir) if self.is_main else None
         self.device = resolve_device(cfg.device)
         if self.device.type == "cuda" and self.dist.enabled:
             self.device = torch.device("cuda", self.dist.local_rank)
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         self._build_data()
+        state = None
+        if resume:
+            for partial in self.run_dir.glob(".*.tmp"):  # a write that a SIGKILL cut short; never read
+                partial.unlink()
+            state = load_state(self.run_dir / STATE_NAME)
         # On resume the state holds every weight: the --pretrained file is not read again (it may be gone).
-        self.model, self.model_kwargs = build_model(cfg, len(self.class_names), log, load_weights=not resume)
+        self.model, self.model_kwargs, fresh = build_model(cfg, len(self.class_names), log, load_weights=not resume)
+        self.fresh_keys = list(state.get("fresh_keys", [])) if state is not None else fresh
         self.input_size = cfg.input_size or self.model.default_cfg.input_size
         if self.input_size < self.model.default_cfg.min_input_size:
             raise UserError(f"input size {self.input_size} is below {cfg.model}'s minimum of "
                             f"{self.model.default_cfg.min_input_size} (try --small-input for 28-64 px images)")
         self.channels_last = cfg.channels_last and self.device.type == "cuda"
         self.workers = loader_workers(cfg.workers, self.device)
-        self._build_loaders()
+        self.loaders = build_loaders(cfg, self.model.default_cfg, self.train_base, self.val_base, self.input_size,
+                                     self.device, self.channels_last, self.workers, self.dist, cfg.precise_bn_images)
+        self.steps_per_epoch, self.batches_per_epoch = self.loaders.steps_per_epoch, self.loaders.batches_per_epoch
         self.model.to(self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.aux_weight = self.model.default_cfg.aux_weight if cfg.aux_weight is None else cfg.aux_weight
+        if state is None and not cfg.pretrained and cfg.data_init == "auto" and not has_normalization(self.model):
+            self._data_dependent_init()
+        # The schedule and learning rate actually used; config.yaml keeps the settings as given.
+        schedule_cfg, note = fit_warmup(cfg)
+        if note:
+            self.log(note)
         if cfg.scale_lr and self.dist.world_size > 1:
             lr = scaled_lr(cfg.lr, cfg.batch_size * self.dist.world_size, cfg.batch_size)
             self.log(f"{self.dist.world_size} processes: global batch {cfg.batch_size * self.dist.world_size}, "
                      f"lr {cfg.lr:g} x {self.dist.world_size} = {lr:g} (linear scaling; scale_lr: false keeps it)")
-            cfg = dataclasses.replace(cfg, lr=lr)
-        self.optimizer = build_optimizer(self.model, cfg)
-        self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch)
-        self.ema = ModelEMA(self.model, cfg.ema_decay) if cfg.ema_decay else None
-        self.epoch, self.batch, self.step, self.best_top1, self.best_epoch = 0, 0, 0, -1.0, -1
+            schedule_cfg = dataclasses.replace(schedule_cfg, lr=lr)
+        # Fine-tuning: the layers that came from the file form the trunk (lr x trunk_lr_scale, frozen at first).
+        fresh_names = set(self.fresh_keys)
+        self.trunk = ({name for name, _ in self.model.named_parameters() if name not in fresh_names}
+                      if cfg.pretrained else set())
+        self.trunk_norms = [m for name, m in self.model.named_modules()
+                            if isinstance(m, BATCH_NORMS) and f"{name}.weight" in self.trunk]
+        self.optimizer = build_optimizer(self.model, schedule_cfg, self.trunk)
+        self.scheduler = build_scheduler(self.optimizer, schedule_cfg, self.steps_per_epoch)
+        self.ema = ModelEMA(self.model, cfg.ema_decay, cfg.ema_warmup) if cfg.ema_decay else None
+        self.class_weights = (balanced_class_weights(self.train_base.targets, len(self.class_names)).to(self.device)
+                              if cfg.class_balance == "loss" else None)
+        self.epoch, self.batch, self.step = 0, 0, 0
+        self.best_score, self.best_top1, self.best_balanced, self.best_epoch, self.best_weights = -1.0, -1.0, -1.0, \
+            -1, "raw"
         self.meter = Meter()
-        if resume:
-            for partial in self.run_dir.glob(".*.tmp"):  # a write that a SIGKILL cut short; never read
-                partial.unlink()
-            self._load_state(load_state(self.run_dir / STATE_NAME))
+        if state is not None:
+            self._load_state(state)
         self.train_model = self._wrap_distributed()
         if cfg.compile:
             self.model.compile()  # compiles forward; forward_train (aux heads) is compiled alongside
             if hasattr(self.model, "forward_train"):
                 self.model.forward_train = torch.compile(self.model.forward_train)
+        self.fields = metric_fields(self.class_names, ema=self.ema is not None)
         self._signal = None
 
     # ---- setup -------------------------------------------------------------------------------------------------
@@ -212,7 +192,9 @@ class Trainer:
             return self.model
         if self.cfg.sync_bn and self.device.type == "cuda":
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-        return DistributedTrainModel(self.model, self.device, self.aux_weight)
+        # Heads whose loss weight is 0 and a frozen trunk get no gradient: DDP must then look for unused ones.
+        unused = (getattr(self.model, "has_aux", False) and self.aux_weight <= 0) or self.cfg.freeze_epochs > 0
+        return DistributedTrainModel(self.model, self.device, find_unused_parameters=unused)
 
     def _build_data(self) -> None:
         cfg = self.cfg
@@ -221,54 +203,31 @@ class Trainer:
         train_base = build_dataset(cfg.data, "train", cfg.val_split)
         val_base = build_dataset(cfg.data, "val", cfg.val_split)
         self.class_names = list(train_base.class_names)
-        # Decode every file before epoch 1 (issue 8): a bad image stops the run now, not hours in, unless skipped.
+        # Decode every file before epoch 1: a bad image stops the run now, not hours in, unless skipped.
         cache = self.run_dir / "verified_images.json" if self.is_main else None
         self.train_base, self.val_base = (
             preflight(ds, skip_bad=cfg.skip_bad_images, max_bad_fraction=cfg.max_bad_fraction,
                       workers=cfg.workers or None, warn=self.log, cache=cache)
             for ds in (train_base, val_base))
 
-    def _build_loaders(self) -> None:
-        cfg, model_cfg = self.cfg, self.model.default_cfg
-        n, world = len(self.train_base), self.dist.world_size
-        batches = n // (cfg.batch_size * world) if n >= cfg.batch_size * world else 1
-        batch_size = max(1, min(cfg.batch_size, n // world))
-        if batches < cfg.accum_steps:
-            raise UserError(f"{n} training images make {batches} batches of {batch_size}, fewer than "
-                            f"--accum-steps {cfg.accum_steps}")
-        self.steps_per_epoch = batches // cfg.accum_steps
-        self.batches_per_epoch = self.steps_per_epoch * cfg.accum_steps  # whole optimizer steps only
-        self.sampler = EpochSampler(n, batch_size, self.batches_per_epoch, cfg.seed, self.dist.rank,
-                                    self.dist.world_size)
-        pin = self.device.type == "cuda"
-        # Own generators: creating an iterator then draws nothing from the global generator (see the docstring).
-        generator = torch.Generator().manual_seed(cfg.seed)
-        normalize = DeviceNormalize(model_cfg, self.device, self.channels_last)
-        if cfg.gpu_decode:  # workers read files; the main process decodes and augments on the device (issue 5)
-            self.seeded = DeviceAugment(model_cfg, cfg.aug, self.input_size, cfg.hflip, cfg.seed,
-                                        channels_last=self.channels_last)
-            files = DataLoader(EncodedImages(self.train_base), batch_size=batch_size, sampler=self.sampler,
-                               collate_fn=collate_encoded, generator=generator,
-                               **_worker_options(self.workers, prefetch=4))  # batches of file bytes are small
-            self.train_loader = DeviceBatches(files, self.seeded, self.device)
-        else:  # workers decode and augment; batches cross as uint8 and are normalised on the device (issue 5)
-            self.seeded = SeededDataset(self.train_base, train_transform(cfg.aug, model_cfg, cfg.hflip,
-                                                                         self.input_size, normalize=False), cfg.seed)
-            images = DataLoader(self.seeded, batch_size=batch_size, sampler=EpochTagged(self.sampler),
-                                pin_memory=pin, generator=generator, **_worker_options(self.workers))
-            self.train_loader = NormalizedBatches(images, normalize)
-        self.val_base.transform = eval_transform(model_cfg, self.input_size, normalize=False)
-        # Each rank evaluates every world_size-th image, no padding; `evaluate` sums the counts over ranks.
-        val_sampler = ShardSampler(len(self.val_base), self.dist.rank, self.dist.world_size)
-        self.val_loader = NormalizedBatches(
-            DataLoader(self.val_base, batch_size=max(batch_size, 64), sampler=val_sampler, pin_memory=pin,
-                       generator=torch.Generator(), **_worker_options(self.workers)), normalize)
+    def _data_dependent_init(self) -> None:
+        """Rescale a network without normalisation layers on one batch of training images (`data_init.py`)."""
+        from ..weights import classifier_keys
+
+        classifiers = {self.model.get_submodule(key.rsplit(".", 1)[0]) for key in classifier_keys(self.model)}
+        images, _ = next(iter(self.loaders.calibration))
+        with autocast(self.device, self.cfg.amp):
+            layers = data_dependent_init(self.model, images, keep=classifiers)
+        self.log(f"{self.cfg.model} has no normalisation layers: {layers} layers rescaled to unit-variance outputs on "
+                 f"{images.shape[0]} training images (data-dependent init; data_init: never turns it off)")
 
     # ---- checkpoints --------------------------------------------------------------------------------------------
     def _state(self) -> dict:
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "batch": self.batch,
-                 "step": self.step, "best_top1": self.best_top1, "best_epoch": self.best_epoch,
+                 "step": self.step, "best_score": self.best_score, "best_top1": self.best_top1,
+                 "best_balanced": self.best_balanced, "best_epoch": self.best_epoch,
+                 "best_weights": self.best_weights, "fresh_keys": self.fresh_keys,
                  "meter": [self.meter.loss_sum, self.meter.correct, self.meter.count, self.meter.seconds],
                  "rng": rng_state()}
         if self.ema is not None:
@@ -288,6 +247,9 @@ class Trainer:
                 from None
         self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
         self.best_top1, self.best_epoch = state["best_top1"], state["best_epoch"]
+        self.best_score = state.get("best_score", self.best_top1)
+        self.best_balanced = state.get("best_balanced", -1.0)
+        self.best_weights = state.get("best_weights", "ema" if self.ema is not None else "raw")
         loss_sum, correct, count, seconds = state["meter"]
         self.meter = Meter(loss_sum, correct, count, seconds)
         set_rng_state(state["rng"])
@@ -298,25 +260,31 @@ class Trainer:
         meta["train"] = {"epoch": self.epoch, "step": self.step, **(extra or {})}
         return meta
 
+    def _write(self, what: str, write: Callable[[], None]) -> None:
+        """A checkpoint write; a full disk (or any OS refusal) is one line, and the previous file stays intact."""
+        try:
+            write()
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            if getattr(exc, "errno", None) in (28, 27):  # ENOSPC, EFBIG
+                reason = f"{reason}: the disk is full or the file size limit is reached"
+            raise UserError(f"could not write {what} in {self.run_dir} ({reason}); the previous checkpoint is "
+                            "intact") from None
+
     def save_checkpoint(self) -> None:
         """State first, then the weights file: `--resume` reads only the state, which is never half-updated."""
         if not self.is_main:  # the ranks hold identical weights (DDP); one writer
             return
-        try:
-            save_state(self.run_dir / STATE_NAME, self._state())
-            save_model_file(self.model, self.run_dir / "last.safetensors", self._metadata())
-        except OSError as exc:
-            raise UserError(f"could not write a checkpoint in {self.run_dir} ({exc.strerror or exc}); "
-                            "the previous checkpoint is intact") from None
+        self._write("a checkpoint", lambda: (save_state(self.run_dir / STATE_NAME, self._state()),
+                                             save_model_file(self.model, self.run_dir / "last.safetensors",
+                                                             self._metadata())))
 
-    def _save_best(self, eval_model: nn.Module, top1: float) -> None:
+    def _save_best(self, eval_model: nn.Module, which: str, result: dict) -> None:
         if not self.is_main:
             return
-        try:
-            save_model_file(eval_model, self.run_dir / "best.safetensors", self._metadata({"val_top1": top1}))
-        except OSError as exc:
-            raise UserError(f"could not write {self.run_dir / 'best.safetensors'} ({exc.strerror or exc}); "
-                            "the previous checkpoint is intact") from None
+        extra = {"weights": which, "val_top1": result["top1"], "val_balanced": result["balanced"]}
+        self._write("best.safetensors", lambda: save_model_file(eval_model, self.run_dir / "best.safetensors",
+                                                                self._metadata(extra)))
 
     # ---- signals ------------------------------------------------------------------------------------------------
     def _on_signal(self, signum, frame) -> None:
@@ -354,28 +322,58 @@ class Trainer:
                 writer.close()
             if self.is_main and self.cfg.plot and (self.run_dir / "metrics.csv").is_file():
                 plot_curves(self.run_dir / "metrics.csv", self.run_dir / "curves.png", self.cfg.model)
+            if self.lock is not None:
+                self.lock.release()
         result.best_top1, result.best_epoch, result.seconds = self.best_top1, self.best_epoch, time.perf_counter() - tic
+        result.best_weights, result.best_balanced = self.best_weights, self.best_balanced
         return result
 
     def _describe(self) -> None:
         cfg = self.cfg
-        params = sum(p.numel() for p in self.model.parameters())
+        aux = sum(p.numel() for head in getattr(self.model, "aux_taps", {}).values()
+                  if getattr(self.model, head, None) is not None for p in getattr(self.model, head).parameters())
+        params = sum(p.numel() for p in self.model.parameters()) - aux
         where = f"resuming at epoch {self.epoch + 1} batch {self.batch}" if self.step else "starting"
         skipped = len(getattr(self.train_base, "skipped", [])) + len(getattr(self.val_base, "skipped", []))
         if skipped:
-            self.log(f"skipped {skipped} bad image{'s' if skipped > 1 else ''} (--skip-bad-images); "
+            self.log(f"skipped {_plural(skipped, 'bad image')} (--skip-bad-images); "
                      f"list them with `inceptorch check-data {cfg.data}`")
-        self.log(f"{where}: {cfg.model} ({params / 1e6:.2f}M params) on {len(self.train_base)} train / "
-                 f"{len(self.val_base)} val images, {len(self.class_names)} classes, {self.input_size} px, "
-                 f"{cfg.epochs} epochs x {self.steps_per_epoch} steps, device {self.device.type}, "
-                 f"{self.workers} loader worker{'s' if self.workers != 1 else ''}; run in {self.run_dir}")
+        aux_note = f" + {aux:,} in auxiliary heads (training only)" if aux else ""
+        self.log(f"{where}: {cfg.model} ({params:,} params{aux_note}) on {len(self.train_base)} train / "
+                 f"{len(self.val_base)} val images, {_plural(len(self.class_names), 'class').replace('classs', 'classes')}"
+                 f", {self.input_size} px, {_plural(cfg.epochs, 'epoch')} x {_plural(self.steps_per_epoch, 'step')}, "
+                 f"device {self.device.type}, {_plural(self.workers, 'loader worker')}; run in {self.run_dir}")
+        note = class_share_note(self.val_base.targets, self.class_names)
+        if note:
+            self.log(note)
+
+    def _set_trunk_frozen(self, frozen: bool) -> list[nn.Module]:
+        """Freeze or thaw the pretrained trunk; returns the BN layers to keep in eval mode while it is frozen."""
+        for name, p in self.model.named_parameters():
+            if name in self.trunk:
+                p.requires_grad_(not frozen)
+        return self.trunk_norms if frozen else []
+
+    def _validate(self) -> dict[str, tuple[nn.Module, dict]]:
+        """Each kept set of weights ("raw", and "ema" when averaging) with its validation result."""
+        cfg = self.cfg
+        candidates = {"raw": self.model, **({"ema": self.ema.module} if self.ema is not None else {})}
+        results = {}
+        for which, model in candidates.items():
+            if needs_recompute(model, cfg.precise_bn):
+                with autocast(self.device, cfg.amp):
+                    recompute_bn_stats(model, (images for images, _ in self.loaders.calibration))
+            results[which] = model, evaluate(model, self.loaders.val, self.device, cfg.amp, self.channels_last,
+                                             num_classes=len(self.class_names))
+        return results
 
     def _run_epoch(self, writer) -> dict:
         cfg = self.cfg
-        self.seeded.set_epoch(self.epoch)  # the train augmentation: SeededDataset, or DeviceAugment
-        self.sampler.set_epoch(self.epoch, self.batch)
-        bar = _Progress(self.batches_per_epoch, self.batch, f"epoch {self.epoch + 1}/{cfg.epochs}",
-                        self.show_progress)
+        self.loaders.augment.set_epoch(self.epoch)  # the train augmentation: SeededDataset, or DeviceAugment
+        self.loaders.sampler.set_epoch(self.epoch, self.batch)
+        frozen_norms = self._set_trunk_frozen(self.epoch < cfg.freeze_epochs)
+        title = f"epoch {self.epoch + 1}/{cfg.epochs}"
+        bar = EpochProgress(self.batches_per_epoch, self.batch, title, self.show_progress, self.log)
 
         def on_step(info: StepInfo) -> None:
             self.step, self.batch = info.step, info.batches_done
@@ -387,10 +385,11 @@ class Trainer:
         epoch_tic = time.perf_counter()
         try:
             with bar:
-                train_one_epoch(self.train_model, self.train_loader, self.optimizer, self.scheduler, device=self.device,
-                                aux_weight=self.aux_weight, label_smoothing=cfg.label_smoothing,
+                train_one_epoch(self.train_model, self.loaders.train, self.optimizer, self.scheduler,
+                                device=self.device, aux_weight=self.aux_weight, label_smoothing=cfg.label_smoothing,
                                 accum_steps=cfg.accum_steps, clip_grad=cfg.clip_grad, ema=self.ema, amp=cfg.amp,
-                                channels_last=self.channels_last, step=self.step, batches_done=self.batch,
+                                channels_last=self.channels_last, class_weights=self.class_weights,
+                                eval_modules=frozen_norms, step=self.step, batches_done=self.batch,
                                 meter=self.meter, on_step=on_step)
         except NonFiniteLoss as exc:
             if self.is_main:
@@ -398,28 +397,48 @@ class Trainer:
             raise UserError(f"training diverged: {exc} at epoch {self.epoch + 1} step {self.step + 1}; its state is "
                             f"in {self.run_dir / DIVERGED_NAME}, the last good checkpoint is untouched "
                             "(lower the learning rate, or add clip_grad / warmup)") from None
-        eval_model = self.ema.module if self.ema is not None else self.model
-        val = evaluate(eval_model, self.val_loader, self.device, cfg.amp, self.channels_last)
-        row = {"epoch": self.epoch + 1, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
-               "train_loss": self.meter.loss, "train_top1": self.meter.top1, "val_loss": val["loss"],
-               "val_top1": val["top1"], "val_top5": val["top5"], "images_per_s": self.meter.images_per_s,
-               "epoch_time_s": time.perf_counter() - epoch_tic}
+        results = self._validate()
+        score_key = "top1" if cfg.best_metric == "top1" else "balanced"
+        # The better of the two; on a tie the average, the smoother of them.
+        which = max(results, key=lambda k: (results[k][1][score_key], k == "ema"))
+        best_model, best = results[which]
+        row = {"epoch": self.epoch + 1, "step": self.step, "lr": self.optimizer.param_groups[-1]["lr"],
+               "train_loss": self.meter.loss, "train_top1": self.meter.top1, "best_weights": which,
+               "images_per_s": self.meter.images_per_s, "epoch_time_s": time.perf_counter() - epoch_tic}
+        for name, (_, result) in results.items():
+            row.update(eval_columns("val" if name == "raw" else "ema_val", result, self.class_names))
         self.epoch, self.batch, self.meter = self.epoch + 1, 0, Meter()
-        if val["top1"] > self.best_top1:
-            self.best_top1, self.best_epoch = val["top1"], self.epoch
-            self._save_best(eval_model, val["top1"])
+        if best[score_key] > self.best_score:
+            self.best_score, self.best_top1, self.best_balanced = best[score_key], best["top1"], best["balanced"]
+            self.best_epoch, self.best_weights = self.epoch, which
+            self._save_best(best_model, which, best)
         # The row before the checkpoint: a crash in between repeats the epoch, whose new row then replaces this one.
         if self.is_main:
-            _append_row(self.run_dir / "metrics.csv", row)
+            append_row(self.run_dir / "metrics.csv", row, self.fields)
         self.save_checkpoint()
         if writer is not None:
-            for key in METRIC_FIELDS[2:]:
-                writer.add_scalar(key.replace("_", "/", 1), row[key], row["epoch"])
-        self.log(f"epoch {row['epoch']}/{cfg.epochs}  train loss {row['train_loss']:.4f} top1 {row['train_top1']:.2f}%"
-                 f"  val loss {row['val_loss']:.4f} top1 {row['val_top1']:.2f}% top5 {row['val_top5']:.2f}%"
-                 f"  lr {row['lr']:.4g}  {row['images_per_s']:.0f} img/s  {row['epoch_time_s']:.1f}s")
+            for key, value in row.items():
+                if key not in ("epoch", "best_weights") and "_recall_" not in key:
+                    writer.add_scalar(key.replace("_", "/", 1), value, row["epoch"])
+        self.log(self._epoch_line(row, results))
+        note = prediction_note(best, self.class_names, which)
+        if note:
+            self.log(note)
         self._check_signal()
         return row
+
+    def _epoch_line(self, row: dict, results: dict) -> str:
+        def scores(result: dict) -> str:
+            top5 = f" top5 {result['top5']:.2f}%" if len(self.class_names) > 5 else ""
+            return f"loss {result['loss']:.4f} top1 {result['top1']:.2f}%{top5} balanced {result['balanced']:.2f}%"
+
+        parts = [f"epoch {row['epoch']}/{self.cfg.epochs}",
+                 f"train loss {row['train_loss']:.4f} top1 {row['train_top1']:.2f}%",
+                 f"val {scores(results['raw'][1])}"]
+        if "ema" in results:
+            parts.append(f"ema val {scores(results['ema'][1])}")
+        parts += [f"lr {row['lr']:.4g}", f"{row['images_per_s']:.0f} img/s", f"{row['epoch_time_s']:.1f}s"]
+        return "  ".join(parts)
 
     def _tensorboard(self):
         if not self.cfg.tensorboard:
@@ -432,79 +451,38 @@ class Trainer:
         return SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.epoch + 1 if self.epoch else None)
 
 
-class _Progress:
-    """A rich progress bar with loss, accuracy, learning rate and images/s; silent when output is not a terminal."""
-
-    def __init__(self, total: int, done: int, title: str, enabled: bool):
-        import sys
-
-        self.enabled = enabled and sys.stderr.isatty()
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeRemainingColumn(), TextColumn("{task.fields[stats]}"), transient=True)
-            self.task = self.progress.add_task(title, total=total, completed=done, stats="")
-
-    def __enter__(self):
-        if self.enabled:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.enabled:
-            self.progress.stop()
-
-    def update(self, info: StepInfo) -> None:
-        if self.enabled:
-            m = info.meter
-            stats = f"loss {m.loss:.4f}  top1 {m.top1:.1f}%  lr {info.lr:.3g}  {m.images_per_s:.0f} img/s"
-            self.progress.update(self.task, completed=info.batches_done, stats=stats)
+def class_share_note(targets: list[int], class_names: list[str]) -> str | None:
+    """A line naming the majority class's share of the validation set, when it is far from an even share: that
+    share is the top-1 of a model that always answers that class."""
+    if not targets or len(class_names) < 2:
+        return None
+    counts = torch.bincount(torch.tensor(targets), minlength=len(class_names))
+    top = int(counts.argmax())
+    share = float(counts[top]) / len(targets)
+    if share < 1.5 / len(class_names):
+        return None
+    return (f"imbalanced classes: '{class_names[top]}' is {share:.1%} of the val images, so always answering it "
+            f"scores {share:.1%} top-1; balanced accuracy (mean per-class recall) is the fairer score")
 
 
-def _append_row(path: Path, row: dict) -> None:
-    new = not path.is_file()
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-
-
-def read_metrics(path: str | Path) -> list[dict]:
-    """metrics.csv rows as floats; a resumed epoch's row replaces the interrupted attempt's."""
-    rows: dict[int, dict] = {}
-    with open(path, newline="") as f:
-        for r in csv.DictReader(f):
-            rows[int(r["epoch"])] = {k: float(v) for k, v in r.items()}
-    return [rows[e] for e in sorted(rows)]
-
-
-def plot_curves(metrics: str | Path, out: str | Path, title: str = "") -> None:
-    """curves.png: loss, top-1 and learning rate against epochs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = read_metrics(metrics)
-    epochs = [r["epoch"] for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for key, label in (("train_loss", "train"), ("val_loss", "val")):
-        axes[0].plot(epochs, [r[key] for r in rows], marker=".", label=label)
-    for key, label in (("train_top1", "train"), ("val_top1", "val")):
-        axes[1].plot(epochs, [r[key] for r in rows], marker=".", label=label)
-    axes[2].plot(epochs, [r["lr"] for r in rows], marker=".")
-    for ax, name in zip(axes, ("loss", "top-1 (%)", "learning rate (end of epoch)")):
-        ax.set_xlabel("epoch")
-        ax.set_title(name)
-        ax.grid(alpha=0.3)
-    axes[0].legend()
-    axes[1].legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+def prediction_note(result: dict, class_names: list[str], which: str) -> str | None:
+    """A warning when the validated model answers one class for every image, or, on imbalanced validation data,
+    never answers half the classes: its top-1 then says little, its balanced accuracy says how little."""
+    predicted, present = result.get("predicted_per_class") or [], result.get("images_per_class") or []
+    total = sum(predicted)
+    if len(class_names) < 2 or not total:
+        return None
+    top = max(range(len(predicted)), key=predicted.__getitem__)
+    if predicted[top] == total:
+        return (f"warning: the {which} weights answer '{class_names[top]}' for every val image: top-1 is that "
+                f"class's share, the model has not learned to tell the classes apart (yet)")
+    imbalanced = present and max(present) >= 1.5 * sum(present) / len(present)
+    never = [name for name, n, m in zip(class_names, predicted, present or predicted) if n == 0 and m > 0]
+    if imbalanced and len(never) >= len(class_names) / 2:
+        return (f"warning: the {which} weights never answer {len(never)} of {len(class_names)} classes "
+                f"(e.g. '{never[0]}'); balanced accuracy {result['balanced']:.2f}%: the model answers mostly the "
+                "majority classes (try --class-balance sampler)")
+    return None
 
 
 def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print,
@@ -515,45 +493,5 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
         shutdown_distributed()
 
 
-def _worker_options(workers: int, prefetch: int = 2) -> dict:
-    """DataLoader options: `workers` processes that live for the whole run (none re-spawned each epoch), each
-    `prefetch` batches ahead; none at all for 0 workers (loading in the main process)."""
-    return {"num_workers": workers, "persistent_workers": True, "prefetch_factor": prefetch} if workers else {}
-
-
 def _quiet(message: str) -> None:
     """The log of ranks other than 0."""
-
-
-class _TrainForward(nn.Module):
-    """forward() = the model's forward_train(): DDP synchronises gradients only through its wrapped forward."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor):
-        return self.model.forward_train(x) if hasattr(self.model, "forward_train") else self.model(x)
-
-
-class DistributedTrainModel(nn.Module):
-    """DDP around a model, keeping the engine's interface: `forward` gives logits, `forward_train` ModelOutput."""
-
-    def __init__(self, model: nn.Module, device: torch.device, aux_weight: float):
-        super().__init__()
-        from torch.nn.parallel import DistributedDataParallel
-
-        self.has_aux = getattr(model, "has_aux", False)
-        # Heads whose loss is not used (aux weight 0) get no gradient; DDP must then look for unused parameters.
-        unused = self.has_aux and aux_weight <= 0
-        self.ddp = DistributedDataParallel(_TrainForward(model), device_ids=[device] if device.type == "cuda" else None,
-                                           find_unused_parameters=unused)
-        self.unwrapped = model
-
-    def forward_train(self, x: torch.Tensor):
-        return self.ddp(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.ddp(x)
-        return out.logits if isinstance(out, ModelOutput) else out
-

@@ -7,6 +7,7 @@ resume never sees weights from one step and an optimizer from another.
 """
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
 
@@ -36,7 +37,11 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_state(path: str | Path, state: dict) -> None:
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    """Serialised in memory first, then written by Python: a full disk is then an OSError that names itself
+    (ENOSPC), where torch's own file writer reports only "unexpected pos"."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(buffer.getbuffer()))
 
 
 def load_state(path: str | Path) -> dict:

@@ -1,0 +1,89 @@
+"""A run's per-epoch numbers: metrics.csv (one row per epoch) and curves.png drawn from it.
+
+Columns: `val_*` score the raw weights, `ema_val_*` the averaged (EMA) weights when the recipe keeps an average;
+`*_balanced` is balanced accuracy (the mean per-class recall) and `*_recall_<class>` each class's recall, so that
+a top-1 equal to the majority class's share shows as what it is.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+BASE_FIELDS = ("epoch", "step", "lr", "train_loss", "train_top1")
+EVAL_FIELDS = ("loss", "top1", "top5", "balanced")
+TIMING_FIELDS = ("images_per_s", "epoch_time_s")
+
+
+def metric_fields(class_names: list[str], ema: bool) -> list[str]:
+    prefixes = ("val", "ema_val") if ema else ("val",)
+    fields = [*BASE_FIELDS, *(f"{p}_{k}" for p in prefixes for k in EVAL_FIELDS), "best_weights", *TIMING_FIELDS]
+    return fields + [f"{p}_recall_{name}" for p in prefixes for name in class_names]
+
+
+def eval_columns(prefix: str, result: dict, class_names: list[str]) -> dict:
+    """The columns of one evaluation (`engine.evaluate`'s result) under `prefix` ("val" or "ema_val")."""
+    row = {f"{prefix}_{k}": result[k] for k in EVAL_FIELDS}
+    row.update({f"{prefix}_recall_{name}": r for name, r in zip(class_names, result["recall"])})
+    return row
+
+
+def append_row(path: Path, row: dict, fields: list[str]) -> None:
+    new = not path.is_file()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """metrics.csv rows, numbers as floats (an empty or non-numeric cell stays a string); a resumed epoch's row
+    replaces the interrupted attempt's."""
+    rows: dict[int, dict] = {}
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            rows[int(r["epoch"])] = {k: _number(v) for k, v in r.items()}
+    return [rows[e] for e in sorted(rows)]
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def plot_curves(metrics: str | Path, out: str | Path, title: str = "") -> None:
+    """curves.png: loss, accuracy (top-1 and balanced) and learning rate against epochs, raw and EMA labelled."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(metrics)
+    epochs = [r["epoch"] for r in rows]
+    has_ema = any(isinstance(r.get("ema_val_top1"), float) for r in rows)
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    curves = [("train_loss", "train", 0, "-"), ("val_loss", "val (raw weights)", 0, "-"),
+              ("train_top1", "train top-1", 1, "-"), ("val_top1", "val top-1 (raw)", 1, "-"),
+              ("val_balanced", "val balanced (raw)", 1, ":")]
+    if has_ema:
+        curves += [("ema_val_loss", "val (EMA weights)", 0, "--"), ("ema_val_top1", "val top-1 (EMA)", 1, "--"),
+                   ("ema_val_balanced", "val balanced (EMA)", 1, "-.")]
+    for key, label, panel, style in curves:
+        values = [r.get(key) for r in rows]
+        if any(isinstance(v, float) and not math.isnan(v) for v in values):
+            axes[panel].plot(epochs, [v if isinstance(v, float) else math.nan for v in values], style, marker=".",
+                             label=label)
+    axes[2].plot(epochs, [r["lr"] for r in rows], marker=".")
+    for ax, name in zip(axes, ("loss", "accuracy (%)", "learning rate (end of epoch)")):
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,53 @@
+"""The run folder as a resource: what may be written into it, and by whom."""
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from ..errors import UserError
+
+LOCK_NAME = ".lock"
+
+
+def check_output(run_dir: Path, resume: bool, state_name: str) -> None:
+    """Refuse an --output that is a file, or that already holds a run (unless resuming it)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--output {run_dir} is a file, not a folder: choose a folder for the run")
+    if not resume and (run_dir / state_name).exists():
+        raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
+                        "or choose another --output")
+
+
+class RunFolderLock:
+    """An exclusive `flock` on RUN_DIR/.lock for as long as the run lives.
+
+    Two runs started into one folder at the same moment would interleave their metrics and checkpoints; the second
+    stops at once instead. The operating system drops the lock when its process ends, however it ends, so a lock
+    left by a killed run (kill -9) never blocks `--resume`.
+    """
+
+    def __init__(self, run_dir: Path):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = run_dir / LOCK_NAME
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip()
+            os.close(self.fd)
+            self.fd = None
+            raise UserError(f"another inceptorch run is writing into {run_dir}"
+                            f"{f' (process {holder})' if holder else ''}: wait for it, or choose another --output") \
+                from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __del__(self):
+        self.release()
