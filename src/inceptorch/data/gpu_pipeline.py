@@ -36,7 +36,7 @@ from ..errors import UserError
 from ..models._registry import ModelCfg
 from .io import load_image, max_image_pixels
 from .prefetch import prefetched
-from .transforms import _COLOR_JITTER, _CROP_RATIO, _CROP_SCALE, sample_seed
+from .transforms import _COLOR_JITTER, _CROP_RATIO, _CROP_SCALE, _SMALL_DATA_JITTER, _SMALL_DATA_SCALE, sample_seed
 
 _EXIF_ORIENTATION = 0x0112
 # Images decode_jpeg turns into the same pixels as `load_image`: 8-bit RGB or gray, no rotation to apply.
@@ -54,11 +54,13 @@ class DevicePreset:
 
 # `transforms.train_transform`'s presets that have a device version; `light` (RandomAffine) has none.
 DEVICE_PRESETS = {
+    "small_data": DevicePreset(_SMALL_DATA_SCALE, _CROP_RATIO, _SMALL_DATA_JITTER["brightness"]),
     "paper": DevicePreset(_CROP_SCALE, _CROP_RATIO, _COLOR_JITTER["brightness"]),
     "inception_v3": DevicePreset(_CROP_SCALE, _CROP_RATIO, _COLOR_JITTER["brightness"]),
     "none": DevicePreset(None),
 }
-assert len(set(_COLOR_JITTER.values())) == 1, "DevicePreset has one jitter strength for all three"
+assert all(len(set(j.values())) == 1 for j in (_COLOR_JITTER, _SMALL_DATA_JITTER)), \
+    "DevicePreset has one jitter strength for all three"
 
 
 # ---- reading (DataLoader workers) -------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from torchvision.transforms.v2 import InterpolationMode
 from ..errors import UserError
 from ..models._registry import ModelCfg
 
-PRESETS = ("paper", "inception_v3", "light", "none")
+PRESETS = ("small_data", "paper", "inception_v3", "light", "none")
 
 _INTERPOLATION = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC,
                   "nearest": InterpolationMode.NEAREST, "area": InterpolationMode.BOX}
@@ -24,6 +24,10 @@ _PAPER_INTERPOLATIONS = ("bilinear", "area", "nearest", "bicubic")
 _CROP_SCALE, _CROP_RATIO = (0.08, 1.0), (3 / 4, 4 / 3)
 # "Photometric distortions" (section 6, after Howard, arXiv:1312.5402): brightness, contrast and saturation jitter.
 _COLOR_JITTER = {"brightness": 0.4, "contrast": 0.4, "saturation": 0.4}
+# For a few hundred to tens of thousands of photos of centred objects: an 8% crop of such an image often holds
+# no object at all, so crops keep at least a quarter of the image; milder colour jitter for the same reason.
+_SMALL_DATA_SCALE = (0.25, 1.0)
+_SMALL_DATA_JITTER = {"brightness": 0.2, "contrast": 0.2, "saturation": 0.2}
 
 
 def _to_tensor(cfg: ModelCfg, normalize: bool = True) -> list:
@@ -57,6 +61,8 @@ def train_transform(preset: str, cfg: ModelCfg, hflip: float = 0.5, input_size: 
     `normalize=False` ends in the (3, S, S) uint8 tensor instead: DataLoader workers then hand over a quarter of the
     bytes, and `uint8_batches.DeviceNormalize` converts and normalises whole batches where the model runs.
 
+    - `small_data` (the default): crops of 25-100% of the area (aspect 3/4-4/3), mild colour jitter, flips: photos
+      of centred objects, from a few hundred to tens of thousands of images.
     - `paper`: GoogLeNet section 6 crops (area 8-100%, aspect 3/4-4/3), colour jitter, a random one of four
       interpolations, flips.
     - `inception_v3`: the same crops and colour at the model's size (299 for v3) with its bilinear resize.
@@ -70,6 +76,10 @@ def train_transform(preset: str, cfg: ModelCfg, hflip: float = 0.5, input_size: 
                                       antialias=True) for n in _PAPER_INTERPOLATIONS]
         return v2.Compose([v2.RandomChoice(crops), v2.ColorJitter(**_COLOR_JITTER), *flip,
                            *_to_tensor(cfg, normalize)])
+    if preset == "small_data":
+        crop = v2.RandomResizedCrop(size, scale=_SMALL_DATA_SCALE, ratio=_CROP_RATIO,
+                                    interpolation=_interpolation(cfg.interpolation), antialias=True)
+        return v2.Compose([crop, v2.ColorJitter(**_SMALL_DATA_JITTER), *flip, *_to_tensor(cfg, normalize)])
     if preset == "inception_v3":
         crop = v2.RandomResizedCrop(size, scale=_CROP_SCALE, ratio=_CROP_RATIO,
                                     interpolation=_interpolation(cfg.interpolation), antialias=True)
