@@ -21,7 +21,7 @@ from torch import nn
 import inceptorch
 from _weight_server import WeightServer, sha256
 from inceptorch import UserError, create_model
-from inceptorch.checkpoint import load_model_file, model_metadata, save_model_file
+from inceptorch.checkpoint import load_model_file, model_metadata, restore_recorded, save_model_file
 from inceptorch.cli.main import main
 from inceptorch.models import weight_sets
 from inceptorch.models._registry import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN
@@ -417,6 +417,12 @@ def test_fine_tuning_records_the_source_weights(server, monkeypatch, tv_googlene
     meta = model_metadata(model, kwargs, ["a", "b", "c"])
     assert meta["model_kwargs"]["transform_input"] is True and meta["class_names"] == ["a", "b", "c"]
     assert meta["pretrained"]["weights"] == "googlenet_bn.tv_in1k" and meta["model_cfg"]["mean"] == IMAGENET_MEAN
+    # Resuming builds the model without reading the weights again: the checkpoint's metadata restores the rest.
+    fresh, _ = build_model(cfg, num_classes=3, log=lambda s: None, load_weights=False)
+    assert not fresh.transform_input
+    restore_recorded(fresh, json.loads(json.dumps(meta)))  # as read back from a file
+    assert fresh.transform_input and fresh.default_cfg == model.default_cfg
+    assert fresh.pretrained_cfg == json.loads(json.dumps(meta["pretrained"]))
 
 
 # ---- the command line -------------------------------------------------------------------------------------------

@@ -151,19 +151,22 @@ def load_model_file(path: str | Path, **overrides) -> tuple[nn.Module, dict]:
     if unexpected or [k for k in missing if not k.startswith(_aux_prefixes(model))]:
         raise UserError(f"{path} does not match the model it names ({meta['model']}): "
                         f"{len(missing)} missing, {len(unexpected)} unexpected keys")
-    restore_cfg(model, meta.get("model_cfg"))
-    model.pretrained_cfg = meta.get("pretrained")
+    restore_recorded(model, meta)
     return model, meta
 
 
-def restore_cfg(model: nn.Module, recorded: dict | None) -> None:
-    """Put a file's recorded ModelCfg fields (mean/std of its weights, crop, ...) back on the rebuilt model."""
-    cfg = getattr(model, "default_cfg", None)
-    if not recorded or cfg is None:
-        return
-    known = {f.name for f in dataclasses.fields(cfg)}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items() if k in known}
-    model.default_cfg = dataclasses.replace(cfg, **values)
+def restore_recorded(model: nn.Module, meta: dict) -> None:
+    """Put what a model file records besides the weights back on a model rebuilt from it: the preprocessing of its
+    weights (`model_cfg`: mean/std, crop, interpolation), `transform_input`, and their provenance (`pretrained`)."""
+    cfg, recorded = getattr(model, "default_cfg", None), meta.get("model_cfg")
+    if recorded and cfg is not None:
+        known = {f.name for f in dataclasses.fields(cfg)}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items() if k in known}
+        model.default_cfg = dataclasses.replace(cfg, **values)
+    if hasattr(model, "transform_input") and meta.get("model_kwargs", {}).get("transform_input"):
+        model.transform_input = True
+        model.model_kwargs = {**getattr(model, "model_kwargs", {}), "transform_input": True}
+    model.pretrained_cfg = meta.get("pretrained")
 
 
 def _aux_prefixes(model: nn.Module) -> tuple[str, ...]:
