@@ -444,7 +444,8 @@ def test_weights_cli_list_fetch_verify(server, monkeypatch, homes, tv_googlenet,
     (result,) = json.loads(capsys.readouterr().out)
     assert result["status"] == "ok" and result["sha256"] == sha256(path)
     assert main(["weights", "verify", str(path)]) == 0
-    assert "googlenet_bn.tv_in1k" in capsys.readouterr().out
+    assert capsys.readouterr().out.split() == ["ok", "googlenet_bn.tv_in1k", str(path), "its", "SHA-256", "starts",
+                                               "with", f"{sha256(path)[:8]}:", "it", "is", path.name]
     damaged = bytearray(cached.read_bytes())
     damaged[1000] ^= 0xFF
     cached.write_bytes(bytes(damaged))

@@ -140,5 +140,6 @@ def _verify_file(path: Path) -> dict:
                  ", not a published file that inceptorch knows"
         return {"name": None, "path": str(path), "status": "ok" if claimed else "unknown", "sha256": sha,
                 "detail": detail}
+    file = hit[1].url.rsplit("/", 1)[-1]
     return {"name": name, "path": str(path), "status": "ok", "sha256": sha,
-            "detail": f"SHA-256 {sha[:16]}... is that of {hit[1].url.rsplit('/', 1)[-1]}"}
+            "detail": f"its SHA-256 starts with {hash_prefix_of(file)}: it is {file}"}
