@@ -11,7 +11,7 @@ they load these weights); timm instead feeds mean = std = 0.5 (`IMAGENET_INCEPTI
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -70,7 +70,7 @@ class WeightSet:
     layout: str = "torchvision"  # the state-dict layout: "torchvision" is ours key for key; else a converter name
     classes: str = "imagenet-1k"
     aliases: tuple[str, ...] = ()
-    known_files: tuple[KnownFile, ...] = field(default=())
+    known_files: tuple[KnownFile, ...] = ()
     notes: str = ""
 
     @property
@@ -109,7 +109,8 @@ def _timm_result(top1: float, top5: float, crop: float = 0.875) -> Result:
     return Result(top1, top5, TIMM_PROTOCOL.format(interp="bicubic", crop=crop), TIMM_RESULTS)
 
 
-_TIMM = "https://github.com/rwightman/pytorch-image-models/releases/download"  # timm's files before the hub (1001 classes)
+# timm's files before the hub (timm's git history, 2023): the TF ports there keep TF's 1001-class head.
+TIMM_RELEASES = "https://github.com/rwightman/pytorch-image-models/releases/download"
 
 WEIGHT_SETS: tuple[WeightSet, ...] = (
     WeightSet(
@@ -137,35 +138,35 @@ WEIGHT_SETS: tuple[WeightSet, ...] = (
         model="inception_v3", tag="tf_in1k", source="timm", hub_id="timm/inception_v3.tf_in1k", layout="timm",
         origin="timm's port of TF-slim's inception_v3_2016_08_28 checkpoint",
         license="apache-2.0", results=(_timm_result(77.866, 93.644),), preprocessing=_timm(),
-        known_files=(KnownFile(f"{_TIMM}/v0.1-weights/tf_inception_v3-e0069de4.pth", label_offset=1),)),
+        known_files=(KnownFile(f"{TIMM_RELEASES}/v0.1-weights/tf_inception_v3-e0069de4.pth", label_offset=1),)),
     WeightSet(
         model="inception_v3", tag="tf_adv_in1k", source="timm", hub_id="timm/inception_v3.tf_adv_in1k", layout="timm",
         origin="timm's port of TF's adv_inception_v3_2017_08_18 (adversarial training, Kurakin et al., "
                "arXiv:1611.01236)",
         license="apache-2.0", results=(_timm_result(77.598, 93.726),), preprocessing=_timm(),
-        known_files=(KnownFile(f"{_TIMM}/v0.1-weights/adv_inception_v3-9e27bd63.pth", label_offset=1),)),
+        known_files=(KnownFile(f"{TIMM_RELEASES}/v0.1-weights/adv_inception_v3-9e27bd63.pth", label_offset=1),)),
     WeightSet(
         model="inception_v3", tag="gluon_in1k", source="timm", hub_id="timm/inception_v3.gluon_in1k", layout="timm",
         origin="GluonCV's model zoo InceptionV3, ported by timm", license="apache-2.0",
         results=(_timm_result(78.806, 94.372),), preprocessing=_timm(mean=IMAGENET_MEAN, std=IMAGENET_STD),
-        known_files=(KnownFile(f"{_TIMM}/v0.1-weights/gluon_inception_v3-9f746940.pth"),)),
+        known_files=(KnownFile(f"{TIMM_RELEASES}/v0.1-weights/gluon_inception_v3-9f746940.pth"),)),
     WeightSet(
         model="inception_v4", tag="tf_in1k", source="timm", hub_id="timm/inception_v4.tf_in1k", layout="timm",
         origin="TF-slim's inception_v4_2016_09_09 checkpoint, ported by Cadene's pretrainedmodels, hosted by timm",
         license="apache-2.0", results=(_timm_result(80.144, 94.982),), preprocessing=_timm(),
-        known_files=(KnownFile(f"{_TIMM}/v0.1-cadene/inceptionv4-8e4777a0.pth", label_offset=1),)),
+        known_files=(KnownFile(f"{TIMM_RELEASES}/v0.1-cadene/inceptionv4-8e4777a0.pth", label_offset=1),)),
     WeightSet(
         model="inception_resnet_v2", tag="tf_in1k", source="timm", hub_id="timm/inception_resnet_v2.tf_in1k",
         layout="timm", origin="timm's port of TF-slim's inception_resnet_v2_2016_08_30 checkpoint",
         license="apache-2.0", results=(_timm_result(80.434, 95.312, crop=0.8975),), preprocessing=_timm(0.8975),
-        known_files=(KnownFile(f"{_TIMM}/v0.1-weights/inception_resnet_v2-940b1cd6.pth", label_offset=1),)),
+        known_files=(KnownFile(f"{TIMM_RELEASES}/v0.1-weights/inception_resnet_v2-940b1cd6.pth", label_offset=1),)),
     WeightSet(
         model="inception_resnet_v2", tag="tf_ens_adv_in1k", source="timm",
         hub_id="timm/inception_resnet_v2.tf_ens_adv_in1k", layout="timm",
         origin="timm's port of TF's ens_adv_inception_resnet_v2_2017_08_18 (ensemble adversarial training, "
                "Tramer et al., arXiv:1705.07204)",
         license="apache-2.0", results=(_timm_result(79.998, 94.940, crop=0.8975),), preprocessing=_timm(0.8975),
-        known_files=(KnownFile(f"{_TIMM}/v0.1-weights/ens_adv_inception_resnet_v2-2592a550.pth", label_offset=1),)),
+        known_files=(KnownFile(f"{TIMM_RELEASES}/v0.1-weights/ens_adv_inception_resnet_v2-2592a550.pth", label_offset=1),)),
 )
 # The first set of a model is what `pretrained=True` / `--pretrained imagenet` loads: torchvision's where it has
 # one (what torchvision users get), else timm's default tag (the first in its default_cfgs).
