@@ -1,8 +1,10 @@
 """Model files that describe themselves: safetensors weights plus the metadata needed to rebuild the model.
 
 A model file (`*.safetensors`) carries, in its safetensors metadata under the key "inceptorch", a JSON object:
-  {"model": NAME, "model_kwargs": {...}, "class_names": [...], "model_cfg": {...}}
-so `load_model_file(path)` rebuilds the exact architecture with no other file. A run folder holds
+  {"model": NAME, "model_kwargs": {...}, "class_names": [...], "model_cfg": {...}, "pretrained": {...} or null}
+so `load_model_file(path)` rebuilds the exact architecture with no other file, with the preprocessing it was
+trained or published with (`model_cfg`) and where its weights started from (`pretrained`: the public weight set,
+its file, hash and preprocessing; carried on through fine-tuning and re-saving). A run folder holds
 `last.safetensors` / `best.safetensors`; an exported folder holds `config.json` + `model.safetensors`.
 """
 from __future__ import annotations
@@ -65,8 +67,12 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
 
 def model_metadata(model: nn.Module, model_kwargs: dict, class_names: list[str] | None = None) -> dict:
     cfg = getattr(model, "default_cfg", None)
-    return {"model": model.model_name, "model_kwargs": model_kwargs, "class_names": list(class_names or []),
-            "model_cfg": dataclasses.asdict(cfg) if cfg is not None else {}}
+    kwargs = dict(model_kwargs)
+    if getattr(model, "transform_input", False):  # set by pretrained weights: the rebuilt model must do it too
+        kwargs["transform_input"] = True
+    return {"model": model.model_name, "model_kwargs": kwargs, "class_names": list(class_names or []),
+            "model_cfg": dataclasses.asdict(cfg) if cfg is not None else {},
+            "pretrained": getattr(model, "pretrained_cfg", None)}
 
 
 def save_model_file(model: nn.Module, path: str | Path, meta: dict) -> None:
@@ -123,7 +129,7 @@ def read_folder_config(config: str | Path) -> dict:
         data = json.loads(Path(config).read_text())
         return {"model": data["architecture"], "model_kwargs": dict(data.get("model_kwargs", {})),
                 "class_names": list(data.get("class_names", [])), "model_cfg": data.get("model_cfg", {}),
-                "preprocessing": data.get("preprocessing", {})}
+                "preprocessing": data.get("preprocessing", {}), "pretrained": data.get("pretrained")}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserError(f"cannot read {config}: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}") from None
 
@@ -132,6 +138,8 @@ def load_model_file(path: str | Path, **overrides) -> tuple[nn.Module, dict]:
     """Rebuild the model a file (or run / export folder) describes and load its weights; returns (model, meta).
 
     An exported folder is described by its config.json; a run folder or a single file by the safetensors metadata.
+    The model gets the recorded preprocessing (`default_cfg`) and provenance (`pretrained_cfg`) back, so that saving
+    it again, or fine-tuning it, carries them on.
     """
     from .weights import read_state_dict
 
@@ -144,7 +152,22 @@ def load_model_file(path: str | Path, **overrides) -> tuple[nn.Module, dict]:
     if unexpected or [k for k in missing if not k.startswith(_aux_prefixes(model))]:
         raise UserError(f"{path} does not match the model it names ({meta['model']}): "
                         f"{len(missing)} missing, {len(unexpected)} unexpected keys")
+    restore_recorded(model, meta)
     return model, meta
+
+
+def restore_recorded(model: nn.Module, meta: dict) -> None:
+    """Put what a model file records besides the weights back on a model rebuilt from it: the preprocessing of its
+    weights (`model_cfg`: mean/std, crop, interpolation), `transform_input`, and their provenance (`pretrained`)."""
+    cfg, recorded = getattr(model, "default_cfg", None), meta.get("model_cfg")
+    if recorded and cfg is not None:
+        known = {f.name for f in dataclasses.fields(cfg)}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items() if k in known}
+        model.default_cfg = dataclasses.replace(cfg, **values)
+    if hasattr(model, "transform_input") and meta.get("model_kwargs", {}).get("transform_input"):
+        model.transform_input = True
+        model.model_kwargs = {**getattr(model, "model_kwargs", {}), "transform_input": True}
+    model.pretrained_cfg = meta.get("pretrained")
 
 
 def _aux_prefixes(model: nn.Module) -> tuple[str, ...]:

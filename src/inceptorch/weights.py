@@ -2,11 +2,17 @@
 
 Nothing here runs pickled code: safetensors files are plain tensors, and `.pth` files go through
 `torch.load(weights_only=True)`, which refuses anything but tensors and plain containers.
+
+`load_pretrained` also takes a weight set's name (`pretrained=True`, "imagenet", a tag): it fetches the file
+(`weight_cache`), then gives the model what the set's source gives its users (`models/weight_sets.py`): the
+preprocessing, `transform_input` and the class names. A file given by path gets the same when it is recognised: by
+its SHA-256 (a public file), by its inceptorch metadata (a model file we wrote), else by its layout (keys).
 """
 from __future__ import annotations
 
 import pickle
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -62,23 +68,34 @@ def classifier_keys(model: nn.Module) -> set[str]:
     """State-dict keys of the main classifier and of each auxiliary head's last linear layer."""
     targets = {id(model.get_classifier())} if hasattr(model, "get_classifier") else set()
     for prefix in aux_prefixes(model):
-        head = model.get_submodule(prefix[:-1]) if hasattr(model, prefix[:-1]) else None
+        head = getattr(model, prefix[:-1], None)  # None where the model was built without that head
         linears = [m for m in head.modules() if isinstance(m, nn.Linear)] if head is not None else []
         if linears:
             targets.add(id(linears[-1]))
     return {f"{name}.{p}" for name, m in model.named_modules() if id(m) in targets for p, _ in m.named_parameters()}
 
 
-def fit_state_dict(model: nn.Module, state: StateDict, reset_classifier: bool = False) -> tuple[StateDict, list]:
+def fit_state_dict(model: nn.Module, state: StateDict, reset_classifier: bool = False,
+                   label_offset: int = 0) -> tuple[StateDict, list]:
     """Our-layout state dict for `model` from `state`, trying each registered converter; raises UserError.
 
     Auxiliary heads are independent of the file: a file's aux weights are dropped when the model has no heads,
     and heads the file lacks keep their initialisation (returned as the missing keys).
     With `reset_classifier`, classifier weights of another class count are dropped too (fine-tuning).
+    `label_offset` rows are dropped from the front of classifiers that have that many more (TensorFlow's
+    1001-class heads, whose row 0 is "background").
     """
+    _, fitted, missing = match_layout(model, state, reset_classifier, label_offset)
+    return fitted, missing
+
+
+def match_layout(model: nn.Module, state: StateDict, reset_classifier: bool = False,
+                 label_offset: int = 0) -> tuple[str, StateDict, list]:
+    """`fit_state_dict`, also saying which layout fitted: "inceptorch/torchvision" (ours) or a converter's name."""
     target = model.state_dict()
     aux = aux_prefixes(model)
-    droppable = classifier_keys(model) if reset_classifier else set()
+    heads = classifier_keys(model)
+    droppable = heads if reset_classifier else set()
     candidates = [("inceptorch/torchvision", state)]
     for source, convert in CONVERTERS.get(getattr(model, "model_name", ""), {}).items():
         try:
@@ -88,6 +105,9 @@ def fit_state_dict(model: nn.Module, state: StateDict, reset_classifier: bool = 
     best_error = None
     for source, cand in candidates:
         cand = {k: v for k, v in cand.items() if k in target or not k.startswith(aux)}
+        if label_offset:
+            cand = {k: v[label_offset:] if k in heads and v.shape[0] == target[k].shape[0] + label_offset else v
+                    for k, v in cand.items()}
         missing = [k for k in target if k not in cand and not k.startswith(aux)]
         unexpected = [k for k in cand if k not in target]
         wrong = [k for k in cand if k in target and cand[k].shape != target[k].shape]
@@ -95,7 +115,7 @@ def fit_state_dict(model: nn.Module, state: StateDict, reset_classifier: bool = 
             best_error = best_error or _mismatch(missing, unexpected)
             continue
         if any(k not in droppable for k in wrong):
-            head = [k for k in wrong if k in classifier_keys(model)]
+            head = [k for k in wrong if k in heads]
             if head and len(head) == len(wrong):
                 n_file, n_model = cand[head[0]].shape[0], target[head[0]].shape[0]
                 raise UserError(f"the weights' classifier has {n_file} classes but the model has {n_model}; "
@@ -103,7 +123,7 @@ def fit_state_dict(model: nn.Module, state: StateDict, reset_classifier: bool = 
             k = next(k for k in wrong if k not in droppable)
             raise UserError(f"shape mismatch for {k}: file {tuple(cand[k].shape)}, model {tuple(target[k].shape)}")
         cand = {k: v for k, v in cand.items() if k not in wrong}
-        return cand, [k for k in target if k not in cand]
+        return source, cand, [k for k in target if k not in cand]
     raise UserError(f"the weights do not fit {getattr(model, 'model_name', type(model).__name__)}: {best_error}")
 
 
@@ -116,8 +136,15 @@ def _mismatch(missing: list[str], unexpected: list[str]) -> str:
     return "; ".join(parts)
 
 
-def load_pretrained(model: nn.Module, path: str | Path, reset_classifier: bool = False) -> list[str]:
-    """Load a weights file of any supported layout into `model`; returns the keys left at initialisation."""
-    state, missing = fit_state_dict(model, read_state_dict(path), reset_classifier)
-    model.load_state_dict(state, strict=False)
-    return missing
+def load_pretrained(model: nn.Module, pretrained: bool | str | Path, reset_classifier: bool = False,
+                    log: Callable[[str], None] | None = None) -> list[str]:
+    """Load weights into `model` (built by `create_model`); returns the keys left at initialisation.
+
+    `pretrained`: True or "imagenet" (the model's default weight set), a tag such as "tf_in1k" or
+    "inception_v3.tf_in1k" (fetched once into the cache), or a weights file of any supported layout. The model
+    then carries the weights' preprocessing (`default_cfg`, `transform_input`), their class names (unless
+    `reset_classifier`, for fine-tuning) and where they came from (`pretrained_cfg`, which saved files record).
+    """
+    from .pretrained import apply_pretrained  # the weight-set side: cache, recognition, preprocessing
+
+    return apply_pretrained(model, pretrained, reset_classifier, log)

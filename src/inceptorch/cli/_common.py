@@ -8,11 +8,62 @@ from ..evaluation.crops import PROTOCOLS
 
 
 def add_model_args(p) -> None:
-    p.add_argument("--checkpoint", action="append", required=True, metavar="CKPT_OR_RUN_DIR",
+    p.add_argument("--checkpoint", action="append", default=[], metavar="CKPT_OR_RUN_DIR",
                    help="model file or run folder; repeat it to average an ensemble (paper: 7 models)")
+    p.add_argument("--model", default=None, help="instead of --checkpoint: a registered model with --pretrained weights")
+    p.add_argument("--pretrained", default=None, metavar="imagenet|TAG|FILE",
+                   help="with --model: its public ImageNet weights (imagenet, or a tag from `inceptorch weights "
+                        "list`, fetched once) or a weights file; MODEL.TAG alone names both")
     p.add_argument("--crops", type=int, choices=PROTOCOLS, default=1,
                    help="1: center crop; 10: corners + center, mirrored; 144: the GoogLeNet paper's protocol")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+
+
+def load_model_args(args, device: torch.device, runtime: str = "torch") -> list:
+    """The ensemble members that --checkpoint names, or the one model that --model / --pretrained build."""
+    from ..evaluation import load_members
+
+    if not (args.model or args.pretrained):
+        if not args.checkpoint:
+            raise UserError("give --checkpoint, or --model with --pretrained (e.g. --model inception_v3 "
+                            "--pretrained imagenet)")
+        return load_members(args.checkpoint, device, runtime)
+    if args.checkpoint or runtime != "torch":
+        raise UserError("--model/--pretrained build one PyTorch model: drop --checkpoint and --runtime")
+    return [pretrained_member(args.model, args.pretrained, device)]
+
+
+def pretrained_member(model: str | None, pretrained: str | None, device: torch.device):
+    """A Member for a registered model with pretrained weights, named by the weights' class names."""
+    import dataclasses
+
+    from ..evaluation import Member
+    from ..models import create_model
+
+    if not pretrained and model and "." in model:
+        pretrained = True  # --model MODEL.TAG
+    if not pretrained:
+        raise UserError(f"--model {model} needs --pretrained imagenet|TAG|FILE (or use --checkpoint)")
+    if not model:
+        model, _, tag = pretrained.partition(".")
+        if not tag:
+            raise UserError("--pretrained needs --model, unless it names MODEL.TAG (e.g. inception_v3.tf_in1k)")
+    net = create_model(model, pretrained=pretrained).eval().to(device)
+    names = list(getattr(net, "class_names", None) or [str(i) for i in range(net.num_classes)])
+    source = (getattr(net, "pretrained_cfg", None) or {}).get("weights") or str(pretrained)
+    return Member(net, names, dataclasses.asdict(net.default_cfg), source)
+
+
+def match_imagenet_ids(members: list, data_classes: list[str]) -> None:
+    """ImageNet folders name their classes by WordNet id (n01440764): models that name ImageNet's classes in
+    words are scored against those ids instead."""
+    from ..models.weight_sets import class_ids, class_names
+
+    names, ids = list(class_names("imagenet-1k")), list(class_ids("imagenet-1k"))
+    if set(data_classes) <= set(ids) and not set(data_classes) & set(names):
+        for m in members:
+            if m.class_names == names:
+                m.class_names = ids
 
 
 def pick_device(name: str | None) -> torch.device:

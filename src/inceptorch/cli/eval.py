@@ -6,9 +6,9 @@ import math
 import os
 from pathlib import Path
 
-from ..evaluation import evaluate, load_eval_data, load_members, save_confusion_png
+from ..evaluation import evaluate, load_eval_data, save_confusion_png
 from ..evaluation.evaluate import SPLITS
-from ._common import add_model_args, pick_device
+from ._common import add_model_args, load_model_args, match_imagenet_ids, pick_device
 
 
 def register(subparsers) -> None:
@@ -31,8 +31,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    members = load_members(args.checkpoint, pick_device(args.device))
+    members = load_model_args(args, pick_device(args.device))
     data, split = load_eval_data(args.data, args.split, args.val_split, args.seed)
+    match_imagenet_ids(members, data.class_names)
     workers = args.workers if args.workers is not None else (0 if len(data) < 256 else min(4, os.cpu_count() or 1))
     result = evaluate(members, data, args.crops, args.batch_size, workers)
     png = Path(args.confusion_png) if args.confusion_png else Path(members[0].source).parent / "confusion_matrix.png"

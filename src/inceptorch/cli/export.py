@@ -18,7 +18,9 @@ def register(subparsers) -> None:
     source.add_argument("--model", help="a registered model name (random weights unless --pretrained)")
     p.add_argument("--format", choices=FORMATS, required=True)
     p.add_argument("--output", required=True, help="the .onnx / .pt2 file or the folder to write")
-    p.add_argument("--pretrained", help="with --model: a local weights file (ours, torchvision's or timm's)")
+    p.add_argument("--pretrained", metavar="imagenet|TAG|FILE",
+                   help="with --model: its public ImageNet weights (imagenet or a tag, fetched once) or a weights "
+                        "file (ours, torchvision's or timm's)")
     p.add_argument("--num-classes", type=int, default=None, help="with --model: classifier size (default 1000)")
     p.add_argument("--small-input", action="store_true", help="with --model: GoogLeNet's small-input stem")
     p.add_argument("--input-size", type=int, default=None, help="example/preprocessing input size (default: model's)")
@@ -38,7 +40,7 @@ def load_source(args) -> torch.nn.Module:
     if args.small_input:
         kwargs["small_input"] = True
     model = create_model(args.model, pretrained=args.pretrained, **kwargs)
-    model.class_names = []
+    model.class_names = getattr(model, "class_names", [])  # the weights' classes (ImageNet's), if any
     return model.eval()
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 
 from ..errors import UserError
-from ..evaluation import collect_images, load_members, predict
+from ..evaluation import collect_images, predict
 from ..evaluation.ensemble import RUNTIMES
-from ._common import add_model_args, pick_device
+from ._common import add_model_args, load_model_args, pick_device
 
 
 def register(subparsers) -> None:
@@ -27,7 +27,7 @@ def run(args) -> int:
     if args.runtime == "onnxruntime" and args.device not in (None, "cpu"):
         raise UserError(f"--runtime onnxruntime runs on the CPU; drop --device {args.device}")
     device = pick_device("cpu" if args.runtime == "onnxruntime" else args.device)
-    members = load_members(args.checkpoint, device, args.runtime)
+    members = load_model_args(args, device, args.runtime)
     predictions = predict(members, files, args.topk, args.crops, args.batch_size)
     if args.json:
         print(json.dumps([p.to_dict() for p in predictions], indent=1))

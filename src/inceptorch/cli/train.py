@@ -24,9 +24,10 @@ def add_train_options(p, with_model: bool = True) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None, help="base learning rate")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
-    p.add_argument("--pretrained", default=None, metavar="WEIGHTS_FILE",
-                   help="fine-tune from a local weights file (ours, torchvision's or timm's); the classifier and "
-                        "auxiliary classifiers are reset to the data's classes")
+    p.add_argument("--pretrained", default=None, metavar="imagenet|TAG|FILE",
+                   help="fine-tune from the model's public ImageNet weights (imagenet, or a tag from `inceptorch "
+                        "weights list`, fetched once) or a weights file (ours, torchvision's or timm's); the "
+                        "classifier and auxiliary classifiers are reset to the data's classes")
     p.add_argument("--aug", choices=AUGMENTATIONS, default=None,
                    help="augmentation preset (default small_data: crops keeping 25-100%% of the image, flips; "
                         "paper: GoogLeNet's ImageNet crops of 8-100%%; light: small shifts for digit-like images)")

@@ -27,6 +27,8 @@ def model_config(model: nn.Module, class_names: list[str] | None = None, model_k
     if not hasattr(model, "model_name"):
         raise UserError("save_pretrained needs a model built by inceptorch.create_model (it records the name)")
     kwargs = dict(getattr(model, "model_kwargs", {}) if model_kwargs is None else model_kwargs)
+    if getattr(model, "transform_input", False):  # set by pretrained weights: the rebuilt model must do it too
+        kwargs["transform_input"] = True
     class_names = list(class_names if class_names is not None else getattr(model, "class_names", None) or [])
     num_classes = getattr(model, "num_classes", None)
     if class_names and num_classes is not None and len(class_names) != num_classes:
@@ -35,7 +37,8 @@ def model_config(model: nn.Module, class_names: list[str] | None = None, model_k
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "inceptorch_version": __version__,
             "architecture": model.model_name, "model_kwargs": kwargs, "num_classes": num_classes,
             "class_names": class_names, "preprocessing": preprocessing(model, input_size),
-            "model_cfg": dataclasses.asdict(cfg) if cfg is not None else {}}
+            "model_cfg": dataclasses.asdict(cfg) if cfg is not None else {},
+            "pretrained": getattr(model, "pretrained_cfg", None)}
 
 
 def save_pretrained(model: nn.Module, folder: str | Path, class_names: list[str] | None = None,
@@ -51,7 +54,7 @@ def save_pretrained(model: nn.Module, folder: str | Path, class_names: list[str]
     config = model_config(model, class_names, model_kwargs, input_size)
     meta = {"model": config["architecture"], "model_kwargs": config["model_kwargs"],
             "class_names": config["class_names"], "model_cfg": config["model_cfg"],
-            "preprocessing": config["preprocessing"]}
+            "preprocessing": config["preprocessing"], "pretrained": config["pretrained"]}
     save_model_file(model, folder / "model.safetensors", meta)
     text = json.dumps(config, indent=2) + "\n"
     atomic_write(folder / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text))

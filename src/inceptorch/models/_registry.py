@@ -43,7 +43,13 @@ def register_model(cfg: ModelCfg) -> Callable:
     return wrap
 
 
-def list_models(pattern: str = "*") -> list[str]:
+def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
+    """Registered names matching `pattern`; with `pretrained`, the weight sets instead, `MODEL.TAG` (timm's way)."""
+    if pretrained:
+        from .weight_sets import WEIGHT_SETS
+
+        names = [w.name for w in WEIGHT_SETS]
+        return sorted(n for n in names if fnmatch.fnmatch(n, pattern) or fnmatch.fnmatch(n.split(".")[0], pattern))
     return sorted(name for name in _BUILDERS if fnmatch.fnmatch(name, pattern))
 
 
@@ -52,16 +58,28 @@ def get_model_cfg(name: str) -> ModelCfg:
     return _CFGS[name]
 
 
-def create_model(name: str, pretrained: str | None = None, **kwargs) -> nn.Module:
-    """Build a registered model; `pretrained` is a local weights file (ours, torchvision's or timm's layout)."""
+def create_model(name: str, pretrained: bool | str | None = None, **kwargs) -> nn.Module:
+    """Build a registered model, with weights if `pretrained` says which (see `weights.load_pretrained`).
+
+    `pretrained`: True / "imagenet" (the model's default weight set), a tag ("tf_in1k"), or a weights file in our,
+    torchvision's or timm's layout. `name` may carry the tag, timm's way: `create_model("inception_v3.tf_in1k",
+    pretrained=True)`.
+    """
+    name, _, tag = name.partition(".")
+    if tag and pretrained is True:
+        pretrained = f"{name}.{tag}"
     _check_name(name)
+    if pretrained not in (None, False):
+        from ..pretrained import resolve  # late import: weights need the registry's models
+
+        pretrained = resolve(name, pretrained)  # before building: a wrong name or no network fails at once
     model = _BUILDERS[name](**kwargs)
     # A builder option can change the input geometry (GoogLeNet's small_input stem): the model says how.
     model.default_cfg = replace(_CFGS[name], **getattr(model, "cfg_overrides", {}))
     model.model_name = name
     model.model_kwargs = dict(kwargs)  # what save_pretrained / model files need to rebuild this architecture
-    if pretrained is not None:
-        from ..weights import load_pretrained  # late import: weights.py needs the registry's models
+    if pretrained not in (None, False):
+        from ..weights import load_pretrained
 
         load_pretrained(model, pretrained)
     return model

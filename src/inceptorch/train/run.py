@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoint import model_metadata, save_model_file
+from ..checkpoint import model_metadata, read_metadata, restore_recorded, save_model_file
 from ..data.checks import preflight
 from ..data.datasets import build_dataset
 from ..errors import UserError
@@ -93,7 +93,7 @@ def build_model(cfg: TrainConfig, num_classes: int, log: Callable[[str], None] =
         from ..weights import load_pretrained
 
         # Fine-tuning: every layer but the classifier (and the auxiliary classifiers) comes from the file.
-        fresh = load_pretrained(model, cfg.pretrained, reset_classifier=True)
+        fresh = load_pretrained(model, cfg.pretrained, reset_classifier=True, log=log)
         log(f"fine-tuning from {cfg.pretrained}: {len(fresh)} tensors start fresh "
             f"(classifier{'s' if getattr(model, 'has_aux', False) else ''} for {num_classes} classes)")
     return model, kwargs, fresh
@@ -136,6 +136,9 @@ class Trainer:
         # On resume the state holds every weight: the --pretrained file is not read again (it may be gone).
         self.model, self.model_kwargs, fresh = build_model(cfg, len(self.class_names), log, load_weights=not resume)
         self.fresh_keys = list(state.get("fresh_keys", [])) if state is not None else fresh
+        if state is not None and (self.run_dir / "last.safetensors").is_file():
+            # The weights' preprocessing (transform_input, mean/std) and provenance, as the run started with them.
+            restore_recorded(self.model, read_metadata(self.run_dir / "last.safetensors"))
         self.input_size = cfg.input_size or self.model.default_cfg.input_size
         if self.input_size < self.model.default_cfg.min_input_size:
             raise UserError(f"input size {self.input_size} is below {cfg.model}'s minimum of "

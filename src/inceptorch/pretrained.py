@@ -1,0 +1,245 @@
+"""`pretrained=`: from a weight set's name or a file to a loaded model that preprocesses and names classes right.
+
+What a model gets besides its weights follows the weights' source (`models/weight_sets.py`): torchvision's
+GoogLeNet / Inception-v3 files get `transform_input=True` with ImageNet mean/std, as torchvision's builders set
+when they load them; timm's files get timm's `pretrained_cfg` (mean = std = 0.5 for the TensorFlow ports, bicubic,
+its crop_pct). A file given by path is recognised first by its inceptorch metadata (a model file we wrote), then
+by its SHA-256 (a public file), else by its layout; one log line says what was assumed, and an explicit
+`transform_input=` given to `create_model` wins.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from .errors import UserError
+from .models.weight_sets import (
+    IMAGENET,
+    Preprocessing,
+    WeightSet,
+    class_names,
+    find_by_full_name,
+    find_by_hash,
+    find_weight_set,
+    hash_prefix_of,
+    models_with_weights,
+    weight_sets,
+)
+from .weight_cache import fetch, file_sha256, verify
+from .weights import match_layout, read_state_dict
+
+# A file known only by its keys gets the input convention of the public weights in its layout. torchvision's files
+# (and models fine-tuned from them, which keep transform_input) expect [-1, 1] input through transform_input.
+# timm's inception_v3 state dicts have an aux head only when they hold torchvision's weights; every timm file
+# here but gluon's expects [-1, 1] input, through mean = std = 0.5. Our own layout elsewhere changes nothing.
+CONVENTION_BY_LAYOUT = {
+    ("googlenet_bn", "torchvision"): "googlenet_bn.tv_in1k",
+    ("inception_v3", "torchvision"): "inception_v3.tv_in1k",
+    ("inception_v3", "timm"): "inception_v3.tf_in1k",
+    ("inception_v4", "timm"): "inception_v4.tf_in1k",
+    ("inception_resnet_v2", "timm"): "inception_resnet_v2.tf_in1k",
+}
+HEAD_OPTIONS = ("num_classes", "aux_logits", "drop_rate", "aux_drop_rate", "transform_input")
+WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """What is known about a weights file: the public set it is (if any) and what its input must look like."""
+
+    path: Path
+    weight_set: WeightSet | None = None
+    recognised_by: str = ""      # "name", "sha256", "model file", "layout"; "" while unknown
+    layout: str = ""
+    label_offset: int = 0
+    preprocessing: Preprocessing | None = None
+    class_names: tuple[str, ...] = ()
+    sha256: str = ""
+    recorded: dict | None = None  # the provenance an inceptorch model file carries
+
+
+def apply_pretrained(model: nn.Module, pretrained, reset_classifier: bool = False,
+                     log: Callable[[str], None] | None = None) -> list[str]:
+    """Load `pretrained` (True, "imagenet", a tag or a file) into `model`; see `weights.load_pretrained`."""
+    log = log or _stderr
+    name = getattr(model, "model_name", "")
+    origin = pretrained if isinstance(pretrained, Origin) else resolve(name, pretrained, log)
+    state = read_state_dict(origin.path)
+    if not origin.recognised_by:
+        origin = _recognise_file(origin.path)
+    layout, fitted, missing = match_layout(model, state, reset_classifier, origin.label_offset)
+    if not origin.recognised_by and _public_architecture(model):
+        origin = _by_layout(name, origin, layout, state)
+    model.load_state_dict(fitted, strict=False)
+    said = _apply(model, origin, reset_classifier)
+    if origin.recognised_by not in ("", "name"):
+        log(f"weights: {origin.path} {said}")
+    return missing
+
+
+def resolve(model_name: str, pretrained, log: Callable[[str], None] | None = None) -> Origin:
+    """The file `pretrained` means for `model_name`, fetched if it names a weight set; raises UserError."""
+    if isinstance(pretrained, Origin):
+        return pretrained
+    if pretrained is True:
+        pretrained = IMAGENET
+    if not isinstance(pretrained, (str, Path)) or not str(pretrained):
+        raise UserError(f"pretrained must be True, a weight set's tag or a weights file, not {pretrained!r}")
+    text = str(pretrained)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        from .checkpoint import resolve_model_file
+
+        return Origin(resolve_model_file(path))  # a run or saved-model folder
+    if path.is_file():
+        return Origin(path)
+    ws = find_weight_set(model_name, text)
+    if ws is not None:
+        local = fetch(ws, log or _stderr)
+        return Origin(local, ws, "name", ws.layout, 0, ws.preprocessing, class_names(ws.classes),
+                      _checked_sha(ws, local))
+    other = find_by_full_name(text)
+    if other is not None:
+        raise UserError(f"{other.name} are weights for {other.model}, not {model_name}")
+    if any(sep in text for sep in "/\\") or path.suffix.lower() in WEIGHT_SUFFIXES:
+        raise UserError(f"weights file not found: {path}")
+    tags = ", ".join([IMAGENET] + [w.tag for w in weight_sets(model_name)])
+    if not weight_sets(model_name):
+        raise UserError(f"no public pretrained weights for {model_name} (there are for "
+                        f"{', '.join(models_with_weights())}); give a weights file instead of {text!r}")
+    raise UserError(f"{text!r} is neither a weights file nor a weight set of {model_name} ({tags}; "
+                    "`inceptorch weights list` shows them)")
+
+
+def _checked_sha(ws: WeightSet, path: Path) -> str:
+    """The SHA-256 (or its published prefix) of a set's local file; a mirror copy is checked here, on use."""
+    check = verify(ws, path) if hash_prefix_of(path.name) and not path.is_relative_to(_cache_root(ws)) else None
+    if check is not None and check.status == "mismatch":
+        raise UserError(f"refusing {path} for {ws.name}: {check.detail} (a damaged or different file)")
+    if check is not None:
+        return check.sha256
+    blob = Path(path).resolve().name
+    return blob if len(blob) == 64 else ws.hash_prefix
+
+
+def _cache_root(ws: WeightSet) -> Path:
+    from .weight_cache import hf_cache_dir, torch_cache_dir
+
+    return torch_cache_dir() if ws.url else hf_cache_dir()
+
+
+def _recognise_file(path: Path) -> Origin:
+    meta = _model_file_meta(path)
+    if meta is not None:
+        kwargs, cfg = meta.get("model_kwargs", {}), meta.get("model_cfg", {})
+        pre = Preprocessing(cfg["input_size"], cfg["crop_pct"], cfg["interpolation"], tuple(cfg["mean"]),
+                            tuple(cfg["std"]), bool(kwargs.get("transform_input", False))) if cfg else None
+        return Origin(path, None, "model file", "inceptorch", 0, pre, tuple(meta.get("class_names") or ()),
+                      recorded=meta.get("pretrained"))
+    sha = file_sha256(path)
+    hit = find_by_hash(sha)
+    if hit is None:
+        return Origin(path, sha256=sha)
+    ws, known = hit
+    return Origin(path, ws, "sha256", ws.layout, known.label_offset, ws.preprocessing, class_names(ws.classes), sha)
+
+
+def _model_file_meta(path: Path) -> dict | None:
+    """The metadata of a safetensors model file that inceptorch wrote; None for any other file."""
+    if path.suffix != ".safetensors":
+        return None
+    from safetensors import safe_open
+
+    from .checkpoint import META_KEY, folder_config, read_folder_config
+
+    config = folder_config(path)
+    if config is not None:
+        return read_folder_config(config)
+    with safe_open(str(path), framework="pt") as f:
+        raw = (f.metadata() or {}).get(META_KEY)
+    return json.loads(raw) if raw else None
+
+
+def _public_architecture(model: nn.Module) -> bool:
+    """Whether `model` has the shape public weights have: no width, stem or input change from its builder's
+    defaults (a file that fits a width-0.25 or small-input model cannot hold them, nor their input convention)."""
+    params = inspect.signature(type(model).__init__).parameters
+    return all(k in HEAD_OPTIONS or (k in params and params[k].default == v) for k, v in model.model_kwargs.items())
+
+
+def _by_layout(model_name: str, origin: Origin, layout: str, state: dict) -> Origin:
+    if layout == "inceptorch/torchvision":
+        # Our GoogLeNet-BN and Inception-v3 are torchvision's layout key for key; timm's Inception-v3 files share
+        # it, and only torchvision's weights have the aux head.
+        has_aux = any(k.startswith("AuxLogits.") for k in state)
+        layout = {"googlenet_bn": "torchvision", "inception_v3": "torchvision" if has_aux else "timm"}.get(
+            model_name, "inceptorch")
+    convention = CONVENTION_BY_LAYOUT.get((model_name, layout))
+    ws = find_by_full_name(convention) if convention else None
+    if ws is None:
+        return dataclasses.replace(origin, layout=layout)
+    return dataclasses.replace(origin, recognised_by="layout", layout=layout, preprocessing=ws.preprocessing,
+                               class_names=class_names(ws.classes))
+
+
+def _apply(model: nn.Module, origin: Origin, reset_classifier: bool) -> str:
+    """Give `model` the origin's preprocessing, class names and provenance; returns what was assumed, in words."""
+    pre, said = origin.preprocessing, ""
+    if pre is not None:
+        model.default_cfg = dataclasses.replace(model.default_cfg, input_size=pre.input_size, crop_pct=pre.crop_pct,
+                                                interpolation=pre.interpolation, mean=tuple(pre.mean),
+                                                std=tuple(pre.std))
+        said = _describe(origin, pre)
+        if hasattr(model, "transform_input"):
+            kwargs = model.model_kwargs
+            if "transform_input" in kwargs:
+                said += f"; transform_input={kwargs['transform_input']} as given"
+            else:
+                model.transform_input = pre.transform_input
+                if pre.transform_input:  # recorded, so that saved files rebuild the model as it runs
+                    kwargs["transform_input"] = True
+                said += f"; transform_input={pre.transform_input} (pass transform_input={not pre.transform_input} " \
+                        "to override)"
+        pre = dataclasses.replace(pre, transform_input=bool(getattr(model, "transform_input", pre.transform_input)))
+    if origin.class_names and not reset_classifier and len(origin.class_names) == getattr(model, "num_classes", -1):
+        model.class_names = list(origin.class_names)
+    model.pretrained_cfg = origin.recorded or provenance(origin, pre)
+    return said
+
+
+def _describe(origin: Origin, pre: Preprocessing) -> str:
+    ws = origin.weight_set
+    what = {"sha256": f"is {ws.name if ws else ''} ({ws.source if ws else ''}, SHA-256 {origin.sha256[:8]})",
+            "model file": "is an inceptorch model file: its recorded preprocessing",
+            "layout": f"is in {origin.layout}'s layout: the preprocessing of its public weights"}.get(
+        origin.recognised_by, f"is {ws.name if ws else origin.layout}")
+    return (f"{what}: mean {_fmt(pre.mean)}, std {_fmt(pre.std)}, {pre.interpolation}, crop_pct {pre.crop_pct:.4g}, "
+            f"{pre.input_size} px")
+
+
+def provenance(origin: Origin, pre: Preprocessing | None) -> dict:
+    """Where the weights came from, as saved files record it (`pretrained` in their metadata)."""
+    ws = origin.weight_set
+    out = {"weights": ws.name if ws else None, "source": ws.source if ws else origin.layout or "file",
+           "recognised_by": origin.recognised_by or "none", "file": str(origin.path), "sha256": origin.sha256}
+    if ws is not None:
+        out.update(url=ws.url or None, hub_id=ws.hub_id or None, license=ws.license,
+                   top1=ws.results[0].top1, top5=ws.results[0].top5)
+    if pre is not None:
+        out["preprocessing"] = dataclasses.asdict(pre)
+    return out
+
+
+def _fmt(values) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in values) + ")"
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
