@@ -92,6 +92,8 @@ def _list(experiments, as_json: bool) -> int:
         print(f"{r['name']:18s} {r['title']} ({len(r['variants'])} variants, {r['epochs']} epochs)")
         for label in ("claim", "source"):
             print(textwrap.fill(f"{label}: {r[label]}", 118, initial_indent=indent, subsequent_indent=indent + "  "))
+        settings = "".join(f", {k}={v}" for k, v in r["overrides"].items())
+        print(f"{indent}recipe: {r['recipe']}{settings}")
         for v in r["variants"]:
             options = ", ".join(f"{k}={val}" for k, val in {**v["model_kwargs"], **v["overrides"]}.items())
             print(f"{'':20s}- {v['name']}: {v['model']}({options})")
