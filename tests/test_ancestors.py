@@ -127,3 +127,30 @@ def test_summary_cli_works(name, capsys):
     assert main(["summary", name, "--json", "--num-classes", "10"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["total"]["macs"] > 0 and data["rows"][-1]["output"] == [10]
+
+
+# --- the factorization family (arXiv:1512.00567 section 3) --------------------------------------------------------
+
+def _block_macs(factorization: str) -> int:
+    s = summarize(create_model("factorized_net", factorization=factorization, num_classes=10), 32)
+    return s.row("block1_1").macs
+
+
+@pytest.mark.parametrize("factorization, replaces, saving", [
+    ("3x3+3x3", "5x5", 1 - 18 / 25),   # section 3.1: 28% cheaper
+    ("1x5+5x1", "5x5", 1 - 10 / 25),
+    ("1x3+3x1", "3x3", 1 - 6 / 9),     # section 3.2: 33% cheaper
+])
+def test_factorized_blocks_save_what_the_paper_says(factorization, replaces, saving):
+    assert 1 - _block_macs(factorization) / _block_macs(replaces) == pytest.approx(saving)
+
+
+def test_factorized_net_keeps_depth_and_width():
+    nets = {f: create_model("factorized_net", factorization=f) for f in ("5x5", "3x3+3x3", "1x3+3x1")}
+    assert {n.num_features for n in nets.values()} == {32}
+    assert {tuple(n.stage_names) for n in nets.values()} == {("stem", "pool1", "block1_1", "block1_2", "pool2",
+                                                              "block2_1", "block2_2")}
+    assert nets["1x3+3x1"].block1_1[0].conv.kernel_size == (1, 3) and nets["1x3+3x1"].block1_1[1].conv.kernel_size \
+        == (3, 1)
+    with pytest.raises(ValueError, match="factorization must be one of"):
+        create_model("factorized_net", factorization="7x7")

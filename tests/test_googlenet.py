@@ -162,3 +162,33 @@ def test_aux_loss_weights_each_head():
     ce = nn.functional.cross_entropy
     expected = ce(main, target) + 0.3 * ce(a1, target) + 0.3 * ce(a2, target)
     assert torch.allclose(aux_loss(ModelOutput(main, (a1, a2)), target, 0.3), expected)
+
+
+def test_fc_head_classifies_the_whole_last_map_and_keeps_the_default():
+    """head="fc" (the section 5 ablation): a linear layer over the 4x4 map at 32 px; the default is unchanged."""
+    kwargs = {"small_input": True, "width": 0.125, "num_classes": 10}
+    avg, fc = create_model("googlenet_bn", **kwargs), create_model("googlenet_bn", head="fc", **kwargs)
+    assert avg.head == "avg" and avg.fc.in_features == avg.num_features == 128
+    assert fc.fc.in_features == 128 * 4 * 4 and fc.num_features == 128
+    assert set(fc.state_dict()) == set(avg.state_dict())  # same keys, only fc.weight's shape differs
+    assert sum(p.numel() for p in fc.parameters()) - sum(p.numel() for p in avg.parameters()) == 128 * 15 * 10
+    x = torch.randn(2, 3, 48, 48)  # another size: pooled to the 4x4 grid first
+    assert fc.eval()(x).shape == (2, 10) and fc.forward_head(fc.forward_features(x), pre_logits=True).shape == (2, 2048)
+    fc.reset_classifier(3)
+    assert fc.fc.in_features == 2048 and fc(x).shape == (2, 3)
+    assert create_model("googlenet", head="fc").fc.in_features == 1024 * 7 * 7  # Table 1's 7x7 map at 224
+    with pytest.raises(ValueError, match="head must be one of"):
+        create_model("googlenet", head="max")
+
+
+def test_modules_without_reductions_keep_table_1_widths_at_a_higher_cost():
+    """reduce=False: the 3x3 and 5x5 convs read the whole block input (Figure 2a's cost), outputs unchanged."""
+    with_red = summarize(create_model("googlenet", aux_logits=False), 224)
+    without = summarize(create_model("googlenet", aux_logits=False, reduce=False), 224)
+    assert [r.output for r in without.rows] == [r.output for r in with_red.rows]
+    block = create_model("googlenet", reduce=False).inception4a
+    assert len(block.branch2) == len(block.branch3) == 1 and block.branch3[0].conv.in_channels == 480
+    # 4a's 5x5 branch: 5x5 x 480 -> 48 at 14x14 without the 16-map reduction, the seed arithmetic's 112.9M MACs
+    assert block.branch3[0].conv.weight.numel() * 14 * 14 == 112_896_000
+    assert without.macs > 2.5 * with_red.macs and create_model("googlenet").inception4a.branch3[0].conv.kernel_size \
+        == (1, 1)

@@ -195,3 +195,22 @@ def test_summary_cli_reports_published_macs(capsys):
         [f"inception_a_{i}" for i in range(1, 5)] + [f"inception_b_{i}" for i in range(1, 8)]
         + [f"inception_c_{i}" for i in range(1, 4)])
     assert rows["reduction_a"]["output"] == [1024, 17, 17] and rows["inception_c_3"]["output"] == [1536, 8, 8]
+
+
+def test_residual_scale_replaces_every_blocks_scale_and_nothing_else():
+    default, unscaled = create_model("inception_resnet_small"), create_model("inception_resnet_small",
+                                                                             residual_scale=1.0)
+    scales = lambda m: [b.scale for b in m.modules() if hasattr(b, "scale")]
+    assert scales(default) == [0.17] * 3 + [0.10] * 3 + [0.20] * 3 and scales(unscaled) == [1.0] * 9
+    assert {k: v.shape for k, v in default.state_dict().items()} == {k: v.shape for k, v in
+                                                                       unscaled.state_dict().items()}
+    assert set(scales(create_model("inception_resnet_v2", residual_scale=0.3))) == {0.3}
+    assert sum(p.numel() for p in create_model("inception_resnet_v2").parameters()) == 55_843_464  # unchanged
+
+
+def test_small_inception_resnet_width_scales_every_layer():
+    narrow, wide = create_model("inception_resnet_small", width=0.25), create_model("inception_resnet_small", width=4)
+    assert [i["num_chs"] for i in narrow.feature_info] == [16, 48, 104]
+    assert wide.num_features == 1664  # past the paper's ~1000 filters, where unscaled residuals "died"
+    with torch.no_grad():
+        assert narrow.eval()(torch.randn(1, 3, 28, 28)).shape == (1, 1000)

@@ -71,6 +71,7 @@ GOOGLENET = (
     Inc("inception5b", 384,  192, 384,   48, 128,  128),                    # 7x7x1024
 )
 AUX_TAPS = {"inception4a": "aux1", "inception4d": "aux2"}
+HEADS = ("avg", "fc")  # global average pooling (the paper's) or a linear layer over the last map (an ablation)
 FEATURE_TAPS = ("conv1", "conv3", "inception3b", "inception4e", "inception5b")
 
 
@@ -100,16 +101,24 @@ class Inception(Branches):
     """The Inception module with dimension reductions (paper Figure 2b).
 
     Branch names follow torchvision's weight layout (`branch1`..`branch4`), which the BN build must match.
+    `reduce=False` leaves out the "#3x3 reduce" and "#5x5 reduce" 1x1 convs, so the 3x3 and 5x5 convs read the
+    whole block input (Figure 2a's cost). The pool projection stays, so every block keeps Table 1's output width
+    and only the cost of those two branches changes: section 4's arithmetic (a 5x5 conv to 48 maps over 480 costs
+    112.9M multiply-adds at 14x14, 5.3M behind a 16-map reduction) applied to the whole network.
     """
 
-    def __init__(self, in_chs: int, row: Inc, cfg: GoogLeNetCfg, width: float = 1.0):
+    def __init__(self, in_chs: int, row: Inc, cfg: GoogLeNetCfg, width: float = 1.0, reduce: bool = True):
         super().__init__()
         w = {f: scale_width(getattr(row, f), width) for f in Inc._fields[1:]}
         conv = lambda i, o, k: ConvNormAct(i, o, k, norm=cfg.norm)
         self.branch1 = conv(in_chs, w["c1x1"], 1)
-        self.branch2 = nn.Sequential(conv(in_chs, w["c3x3_red"], 1), conv(w["c3x3_red"], w["c3x3"], 3))
-        self.branch3 = nn.Sequential(conv(in_chs, w["c5x5_red"], 1),
-                                     conv(w["c5x5_red"], w["c5x5"], cfg.branch3_kernel))
+        if reduce:
+            self.branch2 = nn.Sequential(conv(in_chs, w["c3x3_red"], 1), conv(w["c3x3_red"], w["c3x3"], 3))
+            self.branch3 = nn.Sequential(conv(in_chs, w["c5x5_red"], 1),
+                                         conv(w["c5x5_red"], w["c5x5"], cfg.branch3_kernel))
+        else:
+            self.branch2 = nn.Sequential(conv(in_chs, w["c3x3"], 3))
+            self.branch3 = nn.Sequential(conv(in_chs, w["c5x5"], cfg.branch3_kernel))
         self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=cfg.pool_ceil),
                                      conv(in_chs, w["pool_proj"], 1))
         self.row = row  # the Table 1 columns, for `inceptorch summary`
@@ -150,12 +159,21 @@ class GoogLeNet(InceptionNet):
 
     `small_input=True` swaps the 7x7/2 conv and first pool for a 3x3/1 conv so that 28-64 px images keep enough
     resolution (total stride 16 instead of 32): a 32 px input reaches stage 3 at 16x16, stage 5 at 4x4.
+
+    Two options exist for ablations (`inceptorch reproduce`), their defaults being the paper's network:
+    `reduce=False` builds the modules without their 3x3/5x5 reductions (see `Inception`), and `head="fc"` replaces
+    global average pooling with a linear classifier over the whole last feature map (7x7 at 224 px, 4x4 with
+    `small_input` at 32 px), the head that section 5 reports average pooling beat by about 0.6% top-1. Other input
+    sizes are average-pooled to that grid first, so the classifier's input stays fixed (as `AuxHead` does).
     """
 
     def __init__(self, cfg: GoogLeNetCfg, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = True,
                  drop_rate: float | None = None, aux_drop_rate: float | None = None, width: float = 1.0,
-                 small_input: bool = False, transform_input: bool = False, spec: tuple = GOOGLENET):
+                 small_input: bool = False, transform_input: bool = False, spec: tuple = GOOGLENET,
+                 head: str = "avg", reduce: bool = True):
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, not {head!r}")
         if drop_rate is not None or aux_drop_rate is not None:
             cfg = GoogLeNetCfg(**{**cfg.__dict__, "drop_rate": cfg.drop_rate if drop_rate is None else drop_rate,
                                   "aux_drop_rate": cfg.aux_drop_rate if aux_drop_rate is None else aux_drop_rate})
@@ -165,23 +183,31 @@ class GoogLeNet(InceptionNet):
         for row in spec:
             if (small_input and row.name == "maxpool1") or (isinstance(row, LRN) and not cfg.lrn):
                 continue
-            module, chs, stride = self._make_stage(row, chs, cfg, width, small_input)
+            module, chs, stride = self._make_stage(row, chs, cfg, width, small_input, reduce)
             reduction *= stride
             self.add_stage(row.name, module, chs, reduction, feature=row.name in FEATURE_TAPS)
             if row.name in AUX_TAPS:
                 aux_in_chs[AUX_TAPS[row.name]] = chs
-        for head, head_in_chs in aux_in_chs.items():  # after the trunk, in torchvision's key order
-            self.add_module(head, AuxHead(head_in_chs, num_classes, cfg, width) if aux_logits else None)
-        self.num_features = chs
-        self.avgpool = nn.AdaptiveAvgPool2d(1)  # = the 7x7/1 average pool of Table 1 at 224 input
+        for aux_name, aux_in in aux_in_chs.items():  # after the trunk, in torchvision's key order
+            self.add_module(aux_name, AuxHead(aux_in, num_classes, cfg, width) if aux_logits else None)
+        self.num_features, self.head = chs, head
+        # "fc": the last map at the default input size (224 px, or 32 px with small_input) stays a grid.
+        grid = 1 if head == "avg" else (32 if small_input else 224) // reduction
+        self.avgpool = nn.AdaptiveAvgPool2d(grid)  # grid 1 = the 7x7/1 average pool of Table 1 at 224 input
+        self.head_features = chs * grid * grid
         self.dropout = nn.Dropout(cfg.drop_rate)
-        self.fc = nn.Linear(chs, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = nn.Linear(self.head_features, num_classes) if num_classes > 0 else nn.Identity()
         if small_input:
             self.cfg_overrides = {"input_size": 32, "min_input_size": 28, "crop_pct": 1.0}
         init_weights(self, cfg.init)
 
+    def reset_classifier(self, num_classes: int) -> None:
+        super().reset_classifier(num_classes)
+        if num_classes > 0 and self.head_features != self.num_features:  # the "fc" head reads the whole grid
+            self.fc = nn.Linear(self.head_features, num_classes)
+
     @staticmethod
-    def _make_stage(row, in_chs: int, cfg: GoogLeNetCfg, width: float, small_input: bool):
+    def _make_stage(row, in_chs: int, cfg: GoogLeNetCfg, width: float, small_input: bool, reduce: bool = True):
         """The module for one spec row, its output channels and its stride."""
         if isinstance(row, Conv):
             out_chs = scale_width(row.out_chs, width)
@@ -195,7 +221,7 @@ class GoogLeNet(InceptionNet):
         if isinstance(row, LRN):
             # Caffe's LRN convention (alpha divided by the window size) is also torch's.
             return nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0), in_chs, 1
-        block = Inception(in_chs, row, cfg, width)
+        block = Inception(in_chs, row, cfg, width, reduce)
         return block, block.out_channels, 1
 
 

@@ -16,6 +16,12 @@ TF-slim's (0.17 for the 35x35 blocks, 0.10 for 17x17, 0.20 for 8x8), data in eac
   (Figure 11), Reduction-B (Figure 12), 5 x Inception-ResNet-C (Figure 13), average pool, dropout (keep 0.8),
   linear (Figure 15). The paper gives no scales for it (it says scaling mattered past about 1000 filters); we use
   the same 0.17 / 0.10 / 0.20 so that its deeper stages (896 and 1792 filters) are scaled like v2's.
+- `inception_resnet_small`: the same three residual blocks and two reductions, three blocks each, sized for
+  28-32 px images with a `width` multiplier: the network for testing section 3.3's claim on small data.
+
+Every builder takes `residual_scale`, which replaces the scale of every residual block (1.0: unscaled), for the
+section 3.3 ablation: "if the number of filters exceeded 1000, the residual variants started to exhibit
+instabilities [...] scaling down the residuals before adding them [...] seemed to stabilize the training".
 """
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ from ._inception_v4_blocks import (
     InceptionAWidths,
     Pool,
     ReductionA,
+    ReductionAWidths,
     StackedInception,
     Stage,
     conv_chain,
@@ -43,7 +50,7 @@ from ._inception_v4_blocks import (
     timm_table,
 )
 from ._registry import INCEPTION_MEAN, INCEPTION_STD, ModelCfg, register_model
-from .layers import Branches, ConvNormAct
+from .layers import Branches, ConvNormAct, scale_width
 
 
 class ResidualBlock(nn.Module):
@@ -177,10 +184,41 @@ INCEPTION_RESNET_V2 = (
 )
 
 
-class InceptionResNet(StackedInception):
-    """Inception-ResNet from a spec; `drop_rate` 0.2 is the paper's keep 0.8 (Figure 15)."""
+# Sized for 28-32 px digits (a few minutes of CPU per run): the three residual blocks of Figures 16-19 with v2's
+# branch shapes, three of each, between v1's stem shape (plain convs) and the two reductions. Widths are a quarter
+# of v2's or less; `width` scales them all (width 4 gives v2-like block widths, 1,664 channels in block8).
+INCEPTION_RESNET_SMALL = (
+    #     name     out kernel stride padding                                                  # output at 32
+    Conv("conv1",   32, 3, 1, 1),                                                              # 32x32x32
+    Conv("conv2",   64, 3, 2, 1),                                                              # 16x16x64
+    Stage("block35", Block35, Block35Widths(16, (16, 16), (16, 24, 32)), count=3, scale=0.17),  # 16x16x64
+    Stage("reduction_a", ReductionA, ReductionAWidths(32, 32, 64, 64)),                         # 7x7x192
+    Stage("block17", Block17, Block17Widths(64, (32, 48, 64)), count=3, scale=0.10),           # 7x7x192
+    Stage("reduction_b", ReductionBRes, ReductionBResWidths((32, 64), (32, 64), (32, 64, 96))),  # 3x3x416
+    Stage("block8", Block8, Block8Widths(64, (64, 80, 96)), count=3, scale=0.20),              # 3x3x416
+)
 
-    def __init__(self, spec: Sequence, **kwargs):
+
+def scale_spec(spec: Sequence, width: float) -> tuple:
+    """`spec` with every channel count multiplied by `width` (conv outputs, and every field of block widths)."""
+    def scaled(value):
+        return tuple(scaled(v) for v in value) if isinstance(value, tuple) else scale_width(value, width)
+
+    return tuple(row._replace(out_chs=scale_width(row.out_chs, width)) if isinstance(row, Conv)
+                 else row._replace(widths=type(row.widths)(*map(scaled, row.widths))) if isinstance(row, Stage)
+                 else row for row in spec)
+
+
+class InceptionResNet(StackedInception):
+    """Inception-ResNet from a spec; `drop_rate` 0.2 is the paper's keep 0.8 (Figure 15).
+
+    `residual_scale` replaces every residual block's scale (section 3.3); None keeps the spec's.
+    """
+
+    def __init__(self, spec: Sequence, residual_scale: float | None = None, **kwargs):
+        if residual_scale is not None:
+            spec = [row._replace(scale=residual_scale) if isinstance(row, Stage) and row.scale is not None else row
+                    for row in spec]
         super().__init__(spec, **kwargs)
 
 
@@ -198,6 +236,13 @@ def inception_resnet_v1(**kwargs) -> InceptionResNet:
 def inception_resnet_v2(**kwargs) -> InceptionResNet:
     """Inception-ResNet-v2, TF-slim's layout: loads timm's `inception_resnet_v2` weights through the converter."""
     return InceptionResNet(INCEPTION_RESNET_V2, **kwargs)
+
+
+@register_model(ModelCfg(input_size=32, min_input_size=28, mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=1.0,
+                         paper=PAPER + "; Figures 16-19 blocks in a network for 28-32 px images"))
+def inception_resnet_small(width: float = 1.0, **kwargs) -> InceptionResNet:
+    """A small Inception-ResNet for 28-32 px images (see `INCEPTION_RESNET_SMALL`); `width` scales every layer."""
+    return InceptionResNet(scale_spec(INCEPTION_RESNET_SMALL, width), **kwargs)
 
 
 # ---- timm's layout: named stem layers, `repeat`, `repeat_1`, `repeat_2` sequences, `block8`, `classif` -------------
