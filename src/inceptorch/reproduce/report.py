@@ -15,7 +15,7 @@ import math
 import statistics
 from pathlib import Path
 
-from ..train.run import read_metrics
+from ..train.metrics import read_metrics
 from .experiments import Experiment
 from .runner import RECORD
 
