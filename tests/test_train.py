@@ -325,3 +325,70 @@ def test_default_loader_workers_on_a_gpu_share_the_cores(cores, local_world, exp
     assert loader_workers(None, torch.device("cuda")) == expected
     assert loader_workers(None, torch.device("cpu")) == 0  # the training step already uses every core
     assert loader_workers(3, torch.device("cuda")) == 3 and loader_workers(0, torch.device("cuda")) == 0
+
+
+def test_output_that_is_a_file_is_one_line(folder, tmp_path, capsys):
+    target = tmp_path / "a_file.txt"
+    target.write_text("mine")
+    assert main(["train", *TINY, "--data", str(folder), "--epochs", "1", "--output", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and len(err.strip().splitlines()) == 1
+    assert target.read_text() == "mine"
+
+
+def test_a_second_run_into_a_busy_folder_stops_and_a_killed_runs_lock_does_not_block_resume(folder, tmp_path):
+    """Two runs into one --output: the second stops at once with one line. The lock is the OS's: after kill -9
+    of its holder, --resume proceeds."""
+    from inceptorch.train.run_folder import RunFolderLock
+
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", ("import sys, time; from pathlib import Path; "
+                               "from inceptorch.train.run_folder import RunFolderLock; "
+                               "lock = RunFolderLock(Path(sys.argv[1])); print('locked', flush=True); time.sleep(600)"),
+                               str(run)], env={**os.environ, "PYTHONPATH": SRC}, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        proc = subprocess.run([sys.executable, "-m", "inceptorch", "train", *TINY, "--data", str(folder),
+                               "--epochs", "1", "--batch-size", "4", "--output", str(run)], check=False,
+                              env={**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 2 and f"process {holder.pid}" in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and not (run / "metrics.csv").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    RunFolderLock(run).release()  # free again: the killed process left its lock file, not its lock
+    assert main(["train", *TINY, "--data", str(folder), "--epochs", "1", "--batch-size", "4",
+                 "--output", str(run)]) == 0
+
+
+def test_a_log_that_is_not_a_terminal_gets_progress_lines(folder, tmp_path, monkeypatch, capsys):
+    from inceptorch.train import progress
+
+    monkeypatch.setattr(progress, "LOG_INTERVAL_S", 0.0)
+    run = tmp_path / "run"
+    args = ["train", *[a for a in TINY if a != "--no-progress"], "--data", str(folder), "--epochs", "1",
+            "--batch-size", "4", "--output", str(run)]
+    assert main(args) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if " batch " in line]
+    assert lines and lines[0].startswith("epoch 1/1  batch 1/3  loss ") and "img/s" in lines[0]
+
+
+def test_freeze_epochs_train_only_the_new_classifiers_then_all(folder, tmp_path):
+    """--freeze-epochs 1 of 2: after epoch 1 the pretrained trunk (weights and BN statistics) is untouched and the
+    classifier has moved; after epoch 2 the trunk has moved too, at lr x trunk_lr_scale."""
+    small = create_model("googlenet_bn", num_classes=7, small_input=True, width=0.0625)
+    torch.save(small.state_dict(), tmp_path / "small.pth")
+    start = small.state_dict()
+    run = tmp_path / "run"
+    args = ["train", *TINY, "--data", str(folder), "--epochs", "1", "--batch-size", "4", "--lr", "0.01",
+            "--output", str(run), "--pretrained", str(tmp_path / "small.pth"), "--freeze-epochs", "1",
+            "--set", "trunk_lr_scale=0.1", "--set", "ema_decay=null", "--set", "precise_bn=never"]
+    assert main(args) == 0
+    after1 = load_file(str(run / "last.safetensors"))
+    trunk = [k for k in start if not k.startswith(("fc.", "aux1.fc2.", "aux2.fc2."))]
+    assert all(torch.equal(after1[k], start[k]) for k in trunk if "num_batches_tracked" not in k)
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
+    after2 = load_file(str(run / "last.safetensors"))
+    assert not torch.equal(after2["conv1.conv.weight"], start["conv1.conv.weight"])
+    assert not torch.equal(after2["conv1.bn.running_mean"], start["conv1.bn.running_mean"])

@@ -14,8 +14,9 @@ class EpochProgress:
     """Loss, accuracy, learning rate and images/s while an epoch runs; nothing at all when not `enabled`."""
 
     def __init__(self, total: int, done: int, title: str, enabled: bool, log: Callable[[str], None] = print,
-                 interval_s: float = LOG_INTERVAL_S):
-        self.total, self.title, self.log, self.interval_s = total, title, log, interval_s
+                 interval_s: float | None = None):
+        self.total, self.title, self.log = total, title, log
+        self.interval_s = LOG_INTERVAL_S if interval_s is None else interval_s
         self.bar = enabled and sys.stderr.isatty()
         self.lines = enabled and not self.bar
         self.last_line = time.monotonic()
