@@ -18,7 +18,7 @@ from inceptorch.models import create_model
 from inceptorch.reproduce import EXPERIMENTS, get_experiment
 from inceptorch.reproduce.experiments import EXPECTATIONS, KINDS
 from inceptorch.reproduce.report import collect, read_run
-from inceptorch.train.run import read_metrics
+from inceptorch.train.metrics import read_metrics
 
 # Toy size: 14 train / 4 val images of 3 classes, one epoch of two batches, as few seeds as each test needs.
 TOY = ["--epochs", "1", "--set", "batch_size=8", "--no-progress"]

@@ -56,7 +56,7 @@ class BenchConfig:
     warmup: int = 3
     repeats: int = 10
     iters: int = 5  # timed calls per repeat
-    optimize: bool = True  # ours through fast.optimize (infer) / the fast TrainStep (train)
+    optimize: bool = True  # infer: ours through fast.optimize; train: channels_last (the step is train's own)
     merge: bool = True  # with optimize, infer: merge the sibling 1x1 convs (False: BN folding and channels_last only)
     matmul_1x1: bool | None = None  # with optimize, infer: 1x1 convs as GEMMs (None: optimize's default, Intel CPU)
     winograd: bool | None = None  # with optimize, infer: compiled 3x3 convs as Winograd (None: on the CPU)
@@ -230,7 +230,7 @@ def run_bench(cfg: BenchConfig) -> dict:
         y = torch.randint(0, cfg.num_classes, (cfg.batch_size,), generator=g).to(device)
         ours_label = "ours (fast step)" if cfg.optimize else "ours"
         step = TrainStep(ours, precision=cfg.precision, channels_last=cfg.optimize, compile=cfg.compile,
-                         compile_mode=cfg.compile_mode, fused_optimizer=cfg.optimize)
+                         compile_mode=cfg.compile_mode)
         # Both steps get the same channels_last batch: a conversion inside ours would time (and hold) a copy.
         runs = {ours_label: lambda: step(x_ref, y), ref_label: _reference_train_runner(reference, x_ref, y, cfg, device)}
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)

@@ -59,10 +59,10 @@ class StepInfo:
     meter: Meter
 
 
-def autocast(device: torch.device, enabled: bool):
+def autocast(device: torch.device, enabled: bool, dtype: torch.dtype = torch.bfloat16):
     """bf16 autocast on GPU (no loss scaling needed, unlike fp16); CPU runs stay in fp32 for exact resumes."""
     if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cuda", dtype=dtype)
     return contextlib.nullcontext()
 
 
@@ -84,19 +84,54 @@ def _criterion(label_smoothing: float, class_weights: Tensor | None = None) -> C
                                                    label_smoothing=label_smoothing)
 
 
+class ForwardLoss:
+    """One batch's forward pass and loss, `(images, targets) -> (loss, logits)`: the part of a training step that
+    `compile=True` hands to `torch.compile`, as one graph (`fullgraph=True`, the aux heads included) unless the model
+    is wrapped in DDP, whose gradient buckets split the graph on purpose.
+
+    `inceptorch train` builds one per run and `inceptorch bench --mode train` times the same object (through
+    `fast.TrainStep`), so the published training figures are those of the path users run.
+    """
+
+    def __init__(self, model: nn.Module, aux_weight: float = 0.0, label_smoothing: float = 0.0,
+                 class_weights: Tensor | None = None, autocast_dtype: torch.dtype | None = None,
+                 compile: bool = False, fullgraph: bool = True, backend: str = "inductor", mode: str | None = None):
+        self.model, self.aux_weight, self.label_smoothing = model, aux_weight, label_smoothing
+        self.class_weights, self.autocast_dtype = class_weights, autocast_dtype
+        self.fn = torch.compile(self.forward_loss, fullgraph=fullgraph, backend=backend, mode=mode) if compile \
+            else self.forward_loss
+
+    def forward_loss(self, images: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        if self.autocast_dtype is None:
+            return compute_loss(self.model, images, targets, self.aux_weight, self.label_smoothing,
+                                self.class_weights)
+        with torch.autocast(images.device.type, dtype=self.autocast_dtype):
+            return compute_loss(self.model, images, targets, self.aux_weight, self.label_smoothing,
+                                self.class_weights)
+
+    def __call__(self, images: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        return self.fn(images, targets)
+
+
 def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer, scheduler, *,
                     device: torch.device, aux_weight: float = 0.0, label_smoothing: float = 0.0,
                     accum_steps: int = 1, clip_grad: float | None = None, ema=None, amp: bool = True,
-                    channels_last: bool = False, class_weights: Tensor | None = None,
+                    channels_last: bool = False, forward_loss: ForwardLoss | None = None,
                     eval_modules: Iterable[nn.Module] = (), step: int = 0, batches_done: int = 0, meter: Meter | None = None,
                     on_step: Callable[[StepInfo], None] | None = None) -> Meter:
     """One pass over `batches` (which start at batch `batches_done` of the epoch); returns the epoch's meter.
+
+    `forward_loss` computes each batch's loss (default: a plain `ForwardLoss` over `model` with `aux_weight`,
+    `label_smoothing` and, on a GPU with `amp`, bf16 autocast).
 
     Gradients accumulate over `accum_steps` batches, each loss divided by `accum_steps` so the step matches one
     large batch. A non-finite loss raises `NonFiniteLoss` before the optimizer step. `eval_modules` stay in eval
     mode (the BN layers of a frozen pretrained trunk keep their statistics).
     """
     meter = meter or Meter()
+    if forward_loss is None:
+        forward_loss = ForwardLoss(model, aux_weight, label_smoothing,
+                                   autocast_dtype=torch.bfloat16 if amp and device.type == "cuda" else None)
     model.train()
     for module in eval_modules:
         module.eval()
@@ -107,8 +142,7 @@ def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.
         targets = targets.to(device, non_blocking=True)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        with autocast(device, amp):
-            loss, logits = compute_loss(model, images, targets, aux_weight, label_smoothing, class_weights)
+        loss, logits = forward_loss(images, targets)
         correct = (logits.argmax(1) == targets).sum()
         (loss / accum_steps).backward()
         # Read the loss only now: on a GPU, `.item()` before backward would make the host wait for the forward

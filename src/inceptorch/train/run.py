@@ -41,7 +41,7 @@ from .config import TrainConfig, save_config
 from .data_init import data_dependent_init, has_normalization
 from .distributed import DistributedTrainModel, init_distributed, scaled_lr, shutdown_distributed
 from .ema import ModelEMA
-from .engine import Meter, NonFiniteLoss, StepInfo, autocast, evaluate, train_one_epoch
+from .engine import ForwardLoss, Meter, NonFiniteLoss, StepInfo, autocast, evaluate, train_one_epoch
 from .loaders import build_loaders, loader_workers
 from .metrics import append_row, eval_columns, metric_fields, plot_curves
 from .optim import build_optimizer, build_scheduler, fit_warmup
@@ -181,10 +181,10 @@ class Trainer:
         if state is not None:
             self._load_state(state)
         self.train_model = self._wrap_distributed()
-        if cfg.compile:
-            self.model.compile()  # compiles forward; forward_train (aux heads) is compiled alongside
-            if hasattr(self.model, "forward_train"):
-                self.model.forward_train = torch.compile(self.model.forward_train)
+        # The whole forward + loss is what --compile compiles: one graph, except under DDP.
+        self.forward_loss = ForwardLoss(self.train_model, self.aux_weight, cfg.label_smoothing, self.class_weights,
+                                        torch.bfloat16 if cfg.amp and self.device.type == "cuda" else None,
+                                        compile=cfg.compile, fullgraph=not self.dist.enabled)
         self.fields = metric_fields(self.class_names, ema=self.ema is not None)
         self._signal = None
 
@@ -391,7 +391,7 @@ class Trainer:
                 train_one_epoch(self.train_model, self.loaders.train, self.optimizer, self.scheduler,
                                 device=self.device, aux_weight=self.aux_weight, label_smoothing=cfg.label_smoothing,
                                 accum_steps=cfg.accum_steps, clip_grad=cfg.clip_grad, ema=self.ema, amp=cfg.amp,
-                                channels_last=self.channels_last, class_weights=self.class_weights,
+                                channels_last=self.channels_last, forward_loss=self.forward_loss,
                                 eval_modules=frozen_norms, step=self.step, batches_done=self.batch,
                                 meter=self.meter, on_step=on_step)
         except NonFiniteLoss as exc:
