@@ -72,6 +72,9 @@ def test_classes_are_matched_by_name_and_metrics_by_value():
     assert result.class_counts == {"red": 3, "green": 2}
     assert result.confusion.tolist() == [[1, 0, 2], [0, 2, 0]]  # rows: data red, green; columns: blue, green, red
     assert result.top5 == 1.0 and result.topk == 3
+    # Balanced accuracy: the mean of the two recalls, not the image-weighted top-1; the majority share beside it.
+    assert result.balanced == pytest.approx((2 / 3 + 1) / 2) and result.majority_share == pytest.approx(3 / 5)
+    assert result.to_dict()["balanced_accuracy"] == pytest.approx(5 / 6)
 
 
 def test_unknown_data_class_is_a_user_error():

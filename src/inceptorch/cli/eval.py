@@ -51,9 +51,10 @@ def run(args) -> int:
     print(f"data: {args.data} (split {split}, {result.num_images} images, {len(result.data_classes)} classes), "
           f"{result.crops} crop{'s' if result.crops > 1 else ''} per image"
           + (f", {len(members)}-model ensemble" if len(members) > 1 else ""))
-    print(f"top-1 {result.top1:.2%}   top-{k} {result.top5:.2%}")
+    print(f"top-1 {result.top1:.2%}   top-{k} {result.top5:.2%}   balanced {result.balanced:.2%}   "
+          f"(the largest class is {result.majority_share:.2%} of the images)")
     width = max(len("class"), *(len(n) for n in result.data_classes))
-    print(f"{'class':<{width}}  images   top-1")
+    print(f"{'class':<{width}}  images   recall")
     for name in result.data_classes:
         acc = result.per_class[name]
         print(f"{name:<{width}}  {result.class_counts[name]:>6}  {acc:>7.2%}" if not math.isnan(acc) else

@@ -25,7 +25,7 @@ SPLITS = ("auto", "val", "train", "all")
 class EvalResult:
     top1: float
     top5: float
-    per_class: dict[str, float]           # top-1 accuracy of each data class
+    per_class: dict[str, float]           # top-1 accuracy (recall) of each data class
     class_counts: dict[str, int]          # images of each data class
     confusion: np.ndarray                 # [data classes, model classes]: rows true, columns predicted
     data_classes: list[str]
@@ -40,8 +40,22 @@ class EvalResult:
     def num_images(self) -> int:
         return len(self.targets)
 
+    @property
+    def balanced(self) -> float:
+        """Balanced accuracy: the mean per-class recall over the classes with images (scikit-learn's
+        `balanced_accuracy_score`), what always answering the majority class scores 1 / classes in."""
+        present = [acc for name, acc in self.per_class.items() if self.class_counts.get(name)]
+        return sum(present) / len(present) if present else float("nan")
+
+    @property
+    def majority_share(self) -> float:
+        """The largest class's share of the images: the top-1 of always answering that class."""
+        return max(self.class_counts.values(), default=0) / max(self.num_images, 1)
+
     def to_dict(self) -> dict:
-        return {"top1": self.top1, "top5": self.top5, "per_class": self.per_class, "class_counts": self.class_counts,
+        return {"top1": self.top1, "top5": self.top5, "balanced_accuracy": self.balanced,
+                "majority_class_share": self.majority_share, "per_class": self.per_class,
+                "class_counts": self.class_counts,
                 "num_images": self.num_images, "crops": self.crops, "checkpoints": self.checkpoints,
                 "confusion_matrix": self.confusion.tolist()}
 
