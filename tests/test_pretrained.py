@@ -411,14 +411,14 @@ def test_fine_tuning_records_the_source_weights(server, monkeypatch, tv_googlene
     path, state = tv_googlenet
     serve_tv(server, monkeypatch, "googlenet_bn.tv_in1k", path)
     cfg = resolve({}, {"model": "googlenet_bn", "pretrained": "imagenet"})
-    model, kwargs = build_model(cfg, num_classes=3, log=lambda s: None)
+    model, kwargs, _ = build_model(cfg, num_classes=3, log=lambda s: None)
     assert model.fc.out_features == 3 and torch.equal(model.conv1.conv.weight, state["conv1.conv.weight"])
     assert model.transform_input and not hasattr(model, "class_names")  # ImageNet's names do not fit 3 classes
     meta = model_metadata(model, kwargs, ["a", "b", "c"])
     assert meta["model_kwargs"]["transform_input"] is True and meta["class_names"] == ["a", "b", "c"]
     assert meta["pretrained"]["weights"] == "googlenet_bn.tv_in1k" and meta["model_cfg"]["mean"] == IMAGENET_MEAN
     # Resuming builds the model without reading the weights again: the checkpoint's metadata restores the rest.
-    fresh, _ = build_model(cfg, num_classes=3, log=lambda s: None, load_weights=False)
+    fresh, _, _ = build_model(cfg, num_classes=3, log=lambda s: None, load_weights=False)
     assert not fresh.transform_input
     restore_recorded(fresh, json.loads(json.dumps(meta)))  # as read back from a file
     assert fresh.transform_input and fresh.default_cfg == model.default_cfg
