@@ -69,13 +69,15 @@ def test_feature_info_matches_intermediate_maps(name):
     with torch.no_grad():
         maps = model.forward_intermediates(torch.randn(1, 3, size, size))
         features = model.forward_features(torch.randn(1, 3, size, size))
-    assert len(maps) == len(model.feature_info) >= 3
+    # the two-stride digit networks (stem at 1, everything else at 2) have two entries, the others three or more
+    assert len(maps) == len(model.feature_info) >= 2
     for fmap, info in zip(maps, model.feature_info):
         assert fmap.shape[1] == info["num_chs"], info
         # "same" padding gives ceil(size / reduction); the TF ports' VALID convs lose a few border pixels per stage
         assert size / info["reduction"] / 2 - 1 <= fmap.shape[-1] <= -(-size // info["reduction"]), info
-    assert [i["reduction"] for i in model.feature_info] == sorted(i["reduction"] for i in model.feature_info)
-    assert features.shape[1] == model.num_features
+    reductions = [i["reduction"] for i in model.feature_info]
+    assert reductions == sorted(set(reductions)), reductions  # one entry per stride (timm): the deepest map at it
+    assert features.shape[1] == model.num_features == model.feature_info[-1]["num_chs"]
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -293,7 +293,8 @@ class InceptionNaiveNet(SmallNet):
             block = NaiveInception(chs, scale_width(branch_chs, width), reduce)
             chs = block.out_channels
             stages.append((f"inception{i}", block, chs, 1))
-        super().__init__(stages, num_classes, drop_rate, taps=tuple(s[0] for s in stages))
+        # One feature per stride (timm's feature_info): the stem at 1, the last module at 2 (the pool's stride)
+        super().__init__(stages, num_classes, drop_rate, taps=("stem", stages[-1][0]))
 
 
 class PlainConvNet(SmallNet):
@@ -303,7 +304,7 @@ class PlainConvNet(SmallNet):
                  stem_chs: int = 16, width: float = 1.0, drop_rate: float = 0.0):
         stem_chs, out_chs = scale_width(stem_chs, width), scale_width(out_chs, width)
         stages = _stem(in_chans, stem_chs) + [("conv", ConvNormAct(stem_chs, out_chs, kernel, norm=False), out_chs, 1)]
-        super().__init__(stages, num_classes, drop_rate, taps=("stem", "pool", "conv"))
+        super().__init__(stages, num_classes, drop_rate, taps=("stem", "conv"))  # one per stride, as above
 
 
 @register_model(_cfg("Szegedy et al. 2014 (arXiv:1409.4842) Figure 2a, the naive Inception module"))
