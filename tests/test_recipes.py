@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from inceptorch.errors import UserError
 from inceptorch.train.config import read_recipe, recipe_names, resolve
@@ -140,3 +142,38 @@ def test_bad_recipe_from_the_shell_has_no_traceback(tmp_path):
                           capture_output=True, text=True, env=env, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "not valid YAML" in proc.stderr
+
+
+SPELLINGS = ["1e-3", "1E-3", "1.0e-3", "1.e-3", "0.001", ".001", "+1e-3", "1e-03", "10e-4", " 1e-3 ", "0.000_1e1"]
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_every_float_spelling_is_a_number_in_yaml_and_on_the_command_line(tmp_path, spelling):
+    from inceptorch.cli.train import parse_pairs
+
+    path = tmp_path / "r.yaml"
+    path.write_text(f"lr: {spelling}\nweight_decay: '{spelling}'\nbetas: [{spelling}, 0.999]\n")
+    cfg = resolve(read_recipe(path), parse_pairs([f"momentum={spelling}", f"label_smoothing={spelling}"], "--set"))
+    for value in (cfg.lr, cfg.weight_decay, cfg.betas[0], cfg.momentum, cfg.label_smoothing):
+        assert isinstance(value, float) and value == pytest.approx(1e-3, rel=1e-12)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("nan", "'lr' expects a finite number"), (".inf", "'lr' expects a finite number"),
+    ("1e400", "'lr' expects a finite number"), ("1e-3x", "'lr' expects a number, not '1e-3x'"),
+    ("true", "'lr' expects a number"),
+])
+def test_non_numbers_and_non_finite_values_are_refused(value, message):
+    from inceptorch.cli.train import parse_pairs
+
+    with pytest.raises(UserError) as info:
+        resolve({}, parse_pairs([f"lr={value}"], "--set"))
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(x=st.floats(min_value=1e-4, max_value=1e6, allow_nan=False),  # above the fixed forms' resolution
+       form=st.sampled_from(["{:e}", "{:E}", "{!r}", "{:.3e}", "{:g}", "{:.10f}"]))
+def test_fuzz_float_text_is_read_as_python_reads_it(x, form):
+    text = form.format(x)
+    assert resolve({"lr": text}, {}).lr == float(text)  # as `--set lr=TEXT` hands it over when YAML keeps a string

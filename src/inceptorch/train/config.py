@@ -7,6 +7,7 @@ Every error here is a one-line `UserError` naming the key and what was expected.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -144,16 +145,39 @@ _CHECKS = {
 
 
 def _coerce(key: str, value: Any) -> Any:
-    """Check one value against its field's type; ints pass as floats, lists as tuples."""
+    """Check one value against its field's type; ints pass as floats, lists as tuples, float text as floats."""
     if value is None:
         if key in _NULLABLE:
             return None
         raise UserError(f"setting {key!r} cannot be empty")
     kind = _KINDS[key]
+    if kind == "float":
+        return read_float(value, f"setting {key!r}")
+    if kind == "tuple" and isinstance(value, (list, tuple)):
+        return tuple(read_float(v, f"setting {key!r}") for v in value)
     check, expected = _CHECKS[kind]
     if not check(value):
         raise UserError(f"setting {key!r} expects {expected}, not {value!r}")
-    return float(value) if kind == "float" else tuple(float(v) for v in value) if kind == "tuple" else value
+    return value
+
+
+def read_float(value: Any, what: str) -> float:
+    """A finite float from a number or from text in any spelling Python reads (`1e-3`, `1E-3`, `.5`, `1_000.5`).
+
+    YAML 1.1, which PyYAML implements, reads a float only with a dot and a signed exponent: `1e-3` and `1.5e3`
+    stay strings there, yet they are how most people write a learning rate or a weight decay.
+    """
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise UserError(f"{what} expects a number, not {value!r}") from None
+    if not _CHECKS["float"][0](number):
+        raise UserError(f"{what} expects a number, not {value!r}")
+    if not math.isfinite(number):
+        raise UserError(f"{what} expects a finite number, not {value!r}")
+    return float(number)
 
 
 def validate(cfg: TrainConfig) -> TrainConfig:
