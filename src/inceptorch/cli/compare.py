@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..train.config import read_recipe, resolve
+from ._data_flags import apply_data_flags
 from .train import add_train_options, overrides_from_args
 
 
@@ -25,6 +26,7 @@ def run(args) -> int:
     from ..analysis.summary import summarize
     from ..train.run import Interrupted, read_metrics, train
 
+    apply_data_flags(args)
     if len(set(args.models)) != len(args.models):
         raise UserError("each model may appear once")
     recipe = read_recipe(args.config) if args.config else {}

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..evaluation import evaluate, load_eval_data, load_members, save_confusion_png
 from ..evaluation.evaluate import SPLITS
 from ._common import add_model_args, pick_device
+from ._data_flags import add_outside_paths_argument, add_pixel_limit_argument, apply_data_flags
 
 
 def register(subparsers) -> None:
@@ -27,10 +28,13 @@ def register(subparsers) -> None:
                    help="where to write the confusion matrix (default: confusion_matrix.png next to the first "
                         "checkpoint)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_pixel_limit_argument(p)
+    add_outside_paths_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    apply_data_flags(args)
     members = load_members(args.checkpoint, pick_device(args.device))
     data, split = load_eval_data(args.data, args.split, args.val_split, args.seed)
     workers = args.workers if args.workers is not None else (0 if len(data) < 256 else min(4, os.cpu_count() or 1))

@@ -7,6 +7,7 @@ from ..errors import UserError
 from ..evaluation import collect_images, load_members, predict
 from ..evaluation.ensemble import RUNTIMES
 from ._common import add_model_args, pick_device
+from ._data_flags import add_pixel_limit_argument, apply_data_flags
 
 
 def register(subparsers) -> None:
@@ -19,10 +20,12 @@ def register(subparsers) -> None:
                    help="torch: a checkpoint or run folder; onnxruntime: an .onnx file from `inceptorch export` "
                         "(CPU, same preprocessing and output)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_pixel_limit_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    apply_data_flags(args)
     files = collect_images(args.images)  # before loading models: a typo in a path fails fast
     if args.runtime == "onnxruntime" and args.device not in (None, "cpu"):
         raise UserError(f"--runtime onnxruntime runs on the CPU; drop --device {args.device}")

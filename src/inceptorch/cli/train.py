@@ -8,7 +8,7 @@ import yaml
 from ..errors import UserError
 from ..train.config import read_recipe, resolve
 from ..train.distributed import dist_env
-from ._data_flags import add_pixel_limit_argument, apply_pixel_limit
+from ._data_flags import add_outside_paths_argument, add_pixel_limit_argument, apply_data_flags
 
 
 def add_train_options(p, with_model: bool = True) -> None:
@@ -56,6 +56,7 @@ def add_train_options(p, with_model: bool = True) -> None:
     p.add_argument("--max-bad-fraction", type=float, default=None, metavar="F",
                    help="with --skip-bad-images, still stop if more than this fraction is bad (default: 0.01)")
     add_pixel_limit_argument(p)
+    add_outside_paths_argument(p)
 
 
 def register(subparsers) -> None:
@@ -99,7 +100,7 @@ def run(args) -> int:
     from ..train.config import load_saved_config
     from ..train.run import Interrupted, train
 
-    apply_pixel_limit(args)
+    apply_data_flags(args)
     over = overrides_from_args(args)
     if args.resume:
         if args.config:
