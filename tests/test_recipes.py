@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -177,3 +178,15 @@ def test_non_numbers_and_non_finite_values_are_refused(value, message):
 def test_fuzz_float_text_is_read_as_python_reads_it(x, form):
     text = form.format(x)
     assert resolve({"lr": text}, {}).lr == float(text)  # as `--set lr=TEXT` hands it over when YAML keeps a string
+
+
+def test_model_kwargs_are_checked_against_the_models_options_and_read_floats_too():
+    from inceptorch.cli.train import parse_pairs
+
+    cfg = resolve({"model": "googlenet_bn"}, {"model_kwargs": parse_pairs(["drop_rate=2e-1", "width=.5"], "")})
+    assert cfg.model_kwargs == {"drop_rate": 0.2, "width": 0.5}
+    for kwargs, message in (({"widht": 0.5}, "googlenet_bn takes no option 'widht'"),
+                            ({"width": "wide"}, "option 'width' expects a number"),
+                            ({"num_classes": -1}, "option 'num_classes' must be in [0, 100000]")):
+        with pytest.raises(UserError, match=re.escape(message)):
+            resolve({"model": "googlenet_bn"}, {"model_kwargs": kwargs})

@@ -423,6 +423,8 @@ def truncated_normal_(weight: Tensor, std: float) -> Tensor:
     """TF's truncated normal: values beyond two standard deviations are redrawn. (torchvision passes absolute bounds
     of +-2 to `trunc_normal_`, which hardly truncate at std 0.1; and `trunc_normal_`'s erfinv is several times slower
     than drawing, which dominated building the model.)"""
+    if weight.is_meta:  # a shape-only build (checking a saved model's size before allocating it): no values
+        return weight
     flat = weight.view(-1).normal_(0.0, std)
     redraw = (flat.abs() > 2 * std).nonzero().squeeze(1)  # about 4.6%; each later pass touches only these
     while redraw.numel():

@@ -181,6 +181,10 @@ def read_float(value: Any, what: str) -> float:
 
 
 def validate(cfg: TrainConfig) -> TrainConfig:
+    if cfg.model:  # the builder's options, with their types and bounds (a typo is caught here, not after epoch 0)
+        from ..models._options import check_model_kwargs
+
+        cfg.model_kwargs = check_model_kwargs(cfg.model, cfg.model_kwargs, "model_kwargs")
     for key, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("device", DEVICES),
                          ("aug", AUGMENTATIONS)):
         if getattr(cfg, key) not in choices:
