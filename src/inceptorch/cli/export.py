@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import UserError
+from ..export.parity import RELATIVE_TOLERANCE, parity, worst
 
 FORMATS = ("onnx", "pt2", "folder")
 
@@ -51,12 +52,13 @@ def run(args) -> int:
         from ..export.onnx import OPSET, export_onnx, onnx_parity
 
         path = export_onnx(model, args.output, size)
-        diffs = onnx_parity(model, path, size)
-        worst = max(diffs.values())
+        results = onnx_parity(model, path, size)
+        check = worst(list(results.values()))
         print(f"wrote {path} (ONNX opset {OPSET}, eval graph, input [batch, 3, {size}, {size}] -> logits, dynamic "
-              f"batch); ONNX Runtime vs PyTorch max |diff| {worst:.2e} at batch sizes {', '.join(map(str, diffs))}")
-        if worst > 1e-4:
-            raise UserError(f"ONNX Runtime disagrees with PyTorch by {worst:.2e} (> 1e-4); the file is at {path}")
+              f"batch); ONNX Runtime vs PyTorch at batch sizes {', '.join(map(str, results))}: {check.describe()}")
+        if not check.ok:
+            raise UserError(f"ONNX Runtime disagrees with PyTorch by {check.relative:.1e} of the largest logit "
+                            f"({check.describe()}; tolerance {RELATIVE_TOLERANCE:g}); the file is at {path}")
     elif args.format == "pt2":
         from ..export.program import export_program, load_program
 
@@ -64,8 +66,8 @@ def run(args) -> int:
         program, _ = load_program(path)
         x = torch.randn(3, 3, size, size)
         with torch.no_grad():
-            diff = float((program.module()(x) - model(x)).abs().max())
-        print(f"wrote {path} (torch.export program, dynamic batch); reloaded vs eager max |diff| {diff:.2e}")
+            check = parity(program.module()(x), model(x))
+        print(f"wrote {path} (torch.export program, dynamic batch); reloaded vs eager {check.describe()}")
     else:
         from ..export.folder import from_pretrained, save_pretrained
 
@@ -73,7 +75,7 @@ def run(args) -> int:
         again = from_pretrained(path)
         x = torch.randn(2, 3, size, size)
         with torch.no_grad():
-            diff = float((again(x) - model(x)).abs().max())
+            check = parity(again(x), model(x))
         print(f"wrote {path}/config.json and model.safetensors ({model.model_name}, "
-              f"{len(again.class_names)} class names); reloaded vs original max |diff| {diff:.2e}")
+              f"{len(again.class_names)} class names); reloaded vs original {check.describe()}")
     return 0
