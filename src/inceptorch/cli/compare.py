@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from ..devices import resolve_device
 from ..errors import UserError
 from ..train.config import read_recipe, resolve
 from ._data_flags import apply_data_flags
@@ -35,6 +36,7 @@ def run(args) -> int:
     for name in args.models:
         over = {**overrides_from_args(args), "model": name, "output": str(out / name)}
         cfg = resolve(recipe, over, args.config or "config")
+        resolve_device(cfg.device)  # a GPU this machine lacks stops here, before a run folder is made
         print(f"== {name}")
         try:
             result = train(cfg, progress=not args.no_progress)

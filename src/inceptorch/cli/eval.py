@@ -6,9 +6,10 @@ import math
 import os
 from pathlib import Path
 
+from ..devices import resolve_device
 from ..evaluation import evaluate, load_eval_data, load_members, save_confusion_png
 from ..evaluation.evaluate import SPLITS
-from ._common import add_model_args, pick_device
+from ._common import add_model_args
 from ._data_flags import add_outside_paths_argument, add_pixel_limit_argument, apply_data_flags
 
 
@@ -35,7 +36,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     apply_data_flags(args)
-    members = load_members(args.checkpoint, pick_device(args.device))
+    members = load_members(args.checkpoint, resolve_device(args.device))
     data, split = load_eval_data(args.data, args.split, args.val_split, args.seed)
     workers = args.workers if args.workers is not None else (0 if len(data) < 256 else min(4, os.cpu_count() or 1))
     result = evaluate(members, data, args.crops, args.batch_size, workers)

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import json
 
+from ..devices import resolve_device
 from ..errors import UserError
 from ..evaluation import collect_images, load_members, predict
 from ..evaluation.ensemble import RUNTIMES
-from ._common import add_model_args, pick_device
+from ._common import add_model_args
 from ._data_flags import add_pixel_limit_argument, apply_data_flags
 
 
@@ -26,10 +27,10 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     apply_data_flags(args)
-    files = collect_images(args.images)  # before loading models: a typo in a path fails fast
-    if args.runtime == "onnxruntime" and args.device not in (None, "cpu"):
+    if args.runtime == "onnxruntime" and args.device not in (None, "auto", "cpu"):
         raise UserError(f"--runtime onnxruntime runs on the CPU; drop --device {args.device}")
-    device = pick_device("cpu" if args.runtime == "onnxruntime" else args.device)
+    device = resolve_device("cpu" if args.runtime == "onnxruntime" else args.device)
+    files = collect_images(args.images)  # before loading models: a typo in a path fails fast
     members = load_members(args.checkpoint, device, args.runtime)
     predictions = predict(members, files, args.topk, args.crops, args.batch_size)
     if args.json:

@@ -5,9 +5,11 @@ import sys
 
 import yaml
 
+from ..devices import resolve_device
 from ..errors import UserError
 from ..train.config import read_recipe, resolve
 from ..train.distributed import dist_env
+from ._common import add_device_argument
 from ._data_flags import add_outside_paths_argument, add_pixel_limit_argument, apply_data_flags
 
 
@@ -22,7 +24,7 @@ def add_train_options(p, with_model: bool = True) -> None:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None, help="base learning rate")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    add_device_argument(p)
     p.add_argument("--pretrained", default=None, metavar="WEIGHTS_FILE",
                    help="fine-tune from a local weights file (ours, torchvision's or timm's); the classifier and "
                         "auxiliary classifiers are reset to the data's classes")
@@ -112,6 +114,7 @@ def run(args) -> int:
     else:
         recipe, where = (read_recipe(args.config), args.config) if args.config else ({}, "config")
     cfg = resolve(recipe, over, where)
+    resolve_device(cfg.device)  # a GPU this machine lacks stops the run before its folder is made
     resume = bool(args.resume) or _elastic_restart(cfg.output)
     try:
         result = train(cfg, resume=resume, progress=not args.no_progress)

@@ -15,11 +15,11 @@ from typing import Any
 
 import yaml
 
+from ..devices import check_device_name
 from ..errors import UserError
 
 OPTIMIZERS = ("sgd", "rmsprop", "adamw")
 SCHEDULES = ("step", "cosine", "constant")
-DEVICES = ("auto", "cpu", "cuda")
 AUGMENTATIONS = ("paper", "inception_v3", "light", "none")
 
 
@@ -185,8 +185,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         from ..models._options import check_model_kwargs
 
         cfg.model_kwargs = check_model_kwargs(cfg.model, cfg.model_kwargs, "model_kwargs")
-    for key, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("device", DEVICES),
-                         ("aug", AUGMENTATIONS)):
+    check_device_name(cfg.device)  # its spelling; whether this machine has it is for the run (devices.py)
+    for key, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("aug", AUGMENTATIONS)):
         if getattr(cfg, key) not in choices:
             raise UserError(f"{key} must be one of {', '.join(choices)}, not {getattr(cfg, key)!r}")
     for key in ("epochs", "batch_size", "accum_steps"):

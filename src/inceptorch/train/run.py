@@ -37,6 +37,7 @@ from ..data.datasets import build_dataset
 from ..data.gpu_pipeline import DeviceAugment, DeviceBatches, EncodedImages, collate_encoded
 from ..data.transforms import SeededDataset, eval_transform, train_transform
 from ..data.uint8_batches import DeviceNormalize, NormalizedBatches
+from ..devices import resolve_device
 from ..errors import UserError
 from ..models import create_model
 from ..models.layers import ModelOutput
@@ -107,12 +108,6 @@ class RunResult:
     best_epoch: int = -1
     last_metrics: dict = field(default_factory=dict)
     seconds: float = 0.0
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but torch sees no CUDA device")
-    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
 
 
 def loader_workers(requested: int | None, device: torch.device) -> int:
