@@ -195,3 +195,17 @@ def test_summary_cli_reports_published_macs(capsys):
         [f"inception_a_{i}" for i in range(1, 5)] + [f"inception_b_{i}" for i in range(1, 8)]
         + [f"inception_c_{i}" for i in range(1, 4)])
     assert rows["reduction_a"]["output"] == [1024, 17, 17] and rows["inception_c_3"]["output"] == [1536, 8, 8]
+
+
+@pytest.mark.parity
+def test_our_weights_write_back_to_timms_layout_and_load_into_timm(pair, image):
+    from inceptorch.models._convert import to_reference_state_dict
+
+    name, theirs, ours = pair
+    written = to_reference_state_dict(ours, "timm")
+    expected = theirs.state_dict()
+    assert written.keys() == expected.keys() and all(torch.equal(written[k], expected[k]) for k in expected)
+    fresh = timm.create_model(name, pretrained=False).eval()
+    fresh.load_state_dict(written, strict=True)  # timm itself takes the file
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(image), ours(image), atol=1e-4, rtol=0)

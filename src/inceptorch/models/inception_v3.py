@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._convert import register_converter
+from ._convert import register_converter, register_writer
 from ._registry import ModelCfg, register_model
 from .layers import Branches, ConvNormAct, InceptionNet, scale_width
 
@@ -468,3 +468,9 @@ def from_timm(state: dict) -> dict:
     if "Conv2d_1a_3x3.conv.weight" not in state or "Mixed_7c.branch_pool.conv.weight" not in state:
         raise KeyError("not a timm inception_v3 state dict")
     return dict(state)
+
+
+@register_writer("inception_v3", "timm")
+def to_timm(state: dict) -> dict:
+    """Our keys are timm's; its default build has no aux head, so ours (on by default here) is left out."""
+    return {k: v for k, v in state.items() if not k.startswith("AuxLogits.")}
