@@ -138,10 +138,11 @@ def test_every_reference_layout_a_model_reads_it_can_also_write():
 
 
 def test_export_writes_a_reference_layout_that_loads_back(tmp_path, capsys):
+    from safetensors.torch import load_file
+
     import inceptorch
     from inceptorch.cli.main import main
     from inceptorch.models._convert import to_reference_state_dict
-    from safetensors.torch import load_file
 
     model = create_model("inception_v3", num_classes=3, width=0.125, aux_logits=False)
     folder = inceptorch.save_pretrained(model, tmp_path / "saved")
