@@ -240,3 +240,18 @@ def test_errors_are_one_line(jpegs, runs, tmp_path, capsys):
     proc = subprocess.run([sys.executable, "-m", "inceptorch", "predict", "--checkpoint", str(runs["red"]),
                            str(tmp_path / "broken.jpg")], check=False, capture_output=True, text=True)
     assert proc.returncode == 2 and "broken.jpg" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("n_classes", [1, 2, 3, 12])
+def test_confusion_png_keeps_its_title_and_labels_inside_the_image(tmp_path, n_classes):
+    from inceptorch.evaluation.evaluate import save_confusion_png, score
+
+    gen = torch.Generator().manual_seed(0)
+    probs = torch.randn(40, n_classes, generator=gen).softmax(dim=1)
+    targets = torch.randint(0, n_classes, (40,), generator=gen)
+    names = [f"class {i}" for i in range(n_classes)]
+    result = score(probs, targets, names, names, 144, ["ckpt"])  # the longest default title: "144 crops"
+    pixels = np.asarray(Image.open(save_confusion_png(result, tmp_path / "cm.png")).convert("L"))
+    border = np.concatenate([pixels[:3].ravel(), pixels[-3:].ravel(), pixels[:, :3].ravel(), pixels[:, -3:].ravel()])
+    assert (border > 200).all()  # white all round: no text runs off an edge (a clipped title would)
+    assert (pixels[: pixels.shape[0] // 8] < 100).any()  # and the title is there, at the top

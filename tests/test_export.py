@@ -190,8 +190,8 @@ def test_export_cli_model_to_folder(tmp_path, capsys):
 
 def test_export_cli_onnx_from_checkpoint(tiny_onnx):
     path, printed = tiny_onnx
-    assert "ONNX Runtime vs PyTorch max |diff|" in printed and "batch sizes 1, 4" in printed
-    assert float(printed.split("max |diff| ")[1].split()[0]) < 1e-4
+    assert "ONNX Runtime vs PyTorch at batch sizes 1, 4: max |diff|" in printed
+    assert float(printed.split("relative to the largest logit: ")[1].split()[0]) < 1e-4
     assert OnnxClassifier(path).class_names == ["blue", "green", "red"]
 
 
@@ -289,3 +289,32 @@ def test_predict_cli_runtime_errors_are_one_line(tiny_onnx, tmp_path, capsys):
         assert main(["predict", *argv, str(image)]) == 2, argv
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
+
+
+def _scaled(scale: float):
+    """plain_conv (3k parameters) whose logits are about `scale`: fresh inits give 1e-12 to 1e10 in practice."""
+    model = with_lively_weights(create_model("plain_conv", num_classes=3))
+    with torch.no_grad():
+        model.fc.weight.mul_(scale)
+        model.fc.bias.mul_(scale)
+    model.class_names = ["a", "b", "c"]
+    return model
+
+
+def test_onnx_parity_is_judged_against_the_logits_scale(tmp_path, capsys):
+    # Logits of 1e10: a relative error of 1e-7 is 1e3 in absolute terms, and the file is right.
+    big = inceptorch.save_pretrained(_scaled(3e9), tmp_path / "big")
+    assert main(["export", "--checkpoint", str(big), "--format", "onnx", "--output", str(tmp_path / "big.onnx")]) == 0
+    printed = capsys.readouterr().out
+    relative = float(printed.split("relative to the largest logit: ")[1].split()[0])
+    assert relative < 1e-5 and "largest |logit| 1." in printed and "e+10" in printed
+
+
+def test_a_wrong_onnx_file_with_tiny_logits_fails_the_parity_check(tmp_path, capsys, monkeypatch):
+    # Logits of 1e-12: ONNX Runtime's answer 1% off is 1e-14 in absolute terms, under any absolute tolerance.
+    tiny = inceptorch.save_pretrained(_scaled(3e-13), tmp_path / "tiny")
+    real = OnnxClassifier.logits
+    monkeypatch.setattr(OnnxClassifier, "logits", lambda self, x: real(self, x) * 1.01)
+    assert main(["export", "--checkpoint", str(tiny), "--format", "onnx", "--output", str(tmp_path / "t.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "ONNX Runtime disagrees with PyTorch" in err and "of the largest logit" in err and err.count("\n") == 1

@@ -252,3 +252,15 @@ def test_summary_cli_macs_and_params(capsys):
     assert abs(total["macs"] - V3_MACS_AT_299) / V3_MACS_AT_299 < 0.02
     assert total["params"] == sum(p.numel() for p in tv_v3(aux_logits=False).parameters())  # summary drops aux
     assert main(["summary", "inception_v3", "--input-size", "74"]) == 2
+
+
+def test_our_weights_write_back_to_timms_layout_and_load_into_timm():
+    timm = pytest.importorskip("timm")
+    from inceptorch.models._convert import to_reference_state_dict
+
+    ours = randomize(create_model("inception_v3"), seed=3).eval()  # aux head on (our default): timm's has none
+    theirs = timm.create_model("inception_v3", pretrained=False).eval()
+    theirs.load_state_dict(to_reference_state_dict(ours, "timm"), strict=True)
+    x = torch.randn(1, 3, 107, 107)
+    with torch.no_grad():
+        torch.testing.assert_close(theirs(x), ours(x), atol=1e-4, rtol=0)

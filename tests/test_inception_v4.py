@@ -214,3 +214,15 @@ def test_small_inception_resnet_width_scales_every_layer():
     assert wide.num_features == 1664  # past the paper's ~1000 filters, where unscaled residuals "died"
     with torch.no_grad():
         assert narrow.eval()(torch.randn(1, 3, 28, 28)).shape == (1, 1000)
+@pytest.mark.parity
+def test_our_weights_write_back_to_timms_layout_and_load_into_timm(pair, image):
+    from inceptorch.models._convert import to_reference_state_dict
+
+    name, theirs, ours = pair
+    written = to_reference_state_dict(ours, "timm")
+    expected = theirs.state_dict()
+    assert written.keys() == expected.keys() and all(torch.equal(written[k], expected[k]) for k in expected)
+    fresh = timm.create_model(name, pretrained=False).eval()
+    fresh.load_state_dict(written, strict=True)  # timm itself takes the file
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(image), ours(image), atol=1e-4, rtol=0)

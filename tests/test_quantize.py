@@ -111,3 +111,39 @@ def _args(**kw):
 
     defaults = {"val": None, "calibration_batches": 8, "batch_size": 16, "threads": 2, "iters": 3, "json": True}
     return argparse.Namespace(**{**defaults, **kw})
+
+
+# The 28-32 px ancestors convert in a second or two; the Inception models (75 px and up, three without a width
+# option) take tens of seconds each to convert, trace and freeze on a shared 2-core CPU.
+_QUICK = {"lenet5", "maxout", "nin", "inception_naive", "plain_conv"}
+
+
+@pytest.mark.parametrize("name", [n if n in _QUICK else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in inceptorch.list_models()])
+def test_every_registered_model_quantizes_to_a_working_int8_file(name, tmp_path):
+    from _export_helpers import small_model, small_size, with_lively_weights
+    from inceptorch.export import save_quantized
+
+    model = with_lively_weights(small_model(name))
+    size = small_size(model)
+    gen = torch.Generator().manual_seed(0)
+    calibration = [torch.randn(4, 3, size, size, generator=gen) for _ in range(2)]
+    qmodel = quantize_int8(model, calibration)  # a model that cannot be traced is a one-line UserError instead
+    x = torch.randn(3, 3, size, size, generator=gen)
+    path = save_quantized(qmodel, tmp_path / "q.pt", size, {"model": name})
+    module, meta = load_quantized(path)
+    with torch.no_grad():
+        ref, got, reloaded = model(x), qmodel(x), module(x)
+    assert meta == {"model": name} and got.shape == ref.shape
+    assert torch.equal(reloaded, got)  # the saved TorchScript file computes what was converted
+    assert (got - ref).norm() / ref.norm() < 0.5  # int8 tracks fp32 (random weights: loose, yet far from noise)
+
+
+def test_a_model_that_cannot_be_traced_is_refused_in_one_line():
+    class DataDependent(torch.nn.Module):
+        def forward(self, x):
+            return x if x.sum() > 0 else -x  # control flow on values: torch.fx cannot trace it
+
+    with pytest.raises(UserError) as info:
+        quantize_int8(DataDependent(), [torch.randn(1, 3, 8, 8)])
+    assert "\n" not in str(info.value) and "cannot be quantized" in str(info.value)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from inceptorch.errors import UserError
 from inceptorch.train.config import read_recipe, recipe_names, resolve
@@ -140,3 +143,50 @@ def test_bad_recipe_from_the_shell_has_no_traceback(tmp_path):
                           capture_output=True, text=True, env=env, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "not valid YAML" in proc.stderr
+
+
+SPELLINGS = ["1e-3", "1E-3", "1.0e-3", "1.e-3", "0.001", ".001", "+1e-3", "1e-03", "10e-4", " 1e-3 ", "0.000_1e1"]
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_every_float_spelling_is_a_number_in_yaml_and_on_the_command_line(tmp_path, spelling):
+    from inceptorch.cli.train import parse_pairs
+
+    path = tmp_path / "r.yaml"
+    path.write_text(f"lr: {spelling}\nweight_decay: '{spelling}'\nbetas: [{spelling}, 0.999]\n")
+    cfg = resolve(read_recipe(path), parse_pairs([f"momentum={spelling}", f"label_smoothing={spelling}"], "--set"))
+    for value in (cfg.lr, cfg.weight_decay, cfg.betas[0], cfg.momentum, cfg.label_smoothing):
+        assert isinstance(value, float) and value == pytest.approx(1e-3, rel=1e-12)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("nan", "'lr' expects a finite number"), (".inf", "'lr' expects a finite number"),
+    ("1e400", "'lr' expects a finite number"), ("1e-3x", "'lr' expects a number, not '1e-3x'"),
+    ("true", "'lr' expects a number"),
+])
+def test_non_numbers_and_non_finite_values_are_refused(value, message):
+    from inceptorch.cli.train import parse_pairs
+
+    with pytest.raises(UserError) as info:
+        resolve({}, parse_pairs([f"lr={value}"], "--set"))
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(x=st.floats(min_value=1e-4, max_value=1e6, allow_nan=False),  # above the fixed forms' resolution
+       form=st.sampled_from(["{:e}", "{:E}", "{!r}", "{:.3e}", "{:g}", "{:.10f}"]))
+def test_fuzz_float_text_is_read_as_python_reads_it(x, form):
+    text = form.format(x)
+    assert resolve({"lr": text}, {}).lr == float(text)  # as `--set lr=TEXT` hands it over when YAML keeps a string
+
+
+def test_model_kwargs_are_checked_against_the_models_options_and_read_floats_too():
+    from inceptorch.cli.train import parse_pairs
+
+    cfg = resolve({"model": "googlenet_bn"}, {"model_kwargs": parse_pairs(["drop_rate=2e-1", "width=.5"], "")})
+    assert cfg.model_kwargs == {"drop_rate": 0.2, "width": 0.5}
+    for kwargs, message in (({"widht": 0.5}, "googlenet_bn takes no option 'widht'"),
+                            ({"width": "wide"}, "option 'width' expects a number"),
+                            ({"num_classes": -1}, "option 'num_classes' must be in [0, 100000]")):
+        with pytest.raises(UserError, match=re.escape(message)):
+            resolve({"model": "googlenet_bn"}, {"model_kwargs": kwargs})

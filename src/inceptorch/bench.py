@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .devices import resolve_device
 from .errors import UserError
 from .fast.compiled import CAN_SKIP_GUARDS, compile_for_inference, inference_compile_options
 from .fast.optimize import PointwiseConvAsMatmul, optimize
@@ -198,9 +199,7 @@ def run_bench(cfg: BenchConfig) -> dict:
         raise UserError(f"--mode must be infer or train, not {cfg.mode!r}")
     if cfg.precision not in DTYPES:
         raise UserError(f"--precision must be one of {', '.join(DTYPES)}, not {cfg.precision!r}")
-    device = torch.device(cfg.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for, but this torch sees no CUDA device")
+    device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     ours = build_ours(cfg)

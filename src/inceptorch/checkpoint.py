@@ -85,6 +85,12 @@ def save_model_file(model: nn.Module, path: str | Path, meta: dict) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
+ACCEPTED = "--checkpoint takes a run folder, a model .safetensors file or a saved-model folder (config.json + " \
+           "model.safetensors)"
+_WEIGHTS_KINDS = ("a PyTorch checkpoint", "a pickle")  # kinds whose weights `--pretrained` reads
+_AS_WEIGHTS = "its weights load with --model NAME --pretrained FILE (train, export)"
+
+
 def read_metadata(path: str | Path) -> dict:
     from safetensors import safe_open
 
@@ -92,10 +98,19 @@ def read_metadata(path: str | Path) -> dict:
         with safe_open(str(path), framework="pt") as f:
             raw = (f.metadata() or {}).get(META_KEY)
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for headers it cannot parse
+        from .file_kinds import file_kind
+
+        kind = file_kind(path)
+        if kind is not None:  # another format: say which, not what the safetensors parser made of it
+            raise UserError(f"{path} is {kind}, not an inceptorch model file: {ACCEPTED}"
+                            + (f"; {_AS_WEIGHTS}" if kind.startswith(_WEIGHTS_KINDS) else ""))
         raise UserError(f"cannot read model file {path}: {str(exc).splitlines()[0][:120]}") from None
     if raw is None:
-        raise UserError(f"{path} is a bare weights file: build the model with --model and pass it as --pretrained")
-    return json.loads(raw)
+        raise UserError(f"{path} is a bare weights file, not an inceptorch model file: {ACCEPTED}; {_AS_WEIGHTS}")
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise UserError(f"{path}: its inceptorch metadata is not valid JSON (a damaged file?)") from None
 
 
 def resolve_model_file(path: str | Path) -> Path:
@@ -129,7 +144,8 @@ def read_folder_config(config: str | Path) -> dict:
         data = json.loads(Path(config).read_text())
         return {"model": data["architecture"], "model_kwargs": dict(data.get("model_kwargs", {})),
                 "class_names": list(data.get("class_names", [])), "model_cfg": data.get("model_cfg", {}),
-                "preprocessing": data.get("preprocessing", {}), "pretrained": data.get("pretrained")}
+                "preprocessing": data.get("preprocessing", {}), "pretrained": data.get("pretrained"),
+                "num_classes": data.get("num_classes")}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserError(f"cannot read {config}: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}") from None
 
@@ -141,18 +157,28 @@ def load_model_file(path: str | Path, **overrides) -> tuple[nn.Module, dict]:
     The model gets the recorded preprocessing (`default_cfg`) and provenance (`pretrained_cfg`) back, so that saving
     it again, or fine-tuning it, carries them on.
     """
+    from .meta_checks import check_model_meta
     from .weights import read_state_dict
 
     config = folder_config(path)
     path = resolve_model_file(path) if config is None else config.parent / "model.safetensors"
     meta = read_metadata(path) if config is None else read_folder_config(config)
+    meta = check_model_meta(meta, str(config or path), overrides)  # before building: the text may say anything
     model = create_model(meta["model"], **{**meta["model_kwargs"], **overrides})
     state = read_state_dict(path)
+    target = model.state_dict()
+    wrong = next((k for k, v in state.items() if k in target and v.shape != target[k].shape), None)
+    if wrong is not None:
+        raise UserError(f"{path} does not match the model it names ({meta['model']}): {wrong} is "
+                        f"{tuple(state[wrong].shape)} in the file, {tuple(target[wrong].shape)} in the model")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or [k for k in missing if not k.startswith(_aux_prefixes(model))]:
         raise UserError(f"{path} does not match the model it names ({meta['model']}): "
                         f"{len(missing)} missing, {len(unexpected)} unexpected keys")
+    # The model describes itself as the file does: a run trained at 64 px says 64, not the registry's default,
+    # and keeps its class names, so what is saved or exported from it again says the same.
     restore_recorded(model, meta)
+    model.class_names = list(meta["class_names"])
     return model, meta
 
 

@@ -1,10 +1,14 @@
-"""Arguments shared by the subcommands that run a trained model (eval, predict)."""
+"""Arguments shared by the subcommands that run a trained model (eval, predict), and the --device flag of all."""
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
+from ..devices import DEVICE_HELP
 from ..errors import UserError
 from ..evaluation.crops import PROTOCOLS
+
+if TYPE_CHECKING:
+    import torch
 
 
 def add_model_args(p) -> None:
@@ -16,7 +20,7 @@ def add_model_args(p) -> None:
                         "list`, fetched once) or a weights file; MODEL.TAG alone names both")
     p.add_argument("--crops", type=int, choices=PROTOCOLS, default=1,
                    help="1: center crop; 10: corners + center, mirrored; 144: the GoogLeNet paper's protocol")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    add_device_argument(p)
 
 
 def load_model_args(args, device: torch.device, runtime: str = "torch") -> list:
@@ -66,13 +70,7 @@ def match_imagenet_ids(members: list, data_classes: list[str]) -> None:
                 m.class_names = ids
 
 
-def pick_device(name: str | None) -> torch.device:
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: CUDA is not available here")
-    return device
+def add_device_argument(p, default: str | None = None) -> None:
+    """--device, the same everywhere (`devices.resolve_device` reads it); None: the recipe's, else auto."""
+    p.add_argument("--device", default=default, metavar="DEVICE",
+                   help=f"{DEVICE_HELP} (default: {default or 'auto'})")

@@ -1,7 +1,7 @@
-"""The bad-image flags (issue 8) shared by the commands that read image files: train, eval, predict, check-data.
+"""The data flags shared by the commands that read image files: train, compare, eval, predict, check-data, quantize.
 
-    add_pixel_limit_argument(p); add_bad_image_arguments(p)      # in register()
-    apply_pixel_limit(args)                                       # first thing in run()
+    add_pixel_limit_argument(p); add_outside_paths_argument(p)    # in register(); train also add_bad_image_arguments
+    apply_data_flags(args)                                        # first thing in run()
     train_set = checked_dataset(train_set, args, warn=log, cache=run_dir / "verified_images.json")  # before epoch 1
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..data.checks import preflight
-from ..data.datasets import ImageList
+from ..data.datasets import ImageList, allow_paths_outside_lists
 from ..data.io import DEFAULT_MAX_IMAGE_PIXELS, ENV_MAX_IMAGE_PIXELS, set_max_image_pixels
 from ..errors import UserError
 
@@ -30,9 +30,21 @@ def add_bad_image_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --skip-bad-images, still stop if more than this fraction is bad (default: 0.01)")
 
 
+def add_outside_paths_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-outside-paths", action="store_true",
+                        help="let a CSV list name files outside its own folder (absolute paths, ../); refused by "
+                             "default, as a list may come from anyone")
+
+
 def apply_pixel_limit(args: argparse.Namespace) -> None:
     if getattr(args, "max_image_pixels", None) is not None:
         set_max_image_pixels(args.max_image_pixels)
+
+
+def apply_data_flags(args: argparse.Namespace) -> None:
+    """The process-wide data settings the flags ask for (both also reach forked DataLoader workers)."""
+    apply_pixel_limit(args)
+    allow_paths_outside_lists(getattr(args, "allow_outside_paths", False))
 
 
 def checked_dataset(dataset: ImageList, args: argparse.Namespace,

@@ -8,6 +8,7 @@ import json
 
 from ..bench import DTYPES, REFERENCES, BenchConfig, format_result, run_bench
 from ..errors import UserError
+from ._common import add_device_argument
 
 AUTO = {"auto": None, "on": True, "off": False}  # --matmul-1x1 / --winograd -> optimize's argument
 
@@ -24,7 +25,7 @@ def register(subparsers) -> None:
                    help="library of the reference (default: torchvision where it has the model, else timm)")
     p.add_argument("--mode", choices=("infer", "train"), default="infer",
                    help="infer: forward only; train: forward + backward + optimizer step")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    add_device_argument(p, default="cpu")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--precision", choices=tuple(DTYPES), default="fp32",
                    help="infer: both models cast to it; train: autocast to it")

@@ -1,12 +1,13 @@
-"""`inceptorch check-data DIR`: decode every image file under DIR and list the bad ones (exit 1 if any, 0 if none)."""
+"""`inceptorch check-data DIR`: decode every image file under DIR and list the bad ones and the empty class folders
+(exit 1 if any, 0 if none)."""
 from __future__ import annotations
 
 import json
 
-from ..data.checks import default_workers, image_files, report_dict, scan_images
+from ..data.checks import default_workers, empty_class_folders, image_files, report_dict, scan_images
 from ..data.datasets import IMAGE_EXTENSIONS
 from ..errors import UserError
-from ._data_flags import add_pixel_limit_argument, apply_pixel_limit
+from ._data_flags import add_outside_paths_argument, add_pixel_limit_argument, apply_data_flags
 
 
 def register(subparsers) -> None:
@@ -17,6 +18,7 @@ def register(subparsers) -> None:
                    help="decode JPEGs at full size (default: 1/8 scale, which still reads all data, so still "
                         "finds truncation)")
     add_pixel_limit_argument(p)
+    add_outside_paths_argument(p)
     p.add_argument("--cache", metavar="FILE", default=None,
                    help="JSON file of files verified good (by size and mtime): unchanged files are not decoded again")
     p.add_argument("--json", action="store_true", help="machine-readable report")
@@ -24,23 +26,35 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    apply_pixel_limit(args)
-    files, ignored = image_files(args.path)
-    if not files:
+    apply_data_flags(args)
+    listing = image_files(args.path)
+    empty = empty_class_folders(args.path)
+    if not listing.images:
         raise UserError(f"no image files under {args.path} (extensions: {', '.join(IMAGE_EXTENSIONS)})")
-    report = scan_images(files, workers=args.workers, draft=not args.full_decode, cache=args.cache)
+    report = scan_images(listing.images, workers=args.workers, draft=not args.full_decode, cache=args.cache)
+    failed = 1 if report.bad or empty else 0
     if args.json:
-        print(json.dumps(report_dict(report, args.path, ignored), indent=1))
-        return 1 if report.bad else 0
+        print(json.dumps(report_dict(report, args.path, listing, empty), indent=1))
+        return failed
     for bad in report.bad:
         print(bad)
+    for folder in empty:
+        print(f"{folder}: empty class folder (no image files)")
     rate = report.total / report.seconds if report.seconds > 0 else 0.0
     print(f"checked {report.total:,} image file{'s' if report.total != 1 else ''} under {args.path} in {report.seconds:.2f} s "
           f"({rate:,.0f} files/s, {report.workers} threads"
           + (f", {report.cached:,} unchanged since verified" if report.cached else "") + "): "
-          + (f"{len(report.bad):,} bad ({report.bad_fraction:.2%})" if report.bad else "all decode"))
-    if ignored:
-        kinds = ", ".join(f"{ext} x{n}" for ext, n in ignored.most_common())
-        n = sum(ignored.values())
+          + (f"{len(report.bad):,} bad ({report.bad_fraction:.2%})" if report.bad else "all decode")
+          + (f"; {_count(len(empty), 'empty class folder')}" if empty else ""))
+    if listing.ignored:
+        kinds = ", ".join(f"{ext} x{n}" for ext, n in listing.ignored.most_common())
+        n = sum(listing.ignored.values())
         print(f"ignored {n:,} file{'s' if n > 1 else ''} without an image extension ({kinds})")
-    return 1 if report.bad else 0
+    if listing.hidden:
+        print(f"skipped {_count(listing.hidden, 'hidden entry', 'hidden entries')} (dot-files such as macOS's ._* and "
+              f".DS_Store, __MACOSX): never data, in any command")
+    return failed
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n:,} {one if n == 1 else many or one + 's'}"

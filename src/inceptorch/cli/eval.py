@@ -6,9 +6,11 @@ import math
 import os
 from pathlib import Path
 
+from ..devices import resolve_device
 from ..evaluation import evaluate, load_eval_data, save_confusion_png
 from ..evaluation.evaluate import SPLITS
-from ._common import add_model_args, load_model_args, match_imagenet_ids, pick_device
+from ._common import add_model_args, load_model_args, match_imagenet_ids
+from ._data_flags import add_outside_paths_argument, add_pixel_limit_argument, apply_data_flags
 
 
 def register(subparsers) -> None:
@@ -27,11 +29,14 @@ def register(subparsers) -> None:
                    help="where to write the confusion matrix (default: confusion_matrix.png next to the first "
                         "checkpoint)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_pixel_limit_argument(p)
+    add_outside_paths_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    members = load_model_args(args, pick_device(args.device))
+    apply_data_flags(args)
+    members = load_model_args(args, resolve_device(args.device))
     data, split = load_eval_data(args.data, args.split, args.val_split, args.seed)
     match_imagenet_ids(members, data.class_names)
     workers = args.workers if args.workers is not None else (0 if len(data) < 256 else min(4, os.cpu_count() or 1))

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 
+from ..devices import resolve_device
 from ..errors import UserError
 from ..evaluation import collect_images, predict
 from ..evaluation.ensemble import RUNTIMES
-from ._common import add_model_args, load_model_args, pick_device
+from ._common import add_model_args, load_model_args
+from ._data_flags import add_pixel_limit_argument, apply_data_flags
 
 
 def register(subparsers) -> None:
@@ -19,14 +21,16 @@ def register(subparsers) -> None:
                    help="torch: a checkpoint or run folder; onnxruntime: an .onnx file from `inceptorch export` "
                         "(CPU, same preprocessing and output)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_pixel_limit_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    files = collect_images(args.images)  # before loading models: a typo in a path fails fast
-    if args.runtime == "onnxruntime" and args.device not in (None, "cpu"):
+    apply_data_flags(args)
+    if args.runtime == "onnxruntime" and args.device not in (None, "auto", "cpu"):
         raise UserError(f"--runtime onnxruntime runs on the CPU; drop --device {args.device}")
-    device = pick_device("cpu" if args.runtime == "onnxruntime" else args.device)
+    device = resolve_device("cpu" if args.runtime == "onnxruntime" else args.device)
+    files = collect_images(args.images)  # before loading models: a typo in a path fails fast
     members = load_model_args(args, device, args.runtime)
     predictions = predict(members, files, args.topk, args.crops, args.batch_size)
     if args.json:

@@ -6,6 +6,7 @@ import json
 from torch.utils.data import DataLoader
 
 from ..errors import UserError
+from ._data_flags import add_outside_paths_argument, add_pixel_limit_argument, apply_data_flags
 
 
 def register(subparsers) -> None:
@@ -20,10 +21,13 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=2, help="CPU threads for the latency measurement")
     p.add_argument("--iters", type=int, default=30, help="timed batch-1 forward passes per model")
     p.add_argument("--json", action="store_true", help="machine-readable report")
+    add_pixel_limit_argument(p)
+    add_outside_paths_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    apply_data_flags(args)
     from ..data.datasets import build_dataset
     from ..export.folder import from_pretrained
     from ..export.latency import bench_torch

@@ -5,10 +5,12 @@ import sys
 
 import yaml
 
+from ..devices import resolve_device
 from ..errors import UserError
 from ..train.config import AUGMENTATIONS, CLASS_BALANCE, read_recipe, resolve
 from ..train.distributed import dist_env
-from ._data_flags import add_pixel_limit_argument, apply_pixel_limit
+from ._common import add_device_argument
+from ._data_flags import add_outside_paths_argument, add_pixel_limit_argument, apply_data_flags
 
 
 def add_train_options(p, with_model: bool = True) -> None:
@@ -23,7 +25,7 @@ def add_train_options(p, with_model: bool = True) -> None:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None, help="base learning rate")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    add_device_argument(p)
     p.add_argument("--pretrained", default=None, metavar="imagenet|TAG|FILE",
                    help="fine-tune from the model's public ImageNet weights (imagenet, or a tag from `inceptorch "
                         "weights list`, fetched once) or a weights file (ours, torchvision's or timm's); the "
@@ -54,8 +56,9 @@ def add_train_options(p, with_model: bool = True) -> None:
                    help="GoogLeNet's small-input stem for 28-64 px images (model option)")
     p.add_argument("--aux", dest="aux_logits", action="store_true", default=None, help="build auxiliary heads")
     p.add_argument("--no-aux", dest="aux_logits", action="store_false", help="build no auxiliary heads")
-    p.add_argument("--model-kwarg", action="append", default=[], metavar="KEY=VALUE",
-                   help="another builder option, e.g. drop_rate=0.2 (repeatable; the value is read as YAML)")
+    p.add_argument("--model-kwarg", action="append", default=[], metavar="[MODEL:]KEY=VALUE",
+                   help="another builder option, e.g. drop_rate=0.2, or for one model only, e.g. "
+                        "inception_naive:reduce=true (repeatable; the value is read as YAML)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any recipe setting, e.g. weight_decay=1e-4 (repeatable; the value is read as YAML)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch only)")
@@ -64,6 +67,7 @@ def add_train_options(p, with_model: bool = True) -> None:
     p.add_argument("--max-bad-fraction", type=float, default=None, metavar="F",
                    help="with --skip-bad-images, still stop if more than this fraction is bad (default: 0.01)")
     add_pixel_limit_argument(p)
+    add_outside_paths_argument(p)
 
 
 def register(subparsers) -> None:
@@ -88,10 +92,24 @@ def parse_pairs(pairs: list[str], flag: str) -> dict:
     return out
 
 
+def per_model_kwargs(args) -> dict[str, dict]:
+    """The `--model-kwarg MODEL:KEY=VALUE` options: model name -> {key: value}."""
+    out: dict[str, dict] = {}
+    for key, value in parse_pairs(args.model_kwarg, "--model-kwarg").items():
+        model, sep, option = key.partition(":")
+        if sep:
+            if not model.strip() or not option.strip():
+                raise UserError(f"--model-kwarg expects KEY=VALUE or MODEL:KEY=VALUE, not {key!r}")
+            out.setdefault(model.strip(), {})[option.strip()] = value
+    return out
+
+
 def overrides_from_args(args) -> dict:
-    """Settings the command line gives, recipe keys -> values (None: not given)."""
+    """Settings the command line gives, recipe keys -> values (None: not given). model_kwargs holds the options
+    for every model: the builder flags and `--model-kwarg KEY=VALUE` (see `per_model_kwargs` for the others)."""
     model_kwargs = {k: getattr(args, k) for k in ("width", "small_input", "aux_logits") if getattr(args, k) is not None}
-    model_kwargs.update(parse_pairs(args.model_kwarg, "--model-kwarg"))
+    per_model_kwargs(args)  # a malformed MODEL:KEY is an error whichever command reads the options
+    model_kwargs.update({k: v for k, v in parse_pairs(args.model_kwarg, "--model-kwarg").items() if ":" not in k})
     over = parse_pairs(args.set, "--set")
     flags = {k: getattr(args, k, None) for k in ("model", "data", "epochs", "batch_size", "lr", "device", "pretrained",
                                                  "aug", "seed", "workers", "gpu_decode", "val_split", "accum_steps",
@@ -108,7 +126,7 @@ def run(args) -> int:
     from ..train.config import load_saved_config
     from ..train.run import Interrupted, train
 
-    apply_pixel_limit(args)
+    apply_data_flags(args)
     over = overrides_from_args(args)
     if args.resume:
         if args.config:
@@ -120,6 +138,14 @@ def run(args) -> int:
     else:
         recipe, where = (read_recipe(args.config), args.config) if args.config else ({}, "config")
     cfg = resolve(recipe, over, where)
+    own = per_model_kwargs(args)
+    if own:  # MODEL:KEY=VALUE: only for the model this run trains
+        other = next((m for m in own if m != cfg.model), None)
+        if other is not None:
+            raise UserError(f"--model-kwarg {other}:...: this run trains {cfg.model}, not {other}")
+        over["model_kwargs"] = {**over.get("model_kwargs", {}), **own[cfg.model]}
+        cfg = resolve(recipe, over, where)
+    resolve_device(cfg.device)  # a GPU this machine lacks stops the run before its folder is made
     resume = bool(args.resume) or _elastic_restart(cfg.output)
     try:
         result = train(cfg, resume=resume, progress=not args.no_progress)

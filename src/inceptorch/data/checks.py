@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from pathlib import Path
 
 from ..checkpoint import atomic_write
 from ..errors import UserError
-from .datasets import IMAGE_EXTENSIONS, ImageList, _csv_samples
+from .datasets import LIST_SUFFIX, ImageList, Listing, _csv_samples, class_folders, list_images
 from .io import BadImageError, load_image, max_image_pixels
 
 CACHE_VERSION = 1
@@ -164,29 +163,27 @@ def preflight(dataset: ImageList, skip_bad: bool = False, max_bad_fraction: floa
     return kept
 
 
-def image_files(root: str | Path) -> tuple[list[Path], Counter]:
-    """Every image file under `root` the way the dataset builder finds them (by extension, hidden entries left out),
-    and a count by extension of the other files, which training would ignore. A CSV file gives the files it lists."""
+def image_files(root: str | Path) -> Listing:
+    """Every image file under `root` as the dataset builder finds them (`datasets.list_images`: by extension, hidden
+    entries left out), with the other files counted. A CSV list gives the files it lists; another file, itself."""
     root = Path(root)
-    if not root.exists():
+    if not root.exists() and not root.is_symlink():
         raise UserError(f"data not found: {root}")
-    if root.is_file():
-        return ([Path(p) for p, _ in _csv_samples(root)[0]] if root.suffix.lower() == ".csv" else [root]), Counter()
-    files, ignored = [], Counter()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.startswith("."):
-                continue
-            path = Path(dirpath) / name
-            if path.suffix.lower() in IMAGE_EXTENSIONS:
-                files.append(path)
-            else:
-                ignored[path.suffix.lower() or "(none)"] += 1
-    return files, ignored
+    if root.is_file() or root.is_symlink() and not root.is_dir():
+        if root.suffix.lower() == LIST_SUFFIX:
+            return Listing(images=[Path(p) for p, _ in _csv_samples(root)[0]])
+        return Listing(images=[root])
+    return list_images(root)
 
 
-def report_dict(report: ScanReport, root: str | Path, ignored: Counter) -> dict:
-    return {"root": str(root), **report.to_dict(), "ignored": dict(ignored)}
+def empty_class_folders(root: str | Path) -> list[Path]:
+    """The class folders under `root` (as `build_dataset` reads a folder) that hold no image file."""
+    root = Path(root)
+    return [folder for folder in class_folders(root) if not list_images(folder).images] if root.is_dir() else []
+
+
+def report_dict(report: ScanReport, root: str | Path, listing: Listing, empty: list[Path]) -> dict:
+    return {"root": str(root), **report.to_dict(), "ignored": dict(listing.ignored), "hidden": listing.hidden,
+            "empty_class_folders": [str(f) for f in empty]}
 
 

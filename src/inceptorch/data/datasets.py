@@ -3,15 +3,24 @@
 `build_dataset(spec, split)` takes
 - a folder with `train/` and `val/` class folders (ImageFolder layout),
 - one folder of class folders, split deterministically into train/val by `val_split`,
-- a CSV file of `path,label` rows (paths relative to the CSV; a `path,label` header is optional),
+- a CSV file (`.csv`, UTF-8) of `path,label` rows (paths relative to the CSV; a `path,label` header is optional),
 - `digits`: scikit-learn's 8x8 handwritten digits, shipped inside its wheel (no download), as 32x32 RGB.
 Class names are sorted folder or label names, so the same data always gives the same class indices.
+
+Every command that reads a folder (check-data, train, eval, predict) lists it with `list_images`, so they agree on
+what is data: hidden entries (`is_hidden`) are never data, a class folder without images is an error, and a broken
+symbolic link is listed, so that decoding it reports it rather than a listing skipping it unseen.
 """
 from __future__ import annotations
 
 import csv
+import io
+import os
 import random
+import unicodedata
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +32,8 @@ from .io import load_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 EMBEDDED = ("digits",)
+LIST_SUFFIX = ".csv"
+DATA_KINDS = f"a folder of class folders, a train/val tree, a CSV list ({LIST_SUFFIX}) or one of: {', '.join(EMBEDDED)}"
 
 
 class ImageList(Dataset):
@@ -55,15 +66,65 @@ def build_dataset(spec: str | Path, split: str, val_split: float = 0.2, seed: in
         return ImageList(_split(samples, split, val_split, seed), names)
     path = Path(spec)
     if not path.exists():
-        raise UserError(f"data not found: {path} (a folder, a CSV list, or one of: {', '.join(EMBEDDED)})")
+        raise UserError(f"data not found: {path} ({DATA_KINDS})")
     if path.is_file():
         samples, names = _csv_samples(path)
         return ImageList(_split(samples, split, val_split, seed), names)
-    if (path / "train").is_dir() and (path / "val").is_dir():
+    if is_tree(path):
         names = _class_names(path / "train")
-        return ImageList(_folder_samples(path / split, names), names)
+        if split == "val":
+            extra = [n for n in _subfolders(path / "val") if n not in names]
+            if extra:
+                raise UserError(f"{path / 'val' / extra[0]} is not a class of {path / 'train'} (its images would be "
+                                f"left out); add it to {path / 'train'} or move it out of {path / 'val'}")
+        return ImageList(_folder_samples(path / split, names, subset=split == "val"), names)
     names = _class_names(path)
     return ImageList(_split(_folder_samples(path, names), split, val_split, seed), names)
+
+
+def is_tree(path: Path) -> bool:
+    """Whether `path` is an ImageFolder tree: `train/` and `val/`, each with one folder per class."""
+    return path.is_dir() and (path / "train").is_dir() and (path / "val").is_dir()
+
+
+def is_hidden(name: str) -> bool:
+    """Entries that are never data: dot-files and dot-folders (macOS's AppleDouble `._name` twins, `.DS_Store`,
+    `.git`, `.ipynb_checkpoints`) and the `__MACOSX` folder of zip archives made on a Mac."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
+@dataclass
+class Listing:
+    """What a folder holds, as every command sees it."""
+
+    images: list[Path] = field(default_factory=list)  # image files by extension, sorted; broken links included
+    ignored: Counter = field(default_factory=Counter)  # other files, by extension
+    hidden: int = 0  # hidden entries left out (a hidden folder counts once, its contents not at all)
+
+
+def list_images(root: str | Path) -> Listing:
+    """Every image file under `root` (recursively, not into linked folders), hidden entries left out."""
+    listing = Listing()
+    for dirpath, dirnames, filenames in os.walk(root):
+        listing.hidden += sum(is_hidden(d) for d in dirnames)
+        dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
+        for name in filenames:
+            path = Path(dirpath) / name
+            if is_hidden(name):
+                listing.hidden += 1
+            elif path.suffix.lower() in IMAGE_EXTENSIONS:
+                listing.images.append(path)
+            else:
+                listing.ignored[path.suffix.lower() or "(none)"] += 1
+    listing.images.sort()  # Path order, as the dataset has always used: it fixes the samples of a val split
+    return listing
+
+
+def class_folders(root: str | Path) -> list[Path]:
+    """The class folders of a folder data set, as `build_dataset` reads them (both splits of a tree)."""
+    root = Path(root)
+    parts = [root / "train", root / "val"] if is_tree(root) else [root]
+    return [part / name for part in parts for name in _subfolders(part)]
 
 
 def _split(samples: list, split: str, val_split: float, seed: int) -> list:
@@ -77,37 +138,115 @@ def _split(samples: list, split: str, val_split: float, seed: int) -> list:
     return [samples[i] for i in chosen]
 
 
+def _subfolders(root: Path) -> list[str]:
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and not is_hidden(d.name)) if root.is_dir() else []
+
+
 def _class_names(root: Path) -> list[str]:
-    names = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    names = _subfolders(root)
     if not names:
         raise UserError(f"{root} has no class folders (expected {root}/<class>/<image files>)")
     return names
 
 
-def _folder_samples(root: Path, class_names: list[str]) -> list[tuple[str, int]]:
+def _folder_samples(root: Path, class_names: list[str], subset: bool = False) -> list[tuple[str, int]]:
+    """Every class's images; `subset`: classes may be missing (a val/ folder may hold a subset), never empty."""
     if not root.is_dir():
         raise UserError(f"missing folder {root}")
     samples = []
     for label, name in enumerate(class_names):
         folder = root / name
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS) if folder.is_dir() else []
+        if subset and not folder.is_dir():
+            continue
+        files = list_images(folder).images
+        if not files:  # a class the model would learn to never predict, or a copy that failed half-way
+            raise UserError(f"class folder {folder} holds no images (extensions: {', '.join(IMAGE_EXTENSIONS)}); "
+                            f"add images or remove the folder")
         samples.extend((str(p), label) for p in files)
     if not samples:
         raise UserError(f"no images found under {root} (extensions: {', '.join(IMAGE_EXTENSIONS)})")
     return samples
 
 
+_outside_allowed = False
+
+
+def allow_paths_outside_lists(allowed: bool) -> None:
+    """Let CSV lists name files outside their own folder (absolute paths, `..`) in this process, or stop them.
+
+    Off by default: a list is data that may come from anyone, and a path such as `../../etc/passwd` in it would make
+    the command read files its user never meant to hand over. `--allow-outside-paths` turns it on.
+    """
+    global _outside_allowed
+    _outside_allowed = bool(allowed)
+
+
 def _csv_samples(path: Path) -> tuple[list[tuple[str, int]], list[str]]:
-    with open(path, newline="") as f:
-        rows = [r for r in csv.reader(f) if r and not r[0].startswith("#")]
-    if rows and [c.strip().lower() for c in rows[0][:2]] == ["path", "label"]:
-        rows = rows[1:]
-    bad = next((i for i, r in enumerate(rows) if len(r) < 2 or not r[0].strip() or not r[1].strip()), None)
-    if bad is not None or not rows:
-        raise UserError(f"{path}: expected rows of 'path,label'" + (f" (row {bad + 1} is not)" if rows else ""))
-    names = sorted({r[1].strip() for r in rows})
+    """The (file, label index) rows of a CSV list and its sorted class names; see `_csv_rows` for the format."""
+    rows = _csv_rows(path)
+    names = sorted({label for _, _, label in rows})
     index = {n: i for i, n in enumerate(names)}
-    return [(str(path.parent / r[0].strip()), index[r[1].strip()]) for r in rows], names
+    return [(str(path.parent / file), index[label]) for _, file, label in rows], names
+
+
+def _csv_rows(path: Path) -> list[tuple[int, str, str]]:
+    """(line, path, label) of each row: UTF-8 (a byte-order mark is allowed), `#` comments and blank rows skipped,
+    an optional `path,label` header, exactly two columns (empty trailing cells, as spreadsheets write, are fine).
+
+    Cells are stripped of surrounding white space; labels are also NFC-normalised, so `café` typed on a Mac (NFD)
+    and elsewhere is one class. Errors name the line, never echo what is on it beyond the offending path.
+    """
+    if path.suffix.lower() != LIST_SUFFIX:
+        kind = "an image, not a data set" if path.suffix.lower() in IMAGE_EXTENSIONS else \
+            f"not a CSV list (its name does not end in {LIST_SUFFIX})"
+        raise UserError(f"{path} is {kind}; --data takes {DATA_KINDS}")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise UserError(f"{path}, line {line}: not UTF-8 text; save the list as UTF-8") from None
+    if "\0" in text:  # the csv module refuses it too, but only on some Python versions
+        line = text.count("\n", 0, text.index("\0")) + 1
+        raise UserError(f"{path}, line {line}: a NUL byte; not a text file")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True, skipinitialspace=True)
+    rows = []
+    try:
+        for cells in reader:
+            cells = [c.strip() for c in cells]
+            while cells and not cells[-1]:
+                cells.pop()
+            if cells and not cells[0].startswith("#"):
+                rows.append((reader.line_num, cells))
+    except csv.Error as exc:
+        raise UserError(f"{path}, line {reader.line_num}: not valid CSV ({exc})") from None
+    if rows and [c.lower() for c in rows[0][1]] == ["path", "label"]:
+        rows = rows[1:]
+    if not rows:
+        raise UserError(f"{path}: no rows of 'path,label'")
+    return [_csv_row(path, line, cells) for line, cells in rows]
+
+
+def _csv_row(path: Path, line: int, cells: list[str]) -> tuple[int, str, str]:
+    where = f"{path}, line {line}"
+    if len(cells) != 2:
+        raise UserError(f"{where}: {len(cells)} column{'s' if len(cells) != 1 else ''}; expected 2 (path,label)")
+    file, label = cells[0], unicodedata.normalize("NFC", cells[1]).strip()
+    if not file or not label:
+        raise UserError(f"{where}: empty {'path' if not file else 'label'}")
+    if any(unicodedata.category(c) == "Cc" for c in file + label):  # a quoted line break, a tab inside a name
+        raise UserError(f"{where}: control characters in the path or label")
+    if not _outside_allowed and not _inside(file):
+        raise UserError(f"{where}: {file!r} is outside the list's folder {path.parent}; pass --allow-outside-paths to "
+                        f"read files outside it")
+    return line, file, label
+
+
+def _inside(file: str) -> bool:
+    """Whether a list's relative path stays inside the list's folder, by its spelling (links inside are the
+    folder owner's choice): not absolute, no `..` that climbs out, and not the folder itself."""
+    norm = os.path.normpath(file)
+    return not os.path.isabs(file) and norm != "." and norm.split(os.sep)[0] != ".."
 
 
 def _digits() -> tuple[list[tuple[Image.Image, int]], list[str]]:

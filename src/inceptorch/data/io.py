@@ -113,7 +113,7 @@ def load_image(path: str | Path, draft: bool = False) -> Image.Image:
     except BadImageError:
         raise
     except UnidentifiedImageError:
-        raise BadImageError(path, f"not an image in a format Pillow can read ({_first_bytes(path)})") from None
+        raise BadImageError(path, f"not an image in a format Pillow can read ({_what_it_is(path)})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         pixels = next((w for w in str(exc).replace("(", " ").split() if w.isdigit()), "?")
         raise BadImageError(path, _bomb_message(f"{int(pixels):,}" if pixels != "?" else "too many")) from None
@@ -171,6 +171,8 @@ def _bomb_message(pixels: str) -> str:
 def _describe(exc: BaseException) -> str:
     """One line for a decode error: Pillow's messages are already short; some name no problem at all."""
     text = str(exc).splitlines()[0].strip() if str(exc).strip() else ""
+    if isinstance(exc, FileNotFoundError) and exc.filename and os.path.islink(exc.filename):
+        return f"broken symbolic link to {os.readlink(exc.filename)} (the target does not exist)"
     if isinstance(exc, OSError) and exc.strerror:  # a file-system error: "No such file or directory"
         return f"cannot read the file: {exc.strerror}"
     if "truncated" in text.lower():  # Pillow's detail ("5 bytes not processed") says nothing more to a user
@@ -178,10 +180,18 @@ def _describe(exc: BaseException) -> str:
     return f"cannot decode: {text}" if text else f"cannot decode ({type(exc).__name__})"
 
 
-def _first_bytes(path: str | Path) -> str:
+def _what_it_is(path: str | Path) -> str:
+    """Its size and whether it looks like text: never its bytes, which may be anything a list pointed at (a key,
+    a password file) and would end up in a log."""
     try:
         with open(path, "rb") as f:
-            head = f.read(8)
+            head = f.read(512)
+            size = os.fstat(f.fileno()).st_size
     except OSError:
         return "unreadable"
-    return f"starts with {head!r}"
+    try:
+        head.decode("utf-8")
+        text = b"\0" not in head
+    except UnicodeDecodeError as exc:
+        text = exc.start >= len(head) - 3  # only a multi-byte character cut at 512 bytes
+    return f"{size:,} bytes of {'text' if text else 'binary data'}"

@@ -156,6 +156,17 @@ def score(probs: torch.Tensor, targets: torch.Tensor, data_classes: list[str], m
                       crops=crops, topk=k, checkpoints=checkpoints)
 
 
+def _fit_width(fig) -> None:
+    """Widen the figure to its widest text: a matrix of two or three classes is narrower than its title, and
+    tight_layout fits axes and labels, not a title wider than the whole figure (which it leaves clipped)."""
+    renderer = fig.canvas.get_renderer()
+    margin = 0.2  # inches each side
+    widest = max(t.get_window_extent(renderer).width for t in fig.texts) / fig.dpi + 2 * margin
+    if widest > fig.get_figwidth():
+        fig.set_figwidth(widest)
+        fig.tight_layout()
+
+
 def save_confusion_png(result: EvalResult, path: str | Path, title: str = "") -> Path:
     """The confusion matrix as a PNG, rows normalised to per-class rates; counts written in cells when few classes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -181,9 +192,10 @@ def save_confusion_png(result: EvalResult, path: str | Path, title: str = "") ->
                             color="white" if rates[r, c] > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title or f"top-1 {result.top1:.2%}, top-{result.topk} {result.top5:.2%} "
+    fig.suptitle(title or f"top-1 {result.top1:.2%}, top-{result.topk} {result.top5:.2%} "
                           f"({result.num_images} images, {result.crops} crop{'s' if result.crops > 1 else ''})")
     fig.tight_layout()
+    _fit_width(fig)
     path = Path(path)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     return path

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ..data.datasets import IMAGE_EXTENSIONS
+from ..data.datasets import IMAGE_EXTENSIONS, list_images
 from ..data.io import load_image
 from ..errors import UserError
 from .crops import PROTOCOLS
@@ -24,12 +24,13 @@ class Prediction:
 
 
 def collect_images(inputs: list[str | Path]) -> list[Path]:
-    """Image files named directly, and the image files under named folders (recursively, sorted)."""
+    """Image files named directly, and the image files under named folders (recursively, sorted, hidden entries
+    left out, broken links kept so that reading them reports them: `data.datasets.list_images`)."""
     files: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            found = list_images(path).images
             if not found:
                 raise UserError(f"no images in {path} (extensions: {', '.join(IMAGE_EXTENSIONS)})")
             files += found

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from ..checkpoint import atomic_write
 from ..errors import UserError
 from ._deploy import inference_copy
+from .parity import Parity, parity
 from .preprocess import preprocessing
 
 OPSET = 18
@@ -93,16 +94,16 @@ def _opset(proto) -> int:
 
 
 def onnx_parity(model: nn.Module, path: str | Path, input_size: int, batch_sizes: tuple[int, ...] = (1, 4),
-                seed: int = 0) -> dict[int, float]:
-    """Largest absolute difference between PyTorch's and ONNX Runtime's logits, per batch size."""
+                seed: int = 0) -> dict[int, Parity]:
+    """ONNX Runtime's logits against PyTorch's, per batch size: the largest difference and the logits' scale."""
     from .onnx_runtime import OnnxClassifier
 
     session = OnnxClassifier(path)
     gen = torch.Generator().manual_seed(seed)
-    diffs = {}
+    results = {}
     for b in batch_sizes:
         x = torch.randn(b, 3, input_size, input_size, generator=gen)
         with torch.no_grad():
             ref = model.eval()(x)
-        diffs[b] = float((session.logits(x) - ref).abs().max())
-    return diffs
+        results[b] = parity(session.logits(x), ref)
+    return results

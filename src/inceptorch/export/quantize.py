@@ -8,7 +8,9 @@ carries our metadata (TorchScript loading rebuilds the graph without running pic
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import warnings
 from collections.abc import Iterable
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.fx.proxy import TraceError
 from torch.utils.data import DataLoader
 
 from ..checkpoint import atomic_write
@@ -43,16 +46,31 @@ def quantize_int8(model: nn.Module, calibration: Iterable[Tensor], max_batches: 
     first = next(batches, None)
     if first is None:
         raise UserError("no calibration images")
-    with warnings.catch_warnings():
+    name = getattr(model, "model_name", type(model).__name__)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")  # torch.ao's deprecation notices (see the module docstring)
-        prepared = prepare_fx(copy.deepcopy(model).eval(), get_default_qconfig_mapping(engine), (first,))
+        # FX graph mode traces the model symbolically: a forward that branches on tensor values or shapes cannot be
+        # traced, and prints its partial graph to stdout on the way; a one-line refusal instead of a traceback.
+        try:
+            prepared = prepare_fx(copy.deepcopy(model).eval(), get_default_qconfig_mapping(engine), (first,))
+        except (TraceError, NotImplementedError, TypeError, RuntimeError) as exc:
+            raise UserError(f"{name} cannot be quantized to int8: torch.fx cannot trace its forward "
+                            f"({_first_line(exc)})") from None
         with torch.no_grad():
             prepared(first)
             for i, batch in enumerate(batches, start=2):
                 if max_batches is not None and i > max_batches:
                     break
                 prepared(batch)
-        return convert_fx(prepared)
+        try:
+            return convert_fx(prepared)
+        except (NotImplementedError, TypeError, RuntimeError) as exc:
+            raise UserError(f"{name} cannot be quantized to int8: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
 def save_quantized(model: nn.Module, path: str | Path, input_size: int, meta: dict) -> Path:

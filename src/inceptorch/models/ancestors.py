@@ -16,6 +16,7 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import NamedTuple
 
+import torch.fx
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -59,6 +60,17 @@ class SmallNet(InceptionNet):
 
 # --- LeNet-5 -------------------------------------------------------------------------------------------------------
 
+def pad_to(x: Tensor, size: int) -> Tensor:
+    """`x` zero-padded symmetrically up to `size` x `size` (unchanged when it is already that large)."""
+    dh, dw = max(0, size - x.shape[-2]), max(0, size - x.shape[-1])
+    return F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2)) if dh or dw else x
+
+
+# The padding depends on the input's size, which torch.fx cannot branch on: int8 quantization (FX graph mode)
+# traces the model, so `pad_to` is recorded as one call instead of being traced through.
+torch.fx.wrap("pad_to")
+
+
 class PadTo(nn.Module):
     """Zero-pads the input symmetrically up to `size` x `size` (LeNet-5 reads 32x32: MNIST's 28x28 digits padded)."""
 
@@ -67,8 +79,7 @@ class PadTo(nn.Module):
         self.size = size
 
     def forward(self, x: Tensor) -> Tensor:
-        dh, dw = max(0, self.size - x.shape[-2]), max(0, self.size - x.shape[-1])
-        return F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2)) if dh or dw else x
+        return pad_to(x, self.size)
 
 
 def _conv_tanh(in_chs: int, out_chs: int, kernel: int) -> ConvNormAct:
@@ -123,8 +134,8 @@ class MaxoutConv(nn.Module):
         return self.units
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.conv(x)
-        return y.view(y.shape[0], self.units, self.pieces, *y.shape[2:]).amax(dim=2)
+        # unflatten rather than view(*y.shape[2:]): torch.fx (int8 quantization) cannot unpack a traced shape
+        return self.conv(x).unflatten(1, (self.units, self.pieces)).amax(dim=2)
 
 
 class MaxoutRow(NamedTuple):
@@ -282,7 +293,8 @@ class InceptionNaiveNet(SmallNet):
             block = NaiveInception(chs, scale_width(branch_chs, width), reduce)
             chs = block.out_channels
             stages.append((f"inception{i}", block, chs, 1))
-        super().__init__(stages, num_classes, drop_rate, taps=tuple(s[0] for s in stages))
+        # One feature per stride (timm's feature_info): the stem at 1, the last module at 2 (the pool's stride)
+        super().__init__(stages, num_classes, drop_rate, taps=("stem", stages[-1][0]))
 
 
 class PlainConvNet(SmallNet):
@@ -292,7 +304,7 @@ class PlainConvNet(SmallNet):
                  stem_chs: int = 16, width: float = 1.0, drop_rate: float = 0.0):
         stem_chs, out_chs = scale_width(stem_chs, width), scale_width(out_chs, width)
         stages = _stem(in_chans, stem_chs) + [("conv", ConvNormAct(stem_chs, out_chs, kernel, norm=False), out_chs, 1)]
-        super().__init__(stages, num_classes, drop_rate, taps=("stem", "pool", "conv"))
+        super().__init__(stages, num_classes, drop_rate, taps=("stem", "conv"))  # one per stride, as above
 
 
 @register_model(_cfg("Szegedy et al. 2014 (arXiv:1409.4842) Figure 2a, the naive Inception module"))

@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 from torch import Tensor, nn
 
-from ._convert import register_converter
+from ._convert import register_converter, register_writer
 from ._inception_v4_blocks import (
     BN_EPS,
     PAPER,
@@ -263,8 +263,17 @@ def _timm_branch_keys(row) -> list[tuple[str, str]]:
     return timm_branch_keys(row)
 
 
+def _timm_v2_prefixes() -> list[tuple[str, str]]:
+    return timm_table(INCEPTION_RESNET_V2, _TIMM_V2_LAYERS, _timm_branch_keys) + [("classif.", "fc.")]
+
+
 @register_converter("inception_resnet_v2", "timm")
 def convert_timm_inception_resnet_v2(state: dict) -> dict:
     """timm's `inception_resnet_v2` state dict (TF-slim weights) in our key layout."""
-    table = timm_table(INCEPTION_RESNET_V2, _TIMM_V2_LAYERS, _timm_branch_keys) + [("classif.", "fc.")]
-    return rename_keys(state, table)
+    return rename_keys(state, _timm_v2_prefixes())
+
+
+@register_writer("inception_resnet_v2", "timm")
+def to_timm_inception_resnet_v2(state: dict) -> dict:
+    """Our state dict in timm's `inception_resnet_v2` key layout: loads into timm with strict=True."""
+    return rename_keys(state, [(ours, theirs) for theirs, ours in _timm_v2_prefixes()])

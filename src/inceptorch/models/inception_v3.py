@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._convert import register_converter
+from ._convert import register_converter, register_writer
 from ._registry import ModelCfg, register_model
 from .layers import Branches, ConvNormAct, InceptionNet, scale_width
 
@@ -423,6 +423,8 @@ def truncated_normal_(weight: Tensor, std: float) -> Tensor:
     """TF's truncated normal: values beyond two standard deviations are redrawn. (torchvision passes absolute bounds
     of +-2 to `trunc_normal_`, which hardly truncate at std 0.1; and `trunc_normal_`'s erfinv is several times slower
     than drawing, which dominated building the model.)"""
+    if weight.is_meta:  # a shape-only build (checking a saved model's size before allocating it): no values
+        return weight
     flat = weight.view(-1).normal_(0.0, std)
     redraw = (flat.abs() > 2 * std).nonzero().squeeze(1)  # about 4.6%; each later pass touches only these
     while redraw.numel():
@@ -466,3 +468,9 @@ def from_timm(state: dict) -> dict:
     if "Conv2d_1a_3x3.conv.weight" not in state or "Mixed_7c.branch_pool.conv.weight" not in state:
         raise KeyError("not a timm inception_v3 state dict")
     return dict(state)
+
+
+@register_writer("inception_v3", "timm")
+def to_timm(state: dict) -> dict:
+    """Our keys are timm's; its default build has no aux head, so ours (on by default here) is left out."""
+    return {k: v for k, v in state.items() if not k.startswith("AuxLogits.")}

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from torch import nn
 
-from ._convert import register_converter
+from ._convert import register_converter, register_writer
 from ._inception_v4_blocks import (
     BN_EPS,
     PAPER,
@@ -181,9 +181,19 @@ def _timm_branch_keys(row) -> list[tuple[str, str]]:
     return timm_branch_keys(row)
 
 
+def _timm_prefixes() -> list[tuple[str, str]]:
+    """(timm's prefix, ours) for every layer: timm's flat `features` list zipped with our stages."""
+    layers = [f"features.{i}" for i in range(22)]
+    return timm_table(INCEPTION_V4, layers, _timm_branch_keys) + [("last_linear.", "fc.")]
+
+
 @register_converter("inception_v4", "timm")
 def convert_timm_inception_v4(state: dict) -> dict:
     """timm's `inception_v4` state dict (TF-slim weights) in our key layout."""
-    layers = [f"features.{i}" for i in range(22)]
-    table = timm_table(INCEPTION_V4, layers, _timm_branch_keys) + [("last_linear.", "fc.")]
-    return rename_keys(state, table)
+    return rename_keys(state, _timm_prefixes())
+
+
+@register_writer("inception_v4", "timm")
+def to_timm_inception_v4(state: dict) -> dict:
+    """Our state dict in timm's `inception_v4` key layout: loads into timm with strict=True."""
+    return rename_keys(state, [(ours, theirs) for theirs, ours in _timm_prefixes()])

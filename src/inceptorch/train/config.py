@@ -7,6 +7,7 @@ Every error here is a one-line `UserError` naming the key and what was expected.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -14,11 +15,11 @@ from typing import Any
 
 import yaml
 
+from ..devices import check_device_name
 from ..errors import UserError
 
 OPTIMIZERS = ("sgd", "rmsprop", "adamw")
 SCHEDULES = ("step", "cosine", "constant")
-DEVICES = ("auto", "cpu", "cuda")
 AUGMENTATIONS = ("small_data", "paper", "inception_v3", "light", "none")  # = data.transforms.PRESETS
 PRECISE_BN = ("auto", "always", "never")
 DATA_INIT = ("auto", "never")
@@ -169,20 +170,48 @@ _CHECKS = {
 
 
 def _coerce(key: str, value: Any) -> Any:
-    """Check one value against its field's type; ints pass as floats, lists as tuples."""
+    """Check one value against its field's type; ints pass as floats, lists as tuples, float text as floats."""
     if value is None:
         if key in _NULLABLE:
             return None
         raise UserError(f"setting {key!r} cannot be empty")
     kind = _KINDS[key]
+    if kind == "float":
+        return read_float(value, f"setting {key!r}")
+    if kind == "tuple" and isinstance(value, (list, tuple)):
+        return tuple(read_float(v, f"setting {key!r}") for v in value)
     check, expected = _CHECKS[kind]
     if not check(value):
         raise UserError(f"setting {key!r} expects {expected}, not {value!r}")
-    return float(value) if kind == "float" else tuple(float(v) for v in value) if kind == "tuple" else value
+    return value
+
+
+def read_float(value: Any, what: str) -> float:
+    """A finite float from a number or from text in any spelling Python reads (`1e-3`, `1E-3`, `.5`, `1_000.5`).
+
+    YAML 1.1, which PyYAML implements, reads a float only with a dot and a signed exponent: `1e-3` and `1.5e3`
+    stay strings there, yet they are how most people write a learning rate or a weight decay.
+    """
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise UserError(f"{what} expects a number, not {value!r}") from None
+    if not _CHECKS["float"][0](number):
+        raise UserError(f"{what} expects a number, not {value!r}")
+    if not math.isfinite(number):
+        raise UserError(f"{what} expects a finite number, not {value!r}")
+    return float(number)
 
 
 def validate(cfg: TrainConfig) -> TrainConfig:
-    for key, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("device", DEVICES),
+    if cfg.model:  # the builder's options, with their types and bounds (a typo is caught here, not after epoch 0)
+        from ..models._options import check_model_kwargs
+
+        cfg.model_kwargs = check_model_kwargs(cfg.model, cfg.model_kwargs, "model_kwargs")
+    check_device_name(cfg.device)  # its spelling; whether this machine has it is for the run (devices.py)
+    for key, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
                          ("aug", AUGMENTATIONS), ("precise_bn", PRECISE_BN), ("class_balance", CLASS_BALANCE),
                          ("best_metric", BEST_METRICS), ("data_init", DATA_INIT)):
         if getattr(cfg, key) not in choices:

@@ -13,6 +13,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Sampler
 
+from ..devices import resolve_device
 from ..models.layers import ModelOutput
 
 
@@ -41,7 +42,7 @@ def init_distributed(device: str) -> DistEnv:
     """Join torchrun's process group: nccl on GPUs, gloo on CPU. A no-op for a single process."""
     env = dist_env()
     if env.enabled and not dist.is_initialized():
-        backend = "nccl" if device.startswith("cuda") else "gloo"
+        backend = "nccl" if resolve_device(device).type == "cuda" else "gloo"  # auto on a GPU machine: nccl
         if backend == "nccl":
             torch.cuda.set_device(env.local_rank)
         # After an elastic restart the workers may meet in the same store as the failed attempt, whose stale

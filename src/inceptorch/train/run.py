@@ -35,6 +35,7 @@ from torch import nn
 from ..checkpoint import model_metadata, read_metadata, restore_recorded, save_model_file
 from ..data.checks import preflight
 from ..data.datasets import build_dataset
+from ..devices import resolve_device
 from ..errors import UserError
 from ..models import create_model
 from .config import TrainConfig, save_config
@@ -71,12 +72,6 @@ class RunResult:
     best_balanced: float = 0.0
     last_metrics: dict = field(default_factory=dict)
     seconds: float = 0.0
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but torch sees no CUDA device")
-    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
 
 
 def build_model(cfg: TrainConfig, num_classes: int, log: Callable[[str], None] = print,
