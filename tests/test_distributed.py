@@ -40,7 +40,8 @@ def test_sampler_shards_every_image_once_per_epoch():
 
 def test_two_processes_train_and_evaluate_each_image_once(tmp_path):
     data = make_jpeg_folder(tmp_path / "data", per_class=9)  # 27 images: 5 in val, an odd count across 2 ranks
-    proc = torchrun(*TINY, "--data", "data", "--epochs", "2", "--batch-size", "4", "--output", "run", cwd=tmp_path)
+    proc = torchrun(*TINY, "--data", "data", "--epochs", "2", "--batch-size", "4", "--lr", "0.01", "--output", "run",
+                    cwd=tmp_path)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
     run = tmp_path / "run"
@@ -48,7 +49,7 @@ def test_two_processes_train_and_evaluate_each_image_once(tmp_path):
     assert out.count("epoch 1/2 ") == 1 and out.count("epoch 2/2 ") == 1, out
     assert "lr 0.01 x 2 = 0.02" in out  # the linear scaling rule
     assert [r["epoch"] for r in read_metrics(run / "metrics.csv")] == [1, 2]
-    assert sorted(p.name for p in run.iterdir()) == ["best.safetensors", "config.yaml", "last.safetensors",
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "best.safetensors", "config.yaml", "last.safetensors",
                                                      "last.state.pt", "metrics.csv", "verified_images.json"]
     # The distributed evaluation equals a single-process evaluation of the same weights.
     model, meta = load_model_file(run / "last.safetensors")
