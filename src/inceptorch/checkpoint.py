@@ -142,8 +142,9 @@ def read_folder_config(config: str | Path) -> dict:
     """An exported folder's config.json as model-file metadata ({"model", "model_kwargs", "class_names", ...})."""
     try:
         data = json.loads(Path(config).read_text())
-        return {"model": data["architecture"], "model_kwargs": dict(data.get("model_kwargs", {})),
-                "class_names": list(data.get("class_names", [])), "model_cfg": data.get("model_cfg", {}),
+        # As written: `check_model_meta` judges the types, so a list where a mapping belongs is named, not crashed on.
+        return {"model": data["architecture"], "model_kwargs": data.get("model_kwargs", {}),
+                "class_names": data.get("class_names", []), "model_cfg": data.get("model_cfg", {}),
                 "preprocessing": data.get("preprocessing", {}), "pretrained": data.get("pretrained"),
                 "num_classes": data.get("num_classes")}
     except (OSError, ValueError, KeyError, TypeError) as exc:
