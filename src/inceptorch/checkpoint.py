@@ -8,59 +8,16 @@ so `load_model_file(path)` rebuilds the exact architecture with no other file. A
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
-import torch
-from torch import Tensor, nn
+from torch import nn
 
-from .errors import UserError
+from .errors import UserError, first_line
+from .fileio import DIGEST_KEY, atomic_write, state_digest
 from .models import create_model
 
 META_KEY = "inceptorch"
-DIGEST_KEY = "inceptorch.sha256"  # of the tensors, checked on every load: a modified or damaged file is refused
-
-
-def state_digest(state: dict[str, Tensor]) -> str:
-    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order.
-
-    safetensors checks a file's header, not its contents: a flipped byte in the weights would load silently.
-    """
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        t = state[key].detach().cpu().contiguous()
-        digest.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
-    """Write through `write(tmp_path)`, fsync, then rename over `path`: readers see the old file or the new one.
-
-    A failure (a full disk, a crash) leaves the previous file intact and removes the partial one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def model_metadata(model: nn.Module, model_kwargs: dict, class_names: list[str] | None = None) -> dict:
@@ -85,7 +42,7 @@ def read_metadata(path: str | Path) -> dict:
         with safe_open(str(path), framework="pt") as f:
             raw = (f.metadata() or {}).get(META_KEY)
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for headers it cannot parse
-        raise UserError(f"cannot read model file {path}: {str(exc).splitlines()[0][:120]}") from None
+        raise UserError(f"cannot read model file {path}: {first_line(exc)}") from None
     if raw is None:
         raise UserError(f"{path} is a bare weights file: build the model with --model and pass it as --pretrained")
     return json.loads(raw)
@@ -124,7 +81,7 @@ def read_folder_config(config: str | Path) -> dict:
                 "class_names": list(data.get("class_names", [])), "model_cfg": data.get("model_cfg", {}),
                 "preprocessing": data.get("preprocessing", {})}
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"cannot read {config}: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}") from None
+        raise UserError(f"cannot read {config}: {type(exc).__name__}: {first_line(exc)}") from None
 
 
 def load_model_file(path: str | Path, **overrides) -> tuple[nn.Module, dict]:

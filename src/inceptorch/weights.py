@@ -13,8 +13,8 @@ import torch
 from safetensors import SafetensorError
 from torch import Tensor, nn
 
-from .checkpoint import DIGEST_KEY, state_digest
 from .errors import UserError
+from .fileio import DIGEST_KEY, state_digest
 from .models._convert import CONVERTERS
 
 StateDict = dict[str, Tensor]

@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..checkpoint import atomic_write
 from ..errors import UserError
+from ..fileio import atomic_write
 from .datasets import IMAGE_EXTENSIONS, ImageList, _csv_samples
 from .io import BadImageError, load_image, max_image_pixels
 

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..checkpoint import atomic_write
 from ..data.datasets import ImageList, build_dataset
 from ..errors import UserError
+from ..fileio import atomic_write
 from .crops import PROTOCOLS
 from .ensemble import Member, _few, ensemble_probabilities
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..checkpoint import atomic_write
 from ..errors import UserError
+from ..fileio import atomic_write
 from ._deploy import inference_copy
 from .preprocess import preprocessing
 

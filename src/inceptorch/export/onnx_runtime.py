@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from .preprocess import eval_transform
 
 # What `predict` needs from the file to preprocess as the PyTorch path does (written by `export_onnx`).
@@ -45,7 +45,7 @@ class OnnxClassifier:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types for unreadable or invalid files
-            raise UserError(f"cannot load ONNX file {path}: {str(exc).splitlines()[0][:160]}") from None
+            raise UserError(f"cannot load ONNX file {path}: {first_line(exc, 160)}") from None
         props = self.session.get_modelmeta().custom_metadata_map
         self.meta = _json(props.get("inceptorch"), {})
         self.class_names: list[str] = list(_json(props.get("class_names"), self.meta.get("class_names", [])))
