@@ -12,7 +12,7 @@ from inceptorch import ModelOutput, create_model, get_model_cfg
 from inceptorch.cli.main import main
 from inceptorch.models._convert import CONVERTERS
 from inceptorch.models._registry import IMAGENET_MEAN, IMAGENET_STD
-from inceptorch.weights import load_pretrained
+from inceptorch.models.weights import load_pretrained
 
 TV_PARAMS_WITH_AUX = 27_161_264  # torchvision's Inception_V3_Weights meta (REFERENCE.md)
 V3_MACS_AT_299 = 5.73e9  # REFERENCE.md: Inception-v3 multiply-adds at 299

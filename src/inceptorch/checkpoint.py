@@ -16,6 +16,7 @@ from torch import nn
 from .errors import UserError, first_line
 from .fileio import DIGEST_KEY, atomic_write, state_digest
 from .models import create_model
+from .models.weights import read_state_dict
 
 META_KEY = "inceptorch"
 
@@ -89,8 +90,6 @@ def load_model_file(path: str | Path, **overrides) -> tuple[nn.Module, dict]:
 
     An exported folder is described by its config.json; a run folder or a single file by the safetensors metadata.
     """
-    from .weights import read_state_dict
-
     config = folder_config(path)
     path = resolve_model_file(path) if config is None else config.parent / "model.safetensors"
     meta = read_metadata(path) if config is None else read_folder_config(config)

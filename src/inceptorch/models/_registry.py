@@ -7,6 +7,8 @@ from dataclasses import dataclass, replace
 
 from torch import nn
 
+from .weights import load_pretrained
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 INCEPTION_MEAN = (0.5, 0.5, 0.5)  # TF-slim / Keras convention: pixels scaled to [-1, 1]
@@ -61,8 +63,6 @@ def create_model(name: str, pretrained: str | None = None, **kwargs) -> nn.Modul
     model.model_name = name
     model.model_kwargs = dict(kwargs)  # what save_pretrained / model files need to rebuild this architecture
     if pretrained is not None:
-        from ..weights import load_pretrained  # late import: weights.py needs the registry's models
-
         load_pretrained(model, pretrained)
     return model
 

@@ -139,7 +139,7 @@ def build_model(cfg: TrainConfig, num_classes: int, log: Callable[[str], None] =
     except TypeError as exc:  # an option the builder does not take
         raise UserError(f"model {cfg.model} does not accept these options {cfg.model_kwargs}: {exc}") from None
     if cfg.pretrained and load_weights:
-        from ..weights import load_pretrained
+        from ..models.weights import load_pretrained
 
         # Fine-tuning: every layer but the classifier (and the auxiliary classifiers) comes from the file.
         reset = load_pretrained(model, cfg.pretrained, reset_classifier=True)

@@ -13,9 +13,9 @@ import torch
 from safetensors import SafetensorError
 from torch import Tensor, nn
 
-from .errors import UserError
-from .fileio import DIGEST_KEY, state_digest
-from .models._convert import CONVERTERS
+from ..errors import UserError
+from ..fileio import DIGEST_KEY, state_digest
+from ._convert import CONVERTERS
 
 StateDict = dict[str, Tensor]
 _WRAPPER_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")  # how training scripts nest weights
