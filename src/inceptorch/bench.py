@@ -26,6 +26,7 @@ from .fast.train_step import TrainStep
 from .fast.winograd import WinogradConv2d
 from .hostinfo import cpu_name
 from .models import create_model
+from .precision import PRECISIONS, torch_dtype
 
 # Our model -> (library, that library's name for the same architecture). torchvision's GoogLeNet is the BN port,
 # so it is the reference for both of our GoogLeNet builds; timm holds the only maintained v4 / IR-v2 ports.
@@ -36,7 +37,6 @@ REFERENCES: dict[str, dict[str, str]] = {
     "inception_v4": {"timm": "inception_v4"},
     "inception_resnet_v2": {"timm": "inception_resnet_v2"},
 }
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -166,7 +166,7 @@ def _reference_train_runner(model: nn.Module, x: Tensor, y: Tensor, cfg: BenchCo
     """The reference trained the way its own docs show: eager (or compiled) step, default SGD, autocast if asked."""
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    dtype = DTYPES[cfg.precision]
+    dtype = torch_dtype(cfg.precision)
     forward = torch.compile(model, mode=cfg.compile_mode) if cfg.compile and cfg.compile_reference else model
 
     def run() -> Tensor:
@@ -196,8 +196,8 @@ def run_bench(cfg: BenchConfig) -> dict:
     """Build, warm up and time both sides; the JSON-ready result (`ours`, `reference`, `speedup`, settings)."""
     if cfg.mode not in ("infer", "train"):
         raise UserError(f"--mode must be infer or train, not {cfg.mode!r}")
-    if cfg.precision not in DTYPES:
-        raise UserError(f"--precision must be one of {', '.join(DTYPES)}, not {cfg.precision!r}")
+    if cfg.precision not in PRECISIONS:
+        raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, not {cfg.precision!r}")
     device = torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for, but this torch sees no CUDA device")
@@ -212,7 +212,7 @@ def run_bench(cfg: BenchConfig) -> dict:
     x_ref = x.contiguous(memory_format=torch.channels_last) if cfg.reference_channels_last else x
     if cfg.reference_channels_last:
         reference = reference.to(memory_format=torch.channels_last)
-    dtype = DTYPES[cfg.precision]
+    dtype = torch_dtype(cfg.precision)
     if cfg.mode == "infer":
         # Plain ours runs in the reference's memory format: then the two differ only in implementation.
         ours_cl = cfg.optimize or cfg.reference_channels_last

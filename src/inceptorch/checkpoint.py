@@ -16,7 +16,7 @@ from torch import nn
 from .errors import UserError, first_line
 from .fileio import DIGEST_KEY, atomic_write, state_digest
 from .models import create_model
-from .models.weights import read_state_dict
+from .models.weights import aux_prefixes, read_state_dict
 
 META_KEY = "inceptorch"
 
@@ -96,11 +96,7 @@ def load_model_file(path: str | Path, **overrides) -> tuple[nn.Module, dict]:
     model = create_model(meta["model"], **{**meta["model_kwargs"], **overrides})
     state = read_state_dict(path)
     missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or [k for k in missing if not k.startswith(_aux_prefixes(model))]:
+    if unexpected or [k for k in missing if not k.startswith(aux_prefixes(model))]:
         raise UserError(f"{path} does not match the model it names ({meta['model']}): "
                         f"{len(missing)} missing, {len(unexpected)} unexpected keys")
     return model, meta
-
-
-def _aux_prefixes(model: nn.Module) -> tuple[str, ...]:
-    return tuple(f"{head}." for head in getattr(model, "aux_taps", {}).values())

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 
-from ..bench import DTYPES, REFERENCES, BenchConfig, format_result, run_bench
+from ..bench import REFERENCES, BenchConfig, format_result, run_bench
 from ..errors import UserError
+from ..precision import PRECISIONS
 
 AUTO = {"auto": None, "on": True, "off": False}  # --matmul-1x1 / --winograd -> optimize's argument
 
@@ -26,7 +27,7 @@ def register(subparsers) -> None:
                    help="infer: forward only; train: forward + backward + optimizer step")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--precision", choices=tuple(DTYPES), default="fp32",
+    p.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
                    help="infer: both models cast to it; train: autocast to it")
     p.add_argument("--compile", nargs="?", const="both", choices=("both", "ours"), default=None,
                    help="torch.compile both sides, or only ours (`--compile ours`); inference compiles with freezing")

@@ -18,8 +18,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..losses import aux_loss
 from ..models.layers import Branches, ModelOutput
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+from ..precision import torch_dtype
 
 
 def fast_optimizer(params, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0) -> torch.optim.Optimizer:
@@ -63,7 +62,7 @@ class TrainStep:
             optimizer = (fast_optimizer(model.parameters(), lr=lr) if fused_optimizer
                          else torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9))
         self.optimizer = optimizer
-        self.dtype = DTYPES[precision]
+        self.dtype = torch_dtype(precision)
         self.channels_last = channels_last
         cfg = getattr(model, "default_cfg", None)
         self.aux_weight = aux_weight if aux_weight is not None else getattr(cfg, "aux_weight", 0.0)

@@ -6,6 +6,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from ._registry import IMAGENET_MEAN, IMAGENET_STD
+
 
 class ConvNormAct(nn.Sequential):
     """Conv -> (BatchNorm) -> ReLU.
@@ -144,10 +146,6 @@ def transform_imagenet_to_unit_range(x: Tensor) -> Tensor:
     Same arithmetic as torchvision's `transform_input`, which it forces on with its GoogLeNet/Inception-v3
     weights; here it is an explicit option, off by default.
     """
-    scale = x.new_tensor([s / 0.5 for s in _IMAGENET_STD]).view(1, 3, 1, 1)
-    shift = x.new_tensor([(m - 0.5) / 0.5 for m in _IMAGENET_MEAN]).view(1, 3, 1, 1)
+    scale = x.new_tensor([s / 0.5 for s in IMAGENET_STD]).view(1, 3, 1, 1)
+    shift = x.new_tensor([(m - 0.5) / 0.5 for m in IMAGENET_MEAN]).view(1, 3, 1, 1)
     return x * scale + shift
-
-
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
