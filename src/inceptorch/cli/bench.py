@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from ..bench import REFERENCES, BenchConfig, format_result, run_bench
+from ..bench.references import REFERENCES
 from ..errors import UserError
 from ..precision import PRECISIONS
 
@@ -56,6 +56,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ..bench.speedup import BenchConfig, format_result, run_bench
+
     if args.runtime == "onnxruntime":
         return run_onnxruntime(args)
     cfg = BenchConfig(model=args.model, compare=args.compare, mode=args.mode, device=args.device,
@@ -71,7 +73,7 @@ def run(args) -> int:
 
 
 def run_onnxruntime(args) -> int:
-    from ..export.latency import compare_runtimes, format_runtimes
+    from ..bench.runtimes import compare_runtimes, format_runtimes
 
     # The comparison is fixed to CPU fp32 inference with each runtime's own defaults; say so instead of ignoring.
     off = {"--compare": args.compare is not None, "--mode train": args.mode != "infer",
