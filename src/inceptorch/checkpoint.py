@@ -7,6 +7,7 @@ so `load_model_file(path)` rebuilds the exact architecture with no other file. A
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -16,7 +17,7 @@ from torch import nn
 from .errors import UserError, first_line
 from .fileio import DIGEST_KEY, atomic_write, state_digest
 from .models import create_model
-from .models.weights import aux_prefixes, read_state_dict
+from .models.weights import aux_prefixes, fit_state_dict, read_state_dict
 
 META_KEY = "inceptorch"
 
@@ -95,6 +96,11 @@ def load_model_file(path: str | Path, **overrides) -> tuple[nn.Module, dict]:
     meta = read_metadata(path) if config is None else read_folder_config(config)
     model = create_model(meta["model"], **{**meta["model_kwargs"], **overrides})
     state = read_state_dict(path)
+    if set(state) != set(model.state_dict()):
+        # Written in a layout this model's converters know: an inception_v2/v3 file from before their modules had
+        # one submodule per branch has torchvision's flat keys.
+        with contextlib.suppress(UserError):
+            state = fit_state_dict(model, state)[0]
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or [k for k in missing if not k.startswith(aux_prefixes(model))]:
         raise UserError(f"{path} does not match the model it names ({meta['model']}): "

@@ -86,10 +86,7 @@ def _title(stage: Stage) -> str:
 def describe(module: nn.Module) -> Box | Seq | Par | None:
     """The drawing tree of one module; None for layers that are drawn as part of another (BN, activations)."""
     if isinstance(module, Branches):
-        if hasattr(module, "paths"):  # flat children wired into chains by name (Inception-v3's weight layout)
-            branches = [Seq([_describe_step(module, step) for step in path]) for path in module.paths]
-        else:
-            branches = [_as_seq(describe(child)) for child in module.children()]
+        branches = [_as_seq(describe(child)) for child in module.children()]
         out = getattr(module, "out_channels", None)
         try:
             out = int(out) if out is not None else None
@@ -123,13 +120,6 @@ def describe(module: nn.Module) -> Box | Seq | Par | None:
     for child in children:  # flatten nested series so that a module reads as one column
         items.extend(child.items if isinstance(child, Seq) else [child])
     return items[0] if len(items) == 1 else Seq(items)
-
-
-def _describe_step(block: nn.Module, step: str | tuple[str, ...]) -> Box | Seq | Par:
-    """One step of a `paths` chain: a child's name, or a tuple of names run in parallel and concatenated."""
-    if isinstance(step, str):
-        return describe(getattr(block, step)) or Box(step)
-    return Par([_as_seq(describe(getattr(block, name))) for name in step])
 
 
 def _as_seq(node: Box | Seq | Par | None) -> Seq:

@@ -133,8 +133,6 @@ def layer_depth(module: nn.Module) -> int:
     """Layers with parameters along the deepest path (Table 1's "depth"): branches in parallel, the rest in series."""
     if isinstance(module, (nn.Conv2d, nn.Linear)):
         return 1
-    if hasattr(module, "layer_depth"):  # blocks whose branches are chains of flat children (Inception-v3)
-        return module.layer_depth()
     children = list(module.children())
     if not children:
         return 0
