@@ -16,10 +16,11 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..extras import require
 from ..models.layers import Branches
+from .options import DRAW_FORMATS
 from .summary import row_modules
 
-FORMATS = (".svg", ".png", ".pdf")
 # Layers drawn as part of the conv before them, never as boxes of their own.
 _SILENT = (nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.GELU, nn.Identity, nn.Flatten)
 
@@ -188,6 +189,7 @@ def _output_shapes(model: nn.Module, rows: list[tuple[str, nn.Module]], input_si
     size = input_size or (cfg.input_size if cfg else 224)
     first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
     in_chans = first_conv.in_channels if first_conv is not None else 3
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))  # meta: shapes without arithmetic
     shapes, hooks = {}, []
     for name, module in rows:
         def hook(_m, _i, out, name=name):
@@ -198,7 +200,7 @@ def _output_shapes(model: nn.Module, rows: list[tuple[str, nn.Module]], input_si
     was_training = model.training
     model.eval()
     try:
-        model(torch.zeros(1, in_chans, size, size))
+        model(torch.zeros(1, in_chans, size, size, device=device))
     except RuntimeError:
         shapes.clear()  # a model that cannot run at this size is still drawn, without shapes
     finally:
@@ -356,8 +358,8 @@ def draw_model(model: nn.Module, output: str | Path, title: str | None = None, i
     Runs of identical blocks are drawn once with their count unless `expand`.
     """
     output = Path(output)
-    if output.suffix.lower() not in FORMATS:
-        raise UserError(f"cannot draw to {output.name!r}: the file name must end in {', '.join(FORMATS)}")
+    if output.suffix.lower() not in DRAW_FORMATS:
+        raise UserError(f"cannot draw to {output.name!r}: the file name must end in {', '.join(DRAW_FORMATS)}")
     stages = model_stages(model, input_size)
     if not expand:
         stages = collapse_repeats(stages)
@@ -371,7 +373,7 @@ def draw_model(model: nn.Module, output: str | Path, title: str | None = None, i
     header = subtitle(model, input_size)
     width = max(width, 2 * MARGIN + 0.055 * max(len(line) for line in header.split("\n")))
 
-    import matplotlib
+    matplotlib = require("matplotlib", "drawing a model")
     from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
 
     with matplotlib.rc_context({"svg.fonttype": "none", "font.family": "DejaVu Sans"}):  # SVG text stays text

@@ -72,7 +72,11 @@ def row_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 @torch.no_grad()
 def summarize(model: nn.Module, input_size: int | None = None, in_chans: int | None = None) -> Summary:
-    """Run one image through `model` (eval mode, no aux heads) and account for every row."""
+    """Run one image through `model` (eval mode, no aux heads) and account for every row.
+
+    A model on the meta device (built under `torch.device("meta")`) is counted without any arithmetic: the shapes,
+    parameters and MACs need none.
+    """
     cfg = getattr(model, "default_cfg", None)
     input_size = input_size or (cfg.input_size if cfg else 224)
     if in_chans is None:
@@ -91,7 +95,8 @@ def summarize(model: nn.Module, input_size: int | None = None, in_chans: int | N
     was_training = model.training
     model.eval()
     try:
-        model(torch.zeros(1, in_chans, input_size, input_size))
+        device = next(model.parameters()).device
+        model(torch.zeros(1, in_chans, input_size, input_size, device=device))
     finally:
         model.train(was_training)
         for h in hooks:

@@ -1,10 +1,13 @@
 """Arguments shared by the subcommands that run a trained model (eval, predict)."""
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import UserError
-from ..evaluation.crops import PROTOCOLS
+from ..evaluation.options import PROTOCOLS
+
+if TYPE_CHECKING:
+    import torch
 
 
 def add_model_args(p) -> None:
@@ -16,6 +19,8 @@ def add_model_args(p) -> None:
 
 
 def pick_device(name: str | None) -> torch.device:
+    import torch
+
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

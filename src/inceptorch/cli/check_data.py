@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 
-from ..data.checks import default_workers, image_files, report_dict, scan_images
-from ..data.datasets import IMAGE_EXTENSIONS
 from ..errors import UserError
 from ._data_flags import add_pixel_limit_argument, apply_pixel_limit
 
@@ -12,7 +10,8 @@ from ._data_flags import add_pixel_limit_argument, apply_pixel_limit
 def register(subparsers) -> None:
     p = subparsers.add_parser("check-data", help="decode every image under a folder and report the bad files")
     p.add_argument("path", metavar="DIR", help="an image folder (searched recursively), a CSV list, or one image")
-    p.add_argument("--workers", type=int, default=default_workers(), help="decoding threads (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="decoding threads (default: one per CPU core, at most 8)")
     p.add_argument("--full-decode", action="store_true",
                    help="decode JPEGs at full size (default: 1/8 scale, which still reads all data, so still "
                         "finds truncation)")
@@ -24,6 +23,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ..data.checks import image_files, report_dict, scan_images
+    from ..data.datasets import IMAGE_EXTENSIONS
+
     apply_pixel_limit(args)
     files, ignored = image_files(args.path)
     if not files:

@@ -4,9 +4,13 @@ Every artifact is checked against the PyTorch model before the command reports s
 """
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import UserError
+from ..extras import require
+
+if TYPE_CHECKING:
+    import torch
 
 FORMATS = ("onnx", "pt2", "folder")
 
@@ -43,6 +47,11 @@ def load_source(args) -> torch.nn.Module:
 
 
 def run(args) -> int:
+    if args.format == "onnx":  # before anything is built: the file is checked with ONNX Runtime after writing
+        for module in ("onnx", "onnxruntime"):
+            require(module, "--format onnx")
+    import torch
+
     model = load_source(args)
     size = args.input_size or model.default_cfg.input_size
     if size < model.default_cfg.min_input_size:

@@ -4,8 +4,7 @@ from __future__ import annotations
 import json
 
 from ..errors import UserError
-from ..evaluation import collect_images, load_members, predict
-from ..evaluation.ensemble import RUNTIMES
+from ..evaluation.options import RUNTIMES
 from ._common import add_model_args, pick_device
 
 
@@ -23,6 +22,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ..evaluation import collect_images, load_members, predict
+
     files = collect_images(args.images)  # before loading models: a typo in a path fails fast
     if args.runtime == "onnxruntime" and args.device not in (None, "cpu"):
         raise UserError(f"--runtime onnxruntime runs on the CPU; drop --device {args.device}")

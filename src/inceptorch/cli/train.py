@@ -7,7 +7,6 @@ import yaml
 
 from ..errors import UserError
 from ..train.config import read_recipe, resolve
-from ..train.distributed import dist_env
 from ._data_flags import add_pixel_limit_argument, apply_pixel_limit
 
 
@@ -97,6 +96,7 @@ def overrides_from_args(args) -> dict:
 
 def run(args) -> int:
     from ..train.config import load_saved_config
+    from ..train.distributed import dist_env
     from ..train.run import Interrupted, train
 
     apply_pixel_limit(args)
@@ -128,6 +128,7 @@ def _elastic_restart(output: str) -> bool:
     """torchrun --max-restarts re-runs the same command after a worker dies: continue from the last checkpoint."""
     from pathlib import Path
 
+    from ..train.distributed import dist_env
     from ..train.state import STATE_NAME
 
     return bool(output) and dist_env().restart_count > 0 and (Path(output) / STATE_NAME).is_file()

@@ -14,11 +14,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data.datasets import ImageList, build_dataset
 from ..errors import UserError
+from ..extras import require
 from ..fileio import atomic_write
-from .crops import PROTOCOLS
 from .ensemble import Member, _few, ensemble_probabilities
-
-SPLITS = ("auto", "val", "train", "all")
+from .options import PROTOCOLS, SPLITS
 
 
 @dataclass
@@ -144,6 +143,7 @@ def score(probs: torch.Tensor, targets: torch.Tensor, data_classes: list[str], m
 
 def save_confusion_png(result: EvalResult, path: str | Path, title: str = "") -> Path:
     """The confusion matrix as a PNG, rows normalised to per-class rates; counts written in cells when few classes."""
+    require("matplotlib", "the confusion matrix PNG")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
