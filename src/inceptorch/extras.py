@@ -15,6 +15,7 @@ from .errors import UserError
 
 EXTRAS = {"sklearn": "demo", "matplotlib": "plot", "tensorboard": "tensorboard", "onnx": "onnx",
           "onnxruntime": "onnx", "onnxscript": "onnx"}  # top-level module -> the extra that installs it
+PACKAGES = {"sklearn": "scikit-learn"}  # where the package's name on PyPI is not its module's
 
 
 class MissingExtra(UserError):
@@ -29,5 +30,5 @@ def require(module: str, purpose: str) -> ModuleType:
     except ModuleNotFoundError as exc:
         if exc.name is None or exc.name.partition(".")[0] != top:
             raise  # the package is there but something it imports is not: not ours to explain
-        raise MissingExtra(f"{purpose} needs {top}, which is not installed: "
+        raise MissingExtra(f"{purpose} needs {PACKAGES.get(top, top)}, which is not installed: "
                            f"pip install 'inceptorch[{EXTRAS[top]}]'") from None
