@@ -38,6 +38,7 @@ from ..data.gpu_pipeline import DeviceAugment, DeviceBatches, EncodedImages, col
 from ..data.transforms import SeededDataset, eval_transform, train_transform
 from ..data.uint8_batches import DeviceNormalize, NormalizedBatches
 from ..errors import UserError
+from ..extras import MissingExtra, require
 from ..models import create_model
 from ..models.layers import ModelOutput
 from .config import TrainConfig, save_config
@@ -353,7 +354,10 @@ class Trainer:
             if writer is not None:
                 writer.close()
             if self.is_main and self.cfg.plot and (self.run_dir / "metrics.csv").is_file():
-                plot_curves(self.run_dir / "metrics.csv", self.run_dir / "curves.png", self.cfg.model)
+                try:
+                    plot_curves(self.run_dir / "metrics.csv", self.run_dir / "curves.png", self.cfg.model)
+                except MissingExtra as exc:  # metrics.csv has the numbers
+                    self.log(f"no curves.png: {exc}")
         result.best_top1, result.best_epoch, result.seconds = self.best_top1, self.best_epoch, time.perf_counter() - tic
         return result
 
@@ -427,7 +431,8 @@ class Trainer:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            self.log("tensorboard is not installed: no TensorBoard logs (metrics.csv has the same numbers)")
+            self.log("tensorboard is not installed: no TensorBoard logs (metrics.csv has the same numbers; "
+                     "pip install 'inceptorch[tensorboard]')")
             return None
         return SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.epoch + 1 if self.epoch else None)
 
@@ -482,7 +487,7 @@ def read_metrics(path: str | Path) -> list[dict]:
 
 def plot_curves(metrics: str | Path, out: str | Path, title: str = "") -> None:
     """curves.png: loss, top-1 and learning rate against epochs."""
-    import matplotlib
+    matplotlib = require("matplotlib", "curves.png")
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
