@@ -117,3 +117,13 @@ def test_version():
 ])
 def test_first_line_of_an_exception(exc, expected):
     assert first_line(exc) == expected
+
+
+def test_lazy_names_that_are_also_submodule_names_stay_the_functions():
+    """`evaluation.predict` and `evaluation.evaluate` are functions and submodules: importing the submodule first
+    (as `from inceptorch.evaluation.evaluate import ...` does) must not shadow the function."""
+    code = ("import inceptorch.evaluation.predict, inceptorch.evaluation.evaluate\n"
+            "from inceptorch.evaluation import evaluate, predict\nimport inceptorch.evaluation as e\n"
+            "print(callable(predict), callable(evaluate), callable(e.predict), e.collect_images.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["True", "True", "True", "collect_images"]

@@ -14,5 +14,5 @@ _EXPORTS = {
     ".losses": ("aux_loss",),
     ".models": ("ModelCfg", "ModelOutput", "create_model", "get_model_cfg", "list_models"),
 }
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+lazy_exports(__name__, _EXPORTS)
 __all__ = [name for names in _EXPORTS.values() for name in names]

@@ -1,4 +1,4 @@
-"""Packages whose public names are imported on first use (PEP 562 module `__getattr__`).
+"""Packages whose public names are imported on first use (PEP 562 / PEP 549 style module attributes).
 
 `import inceptorch` and the command line's argument parsing should not pay for importing torch (seconds on a small
 machine): a package lists its public names by the submodule that defines them, and a submodule is imported when one
@@ -8,21 +8,33 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Iterable
+import types
+from collections.abc import Iterable
 
 
-def lazy_exports(package: str, exports: dict[str, Iterable[str]]) -> tuple[Callable[[str], object], Callable[[], list]]:
-    """`(__getattr__, __dir__)` for `package`, whose names `exports[".submodule"]` live in that submodule."""
+def lazy_exports(package: str, exports: dict[str, Iterable[str]]) -> None:
+    """Make `package`'s names `exports[".submodule"]` load from that submodule when first read."""
+    exports = {module: tuple(names) for module, names in exports.items()}
     where = {name: module for module, names in exports.items() for name in names}
 
-    def __getattr__(name: str) -> object:
-        if name not in where:
-            raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(where[name], package), name)
-        setattr(sys.modules[package], name, value)  # later reads skip this function
-        return value
+    class LazyPackage(types.ModuleType):
+        def __getattr__(self, name: str) -> object:
+            if name not in where:
+                raise AttributeError(f"module {package!r} has no attribute {name!r}")
+            module = importlib.import_module(where[name], package)
+            for other in exports[where[name]]:  # every name of that submodule, bound once
+                super().__setattr__(other, getattr(module, other))
+            return getattr(module, name)
 
-    def __dir__() -> list[str]:
-        return sorted({*vars(sys.modules[package]), *where})
+        def __setattr__(self, name: str, value: object) -> None:
+            # Importing a submodule binds it on its package. Where a public name is also a submodule's name
+            # (`evaluation.predict`, the function, in `evaluation/predict.py`), the public name wins, as it did
+            # when the package imported its submodules eagerly.
+            if name in where and isinstance(value, types.ModuleType) and value.__name__ == f"{package}.{name}":
+                return
+            super().__setattr__(name, value)
 
-    return __getattr__, __dir__
+        def __dir__(self) -> list[str]:
+            return sorted({*super().__dir__(), *where})
+
+    sys.modules[package].__class__ = LazyPackage

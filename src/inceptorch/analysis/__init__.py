@@ -2,5 +2,5 @@
 from .._lazy import lazy_exports
 
 _EXPORTS = {".summary": ("Row", "Summary", "summarize")}
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+lazy_exports(__name__, _EXPORTS)
 __all__ = [name for names in _EXPORTS.values() for name in names]

@@ -10,5 +10,5 @@ _EXPORTS = {
     ".timing": ("time_interleaved",),
     ".hostinfo": ("environment",),
 }
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+lazy_exports(__name__, _EXPORTS)
 __all__ = [name for names in _EXPORTS.values() for name in names]

@@ -8,5 +8,5 @@ _EXPORTS = {
     ".evaluate": ("EvalResult", "evaluate", "load_eval_data", "save_confusion_png"),
     ".predict": ("Prediction", "collect_images", "predict"),
 }
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+lazy_exports(__name__, _EXPORTS)
 __all__ = [name for names in _EXPORTS.values() for name in names]
