@@ -60,12 +60,13 @@ def run(args) -> int:
         from ..export.onnx import OPSET, export_onnx, onnx_parity
 
         path = export_onnx(model, args.output, size)
-        diffs = onnx_parity(model, path, size)
-        worst = max(diffs.values())
+        parity = onnx_parity(model, path, size)
         print(f"wrote {path} (ONNX opset {OPSET}, eval graph, input [batch, 3, {size}, {size}] -> logits, dynamic "
-              f"batch); ONNX Runtime vs PyTorch max |diff| {worst:.2e} at batch sizes {', '.join(map(str, diffs))}")
-        if worst > 1e-4:
-            raise UserError(f"ONNX Runtime disagrees with PyTorch by {worst:.2e} (> 1e-4); the file is at {path}")
+              f"batch); ONNX Runtime vs PyTorch max |diff| {parity.worst:.2e} at batch sizes "
+              f"{', '.join(map(str, parity.diffs))} (fp32 rounding allows {parity.tolerance:.1e})")
+        if parity.worst > parity.tolerance:
+            raise UserError(f"ONNX Runtime disagrees with PyTorch by {parity.worst:.2e}, more than fp32 rounding "
+                            f"allows ({parity.tolerance:.1e} at logits up to {parity.scale:.2g}); the file is at {path}")
     elif args.format == "pt2":
         from ..export.program import export_program, load_program
 

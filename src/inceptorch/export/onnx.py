@@ -13,6 +13,7 @@ import io
 import json
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +21,7 @@ from torch import Tensor, nn
 from ..errors import UserError
 from ..extras import require
 from ..fileio import atomic_write
+from ..numerics import EXPORT_FACTOR, fp32_tolerance
 from ._deploy import inference_copy
 from .preprocess import preprocessing
 
@@ -92,17 +94,28 @@ def _opset(proto) -> int:
     return max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
 
 
+class Parity(NamedTuple):
+    diffs: dict[int, float]  # batch size -> largest |ONNX Runtime logit - PyTorch logit|
+    scale: float  # largest |PyTorch logit| over those batches
+    tolerance: float  # what fp32 rounding allows at that scale (numerics.fp32_tolerance, the export factor)
+
+    @property
+    def worst(self) -> float:
+        return max(self.diffs.values())
+
+
 def onnx_parity(model: nn.Module, path: str | Path, input_size: int, batch_sizes: tuple[int, ...] = (1, 4),
-                seed: int = 0) -> dict[int, float]:
-    """Largest absolute difference between PyTorch's and ONNX Runtime's logits, per batch size."""
+                seed: int = 0) -> Parity:
+    """Largest absolute difference between PyTorch's and ONNX Runtime's logits per batch size, against the bound."""
     from .onnx_runtime import OnnxClassifier
 
     session = OnnxClassifier(path)
     gen = torch.Generator().manual_seed(seed)
-    diffs = {}
+    diffs, scale = {}, 0.0
     for b in batch_sizes:
         x = torch.randn(b, 3, input_size, input_size, generator=gen)
         with torch.no_grad():
             ref = model.eval()(x)
         diffs[b] = float((session.logits(x) - ref).abs().max())
-    return diffs
+        scale = max(scale, float(ref.abs().max()))
+    return Parity(diffs, scale, fp32_tolerance(model, scale, EXPORT_FACTOR))
