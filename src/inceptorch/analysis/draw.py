@@ -189,7 +189,7 @@ def _output_shapes(model: nn.Module, rows: list[tuple[str, nn.Module]], input_si
     size = input_size or (cfg.input_size if cfg else 224)
     first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
     in_chans = first_conv.in_channels if first_conv is not None else 3
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))  # meta: shapes without arithmetic
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     shapes, hooks = {}, []
     for name, module in rows:
         def hook(_m, _i, out, name=name):
@@ -200,7 +200,7 @@ def _output_shapes(model: nn.Module, rows: list[tuple[str, nn.Module]], input_si
     was_training = model.training
     model.eval()
     try:
-        model(torch.zeros(1, in_chans, size, size, device=device))
+        model(torch.zeros(0, in_chans, size, size, device=device))  # zero images: the shapes, no arithmetic
     except RuntimeError:
         shapes.clear()  # a model that cannot run at this size is still drawn, without shapes
     finally:

@@ -18,10 +18,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import torch
-
     from ..analysis.draw import draw_model
-    from ..models import create_model
+    from ..analysis.summary import shape_model
 
     if not args.output.lower().endswith(DRAW_FORMATS):
         raise UserError(f"cannot draw to {args.output!r}: the file name must end in {', '.join(DRAW_FORMATS)}")
@@ -33,8 +31,7 @@ def run(args) -> int:
     if args.small_input:
         kwargs["small_input"] = True
     try:
-        with torch.device("meta"):  # a drawing needs shapes, not weights: no initialisation, no arithmetic
-            model = create_model(args.model, **kwargs)
+        model = shape_model(args.model, **kwargs)  # a drawing needs shapes, not weights: no initialisation
     except TypeError as exc:  # an option the model does not have (e.g. --small-input)
         raise UserError(f"{args.model} does not take that option ({exc})") from None
     path = draw_model(model, args.output, input_size=args.input_size, dpi=args.dpi, expand=args.expand)
