@@ -1,27 +1,33 @@
-# Everything a newcomer needs: `make demo` runs the main job, `make test` runs the suite.
+# Everything a newcomer needs: `make demo` runs the main job, `make test` runs the suite. Each installs what it uses:
+# the demo its data, plots and TensorBoard logs; the tests every extra and the test tools (the `dev` extra).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 
 .PHONY: install demo test lint clean
 
-install: $(STAMP)
+install: $(VENV)/.installed-dev
 
-# Re-install only when the project's metadata changes, so repeated `make test` is quick.
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	touch $(STAMP)
 
-demo: $(STAMP)
+# Re-install only when the project's metadata changes, so a repeated `make demo` or `make test` is quick.
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[demo,plot,tensorboard]"
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: $(VENV)/.installed-demo
 	$(BIN)/inceptorch demo
 
-test: $(STAMP)
+test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP)
+lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests
 
 clean:

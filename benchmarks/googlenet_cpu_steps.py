@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import time
 
 import torch
 import torchvision
 
 from inceptorch import create_model
+from inceptorch.bench import optimize_unmerged, time_interleaved
 from inceptorch.fast import compile_for_inference, optimize
 
 
@@ -36,7 +36,7 @@ def main() -> None:
     variants = {"torchvision nchw eager": (tv, x),
                 "torchvision channels_last eager": (copy.deepcopy(tv).to(memory_format=cl), xc),
                 "ours plain channels_last eager": (copy.deepcopy(ours).to(memory_format=cl), xc),
-                "+ BN folded": (optimize(ours, merge=False, matmul_1x1=False, winograd=False), xc),
+                "+ BN folded": (optimize_unmerged(ours, matmul_1x1=False, winograd=False), xc),
                 "+ 1x1 merged": (optimize(ours, matmul_1x1=False, winograd=False), xc),
                 "+ 1x1 convs as GEMMs": (optimize(ours, matmul_1x1=True, winograd=False), xc)}
     with torch.inference_mode():
@@ -51,19 +51,10 @@ def main() -> None:
                 compiled = compile_for_inference(optimize(ours, matmul_1x1=gemm, winograd=winograd))
                 compiled(xc)
                 variants[name] = (compiled, xc)
-        times: dict[str, list[float]] = {k: [] for k in variants}
-        for model, inp in variants.values():
-            for _ in range(3):
-                model(inp)
-        names = list(variants)
-        for r in range(args.rounds):
-            for name in names if r % 2 == 0 else names[::-1]:
-                model, inp = variants[name]
-                start = time.perf_counter()
-                for _ in range(5):
-                    model(inp)
-                times[name].append((time.perf_counter() - start) / 5 * 1e3)
-    for name, t in times.items():
+        runs = {name: (lambda model=model, inp=inp: model(inp)) for name, (model, inp) in variants.items()}
+        times = time_interleaved(runs, warmup=3, repeats=args.rounds, iters=5)
+    for name, seconds in times.items():
+        t = [s * 1e3 for s in seconds]
         print(f"{name:44s} median {statistics.median(t):7.2f} ms   min {min(t):7.2f} ms")
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 from torch.profiler import profile
 
 from inceptorch import create_model
+from inceptorch.bench import time_interleaved
 from inceptorch.fast import compile_for_inference, compiled, optimize
 
 
@@ -40,13 +40,8 @@ def main() -> None:
     with torch.inference_mode():
         reference = fast(x)  # compiles
         assert all(torch.equal(call(), reference) for call in calls.values())
-        times = {name: [] for name in calls}
-        for i in range(args.rounds):
-            for name, call in list(calls.items())[::1 if i % 2 else -1]:
-                start = time.perf_counter()
-                for _ in range(5):
-                    call()
-                times[name].append((time.perf_counter() - start) / 5 * 1e3)
+        times = {name: [s * 1e3 for s in seconds]
+                 for name, seconds in time_interleaved(calls, warmup=1, repeats=args.rounds, iters=5).items()}
         lookups = {}
         for name, call in calls.items():
             with profile() as prof:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 import torchvision
 
 from inceptorch import create_model
+from inceptorch.bench import time_interleaved
 from inceptorch.fast import compile_for_inference, optimize
 
 
@@ -32,22 +32,14 @@ def main() -> None:
     size = ours.default_cfg.input_size
     x = torch.randn(1, 3, size, size).contiguous(memory_format=cl)
     with torch.inference_mode():
-        runs = {"torchvision channels_last eager": reference}
+        models = {"torchvision channels_last eager": reference}
         for name, winograd in (("ours compiled, direct 3x3", False), ("ours compiled, Winograd 3x3", True)):
-            runs[name] = compile_for_inference(optimize(ours, matmul_1x1=False, winograd=winograd))
-        for run in runs.values():
-            for _ in range(5):
-                run(x)
-        times: dict[str, list[float]] = {name: [] for name in runs}
-        names = list(runs)
-        for r in range(args.rounds):
-            for name in names if r % 2 == 0 else names[::-1]:
-                start = time.perf_counter()
-                for _ in range(5):
-                    runs[name](x)
-                times[name].append((time.perf_counter() - start) / 5 * 1e3)
-    yardstick = statistics.median(times[names[0]])
-    for name, t in times.items():
+            models[name] = compile_for_inference(optimize(ours, matmul_1x1=False, winograd=winograd))
+        runs = {name: (lambda m=m: m(x)) for name, m in models.items()}
+        times = time_interleaved(runs, warmup=5, repeats=args.rounds, iters=5)
+    yardstick = statistics.median(times["torchvision channels_last eager"]) * 1e3
+    for name, seconds in times.items():
+        t = [s * 1e3 for s in seconds]
         med = statistics.median(t)
         print(f"{name:32s} median {med:6.2f} ms   min {min(t):6.2f} ms   speed-up {yardstick / med:.3f}")
 

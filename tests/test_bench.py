@@ -109,7 +109,7 @@ def test_bench_onnxruntime_json(capsys):
 def test_compare_runtimes_outputs_agree_on_lively_weights():
     """A module (not a name) is used as given: random BN statistics, logits of std ~3, so 1e-4 is a real bound."""
     from _export_helpers import small_model, with_lively_weights
-    from inceptorch.export.latency import compare_runtimes, format_runtimes
+    from inceptorch.bench.runtimes import compare_runtimes, format_runtimes
 
     r = compare_runtimes(with_lively_weights(small_model("inception_v3")), 75, threads=2, warmup=0, repeats=1,
                          iters=1)
@@ -149,7 +149,7 @@ def test_bench_no_merge_keeps_the_1x1_convs_apart(capsys):
 
 
 def test_bench_matmul_1x1_auto_follows_the_cpu_vendor_and_can_be_forced(capsys):
-    from inceptorch.hostinfo import cpu_vendor
+    from inceptorch.fast.cpuinfo import cpu_vendor
 
     assert bench_json(capsys)["matmul_1x1"] is (cpu_vendor() == "GenuineIntel")
     assert bench_json(capsys, "--matmul-1x1", "off")["matmul_1x1"] is False

@@ -3,14 +3,12 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from torch import nn
 
 from inceptorch import create_model
 from inceptorch.analysis.draw import Box, Par, Seq, Stage, collapse_repeats, describe, draw_model, model_stages
 from inceptorch.cli.main import main
 from inceptorch.models.bn_inception import BN_INCEPTION, BNInceptionBlock
-from inceptorch.models.layers import Branches, ConvNormAct
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -41,27 +39,13 @@ def test_stages_carry_shapes_and_aux_notes():
     assert any("aux1" in note for note in stages["inception4a"].notes)
 
 
-class _Split(Branches):
-    """A v3-style block: flat children chained by `paths`, one step a parallel 1x3 / 3x1 split."""
-
-    def __init__(self):
-        super().__init__()
-        self.a = ConvNormAct(8, 4, 1)
-        self.b_1 = ConvNormAct(8, 4, 1)
-        self.b_2a = ConvNormAct(4, 4, (1, 3))
-        self.b_2b = ConvNormAct(4, 4, (3, 1))
-        self.paths = (("a",), ("b_1", ("b_2a", "b_2b")))
-
-    def forward(self, x):
-        y = self.b_1(x)
-        return torch.cat([self.a(x), self.b_2a(y), self.b_2b(y)], 1)
-
-
-def test_paths_protocol_and_nested_splits():
-    node = describe(_Split())
-    assert [len(b.items) for b in node.branches] == [1, 2]
+def test_nested_splits_draw_as_parallel_columns_inside_a_branch():
+    """Inception-v3's Figure 7 module: two branches end in a 1x3 | 3x1 split, a `Split` block inside the chain."""
+    node = describe(create_model("inception_v3", width=0.25).Mixed_7b)
+    assert [len(b.items) for b in node.branches] == [1, 2, 3, 2]
     split = node.branches[1].items[1]
-    assert isinstance(split, Par) and _labels(split) == [["1x3 conv, 4"], ["3x1 conv, 4"]]
+    assert isinstance(split, Par) and _labels(split) == [["1x3 conv, 96"], ["3x1 conv, 96"]]
+    assert node.out_chs == 80 + 2 * 96 + 2 * 96 + 48  # 2048 x 0.25: the splits count both halves
 
 
 def test_repeated_blocks_are_drawn_once_with_a_count():

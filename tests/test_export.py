@@ -18,11 +18,11 @@ from PIL import Image
 import inceptorch
 from _export_helpers import small_model, small_size, squares, with_lively_weights, write_image_folder
 from inceptorch import UserError, create_model, list_models
+from inceptorch.bench import bench_onnxruntime
 from inceptorch.checkpoint import load_model_file, model_metadata, save_model_file
 from inceptorch.cli.main import main
 from inceptorch.export import (
     OnnxClassifier,
-    bench_onnxruntime,
     eval_transform,
     export_onnx,
     export_program,

@@ -9,10 +9,12 @@ from safetensors.torch import save_file
 from torch import nn
 
 from inceptorch import ModelOutput, create_model, get_model_cfg
+from inceptorch.checkpoint import META_KEY, load_model_file, model_metadata
 from inceptorch.cli.main import main
-from inceptorch.models._convert import CONVERTERS
+from inceptorch.models._convert import CONVERTERS, rename_keys
 from inceptorch.models._registry import IMAGENET_MEAN, IMAGENET_STD
-from inceptorch.weights import load_pretrained
+from inceptorch.models.inception_v3 import V2, flat_key_table, from_torchvision
+from inceptorch.models.weights import load_pretrained
 
 TV_PARAMS_WITH_AUX = 27_161_264  # torchvision's Inception_V3_Weights meta (REFERENCE.md)
 V3_MACS_AT_299 = 5.73e9  # REFERENCE.md: Inception-v3 multiply-adds at 299
@@ -60,12 +62,12 @@ def small():
 
 
 @pytest.mark.parametrize("aux_logits", [True, False])
-def test_state_dict_keys_and_shapes_equal_torchvision(aux_logits, ours):
+def test_torchvision_keys_convert_one_to_one_onto_ours(aux_logits, ours):
     model = ours if aux_logits else create_model("inception_v3", aux_logits=False)
     theirs = tv_v3(aux_logits).state_dict()
-    mine = model.state_dict()
-    assert list(mine) == list(theirs)  # same keys in the same order
-    assert {k: v.shape for k, v in mine.items()} == {k: v.shape for k, v in theirs.items()}
+    mine, converted = model.state_dict(), from_torchvision(theirs)
+    assert len(converted) == len(theirs)  # no two of their keys land on one of ours
+    assert {k: v.shape for k, v in converted.items()} == {k: v.shape for k, v in mine.items()}
     assert any(k.startswith("AuxLogits.") for k in mine) == aux_logits
 
 
@@ -76,11 +78,13 @@ def test_param_count_with_aux_equals_torchvision(ours):
 
 def test_torchvision_state_dicts_load_strictly(tv_state):
     model = create_model("inception_v3")
-    model.load_state_dict(tv_state, strict=True)
-    assert torch.equal(model.Mixed_7b.branch3x3_2a.conv.weight, tv_state["Mixed_7b.branch3x3_2a.conv.weight"])
+    model.load_state_dict(from_torchvision(tv_state), strict=True)
+    split = model.Mixed_7b.branch3x3[1]  # Figure 7's 1x3 | 3x1 pair: torchvision's branch3x3_2a / _2b
+    assert torch.equal(split.branch1x3.conv.weight, tv_state["Mixed_7b.branch3x3_2a.conv.weight"])
+    assert torch.equal(split.branch3x1.conv.weight, tv_state["Mixed_7b.branch3x3_2b.conv.weight"])
     no_aux = {k: v for k, v in tv_state.items() if not k.startswith("AuxLogits.")}
     off = create_model("inception_v3", aux_logits=False)
-    off.load_state_dict(no_aux, strict=True)  # torchvision's aux-less state dict
+    off.load_state_dict(from_torchvision(no_aux), strict=True)  # torchvision's aux-less state dict
     assert torch.equal(off.fc.weight, tv_state["fc.weight"])
 
 
@@ -92,10 +96,11 @@ def test_load_pretrained_reads_torchvision_files(tmp_path, tv_state, suffix):
     else:
         save_file({k: v.contiguous() for k, v in tv_state.items()}, str(path))
     model = create_model("inception_v3", pretrained=str(path))
-    assert all(torch.equal(v, tv_state[k]) for k, v in model.state_dict().items())
+    converted = from_torchvision(tv_state)
+    assert all(torch.equal(v, converted[k]) for k, v in model.state_dict().items())
     off = create_model("inception_v3", aux_logits=False)  # aux on or off is independent of the file
     assert load_pretrained(off, path) == []
-    assert torch.equal(off.Mixed_6e.branch7x7dbl_5.bn.running_var, tv_state["Mixed_6e.branch7x7dbl_5.bn.running_var"])
+    assert torch.equal(off.Mixed_6e.branch7x7dbl[4].bn.running_var, tv_state["Mixed_6e.branch7x7dbl_5.bn.running_var"])
 
 
 @pytest.mark.parametrize("transform_input", [False, True])
@@ -103,7 +108,7 @@ def test_outputs_equal_torchvision_in_eval_mode(tv_state, transform_input):
     theirs = tv_v3(transform_input=transform_input)
     theirs.load_state_dict(tv_state)
     model = create_model("inception_v3", transform_input=transform_input)
-    model.load_state_dict(tv_state)
+    model.load_state_dict(from_torchvision(tv_state))
     x = torch.randn(2, 3, 107, 107)  # torchvision's minimum is 75; at 107 the 8x8 grid is still 2x2
     with torch.no_grad():
         mine, ref = model.eval()(x), theirs.eval()(x)
@@ -118,7 +123,7 @@ def test_aux_head_equals_torchvision(tv_state):
     """The head on a 17x17x768 map (Mixed_6e at 299 px), compared directly: cheaper than two 299 px forwards."""
     theirs, model = tv_v3(), create_model("inception_v3")
     theirs.load_state_dict(tv_state)
-    model.load_state_dict(tv_state)
+    model.load_state_dict(from_torchvision(tv_state))
     x = torch.randn(2, 768, 17, 17)
     with torch.no_grad():
         ref = theirs.AuxLogits.eval()(x)
@@ -140,7 +145,7 @@ def test_timm_state_dict_converts_with_equal_outputs(tmp_path):
     state = theirs.state_dict()
     assert not any(k.startswith("AuxLogits.") for k in state)  # timm's default build has no aux head
     converted = CONVERTERS["inception_v3"]["timm"](dict(state))
-    assert set(converted) == set(state)
+    assert set(converted) == set(create_model("inception_v3", aux_logits=False).state_dict())
     with pytest.raises(KeyError):
         CONVERTERS["inception_v3"]["timm"]({"conv1.weight": torch.zeros(1)})
     path = tmp_path / "timm_inception_v3.pth"
@@ -189,7 +194,7 @@ def test_inception_v2_follows_table_1():
     model = create_model("inception_v2", aux_logits=True)
     kinds = [type(getattr(model, s)).__name__ for s in model.stage_names]
     assert (kinds.count("InceptionA"), kinds.count("InceptionC"), kinds.count("InceptionE")) == (3, 5, 2)
-    assert model.Mixed_5b.branch3x3_2.conv.kernel_size == (3, 3)  # Figure 5: no 5x5 left
+    assert model.Mixed_5b.branch3x3[1].conv.kernel_size == (3, 3)  # Figure 5: no 5x5 left
     assert model.has_aux and not create_model("inception_v2", width=0.25).has_aux  # aux head optional, off
     shapes = list(_stage_shapes(model).values())
     table_1 = [(32, 149, 149), (32, 147, 147), (64, 147, 147), (64, 73, 73), (80, 71, 71), (192, 35, 35),
@@ -264,3 +269,14 @@ def test_our_weights_write_back_to_timms_layout_and_load_into_timm():
     x = torch.randn(1, 3, 107, 107)
     with torch.no_grad():
         torch.testing.assert_close(theirs(x), ours(x), atol=1e-4, rtol=0)
+def test_model_file_in_the_flat_layout_still_loads(tmp_path):
+    """A model file written while inception_v2/v3 kept torchvision's flat keys (one level per module) still loads:
+    `load_model_file` falls back on the model's converters."""
+    model = randomize(create_model("inception_v2", num_classes=7, width=0.25, aux_logits=True))
+    flat = rename_keys(model.state_dict(), [(ours, theirs) for theirs, ours in flat_key_table(V2)])
+    assert "Mixed_7b.branch3x3dbl_3a.conv.weight" in flat and "Mixed_5b.branch_pool.conv.weight" in flat
+    path = tmp_path / "old.safetensors"
+    meta = model_metadata(model, {"num_classes": 7, "width": 0.25, "aux_logits": True})
+    save_file({k: v.contiguous() for k, v in flat.items()}, str(path), metadata={META_KEY: json.dumps(meta)})
+    loaded, _ = load_model_file(path)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in loaded.state_dict().items())

@@ -10,7 +10,7 @@ import torch
 
 import inceptorch
 from inceptorch import UserError, create_model
-from inceptorch.weights import read_state_dict
+from inceptorch.models.weights import read_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 

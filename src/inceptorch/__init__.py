@@ -1,10 +1,18 @@
-"""inceptorch: the GoogLeNet / Inception family as fast, trustworthy PyTorch software."""
-from .errors import UserError
-from .export.folder import from_pretrained, save_pretrained
-from .fast import compile_for_inference, optimize
-from .losses import aux_loss
-from .models import ModelCfg, ModelOutput, create_model, get_model_cfg, list_models
+"""inceptorch: the GoogLeNet / Inception family as fast, trustworthy PyTorch software.
+
+The public names below load on first use: `import inceptorch` and the command line's argument parsing do not import
+torch.
+"""
+from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
-__all__ = ["ModelCfg", "ModelOutput", "UserError", "aux_loss", "compile_for_inference", "create_model",
-           "from_pretrained", "get_model_cfg", "list_models", "optimize", "save_pretrained"]
+
+_EXPORTS = {
+    ".errors": ("UserError",),
+    ".export.folder": ("from_pretrained", "save_pretrained"),
+    ".fast": ("compile_for_inference", "optimize"),
+    ".losses": ("aux_loss",),
+    ".models": ("ModelCfg", "ModelOutput", "create_model", "get_model_cfg", "list_models"),
+}
+lazy_exports(__name__, _EXPORTS)
+__all__ = [name for names in _EXPORTS.values() for name in names]

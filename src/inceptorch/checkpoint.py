@@ -9,60 +9,19 @@ its file, hash and preprocessing; carried on through fine-tuning and re-saving).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
-import torch
-from torch import Tensor, nn
+from torch import nn
 
-from .errors import UserError
+from .errors import UserError, first_line
+from .fileio import DIGEST_KEY, atomic_write, state_digest
 from .models import create_model
+from .models.weights import aux_prefixes, fit_state_dict, read_state_dict
 
 META_KEY = "inceptorch"
-DIGEST_KEY = "inceptorch.sha256"  # of the tensors, checked on every load: a modified or damaged file is refused
-
-
-def state_digest(state: dict[str, Tensor]) -> str:
-    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order.
-
-    safetensors checks a file's header, not its contents: a flipped byte in the weights would load silently.
-    """
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        t = state[key].detach().cpu().contiguous()
-        digest.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
-    """Write through `write(tmp_path)`, fsync, then rename over `path`: readers see the old file or the new one.
-
-    A failure (a full disk, a crash) leaves the previous file intact and removes the partial one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def model_metadata(model: nn.Module, model_kwargs: dict, class_names: list[str] | None = None) -> dict:
@@ -104,7 +63,7 @@ def read_metadata(path: str | Path) -> dict:
         if kind is not None:  # another format: say which, not what the safetensors parser made of it
             raise UserError(f"{path} is {kind}, not an inceptorch model file: {ACCEPTED}"
                             + (f"; {_AS_WEIGHTS}" if kind.startswith(_WEIGHTS_KINDS) else ""))
-        raise UserError(f"cannot read model file {path}: {str(exc).splitlines()[0][:120]}") from None
+        raise UserError(f"cannot read model file {path}: {first_line(exc)}") from None
     if raw is None:
         raise UserError(f"{path} is a bare weights file, not an inceptorch model file: {ACCEPTED}; {_AS_WEIGHTS}")
     try:
@@ -148,7 +107,7 @@ def read_folder_config(config: str | Path) -> dict:
                 "preprocessing": data.get("preprocessing", {}), "pretrained": data.get("pretrained"),
                 "num_classes": data.get("num_classes")}
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"cannot read {config}: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}") from None
+        raise UserError(f"cannot read {config}: {type(exc).__name__}: {first_line(exc)}") from None
 
 
 def load_model_file(path: str | Path, **overrides) -> tuple[nn.Module, dict]:
@@ -159,7 +118,6 @@ def load_model_file(path: str | Path, **overrides) -> tuple[nn.Module, dict]:
     it again, or fine-tuning it, carries them on.
     """
     from .meta_checks import check_model_meta
-    from .weights import read_state_dict
 
     config = folder_config(path)
     path = resolve_model_file(path) if config is None else config.parent / "model.safetensors"
@@ -172,8 +130,13 @@ def load_model_file(path: str | Path, **overrides) -> tuple[nn.Module, dict]:
     if wrong is not None:
         raise UserError(f"{path} does not match the model it names ({meta['model']}): {wrong} is "
                         f"{tuple(state[wrong].shape)} in the file, {tuple(target[wrong].shape)} in the model")
+    if set(state) != set(model.state_dict()):
+        # Written in a layout this model's converters know: an inception_v2/v3 file from before their modules had
+        # one submodule per branch has torchvision's flat keys.
+        with contextlib.suppress(UserError):
+            state = fit_state_dict(model, state)[0]
     missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or [k for k in missing if not k.startswith(_aux_prefixes(model))]:
+    if unexpected or [k for k in missing if not k.startswith(aux_prefixes(model))]:
         raise UserError(f"{path} does not match the model it names ({meta['model']}): "
                         f"{len(missing)} missing, {len(unexpected)} unexpected keys")
     # The model describes itself as the file does: a run trained at 64 px says 64, not the registry's default,
@@ -195,7 +158,3 @@ def restore_recorded(model: nn.Module, meta: dict) -> None:
         model.transform_input = True
         model.model_kwargs = {**getattr(model, "model_kwargs", {}), "transform_input": True}
     model.pretrained_cfg = meta.get("pretrained")
-
-
-def _aux_prefixes(model: nn.Module) -> tuple[str, ...]:
-    return tuple(f"{head}." for head in getattr(model, "aux_taps", {}).values())

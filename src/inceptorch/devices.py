@@ -7,10 +7,12 @@ device exists here.
 from __future__ import annotations
 
 import re
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_HELP = "auto (a CUDA device if torch sees one, else the CPU), cpu, cuda or cuda:N"
 _SPELLING = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -26,6 +28,8 @@ def check_device_name(name: str | None) -> str:
 
 def resolve_device(name: str | None) -> torch.device:
     """The torch device `name` means on this machine; a GPU torch does not see is a UserError."""
+    import torch  # here, not at import: the command line's parser is built without torch
+
     name = check_device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

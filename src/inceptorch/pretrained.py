@@ -32,8 +32,8 @@ from .models.weight_sets import (
     models_with_weights,
     weight_sets,
 )
+from .models.weights import match_layout, read_state_dict
 from .weight_cache import fetch, file_sha256, verify
-from .weights import match_layout, read_state_dict
 
 # A file known only by its keys gets the input convention of the public weights in its layout. torchvision's files
 # (and models fine-tuned from them, which keep transform_input) expect [-1, 1] input through transform_input.

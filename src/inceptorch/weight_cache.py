@@ -76,7 +76,10 @@ def cached_path(ws: WeightSet) -> Path | None:
     if ws.url:
         path = torch_cache_dir() / ws.file_name
         return path if path.is_file() else None
-    from huggingface_hub import try_to_load_from_cache
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # without the hub extra nothing can be in its cache
+        return None
 
     found = try_to_load_from_cache(ws.hub_id, ws.hub_file, cache_dir=str(hf_cache_dir()))
     return Path(found) if isinstance(found, str) and os.path.isfile(found) else None
@@ -128,7 +131,9 @@ def _download_hash_named(ws: WeightSet) -> Path:
 
 
 def _download_from_hub(ws: WeightSet) -> Path:
-    from huggingface_hub import hf_hub_download
+    from .extras import require
+
+    hf_hub_download = require("huggingface_hub", f"downloading {ws.name} from the Hugging Face hub").hf_hub_download
 
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     try:

@@ -16,10 +16,11 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..extras import require
 from ..models.layers import Branches
+from .options import DRAW_FORMATS
 from .summary import row_modules
 
-FORMATS = (".svg", ".png", ".pdf")
 # Layers drawn as part of the conv before them, never as boxes of their own.
 _SILENT = (nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.Tanh, nn.Sigmoid, nn.SiLU, nn.GELU, nn.Identity, nn.Flatten)
 
@@ -86,10 +87,7 @@ def _title(stage: Stage) -> str:
 def describe(module: nn.Module) -> Box | Seq | Par | None:
     """The drawing tree of one module; None for layers that are drawn as part of another (BN, activations)."""
     if isinstance(module, Branches):
-        if hasattr(module, "paths"):  # flat children wired into chains by name (Inception-v3's weight layout)
-            branches = [Seq([_describe_step(module, step) for step in path]) for path in module.paths]
-        else:
-            branches = [_as_seq(describe(child)) for child in module.children()]
+        branches = [_as_seq(describe(child)) for child in module.children()]
         out = getattr(module, "out_channels", None)
         try:
             out = int(out) if out is not None else None
@@ -123,13 +121,6 @@ def describe(module: nn.Module) -> Box | Seq | Par | None:
     for child in children:  # flatten nested series so that a module reads as one column
         items.extend(child.items if isinstance(child, Seq) else [child])
     return items[0] if len(items) == 1 else Seq(items)
-
-
-def _describe_step(block: nn.Module, step: str | tuple[str, ...]) -> Box | Seq | Par:
-    """One step of a `paths` chain: a child's name, or a tuple of names run in parallel and concatenated."""
-    if isinstance(step, str):
-        return describe(getattr(block, step)) or Box(step)
-    return Par([_as_seq(describe(getattr(block, name))) for name in step])
 
 
 def _as_seq(node: Box | Seq | Par | None) -> Seq:
@@ -198,6 +189,7 @@ def _output_shapes(model: nn.Module, rows: list[tuple[str, nn.Module]], input_si
     size = input_size or (cfg.input_size if cfg else 224)
     first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
     in_chans = first_conv.in_channels if first_conv is not None else 3
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     shapes, hooks = {}, []
     for name, module in rows:
         def hook(_m, _i, out, name=name):
@@ -208,7 +200,7 @@ def _output_shapes(model: nn.Module, rows: list[tuple[str, nn.Module]], input_si
     was_training = model.training
     model.eval()
     try:
-        model(torch.zeros(1, in_chans, size, size))
+        model(torch.zeros(0, in_chans, size, size, device=device))  # zero images: the shapes, no arithmetic
     except RuntimeError:
         shapes.clear()  # a model that cannot run at this size is still drawn, without shapes
     finally:
@@ -366,8 +358,8 @@ def draw_model(model: nn.Module, output: str | Path, title: str | None = None, i
     Runs of identical blocks are drawn once with their count unless `expand`.
     """
     output = Path(output)
-    if output.suffix.lower() not in FORMATS:
-        raise UserError(f"cannot draw to {output.name!r}: the file name must end in {', '.join(FORMATS)}")
+    if output.suffix.lower() not in DRAW_FORMATS:
+        raise UserError(f"cannot draw to {output.name!r}: the file name must end in {', '.join(DRAW_FORMATS)}")
     stages = model_stages(model, input_size)
     if not expand:
         stages = collapse_repeats(stages)
@@ -381,7 +373,7 @@ def draw_model(model: nn.Module, output: str | Path, title: str | None = None, i
     header = subtitle(model, input_size)
     width = max(width, 2 * MARGIN + 0.055 * max(len(line) for line in header.split("\n")))
 
-    import matplotlib
+    matplotlib = require("matplotlib", "drawing a model")
     from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
 
     with matplotlib.rc_context({"svg.fonttype": "none", "font.family": "DejaVu Sans"}):  # SVG text stays text

@@ -6,6 +6,7 @@ only (Table 1's "params"); "params" counts every trainable parameter (biases and
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -70,9 +71,26 @@ def row_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return rows
 
 
+def shape_model(name: str, **kwargs) -> nn.Module:
+    """A registered model with allocated but uninitialised weights, for what needs shapes only (counting, drawing).
+
+    Built on the meta device, then given CPU storage without initialisation: initialising Inception-v3 (a truncated
+    normal per conv) or GoogLeNet (`trunc_normal_`) took seconds and is wasted here.
+    """
+    from ..models import create_model
+
+    with torch.device("meta"):
+        model = create_model(name, **kwargs)
+    return model.to_empty(device="cpu")
+
+
 @torch.no_grad()
 def summarize(model: nn.Module, input_size: int | None = None, in_chans: int | None = None) -> Summary:
-    """Run one image through `model` (eval mode, no aux heads) and account for every row."""
+    """Run a batch of zero images through `model` (eval mode, no aux heads) and account for every row.
+
+    Zero images carry every layer's output shape, which is all the accounting needs (MACs per image are the output
+    size times the fan-in), and cost no arithmetic: the weights' values are never read.
+    """
     cfg = getattr(model, "default_cfg", None)
     input_size = input_size or (cfg.input_size if cfg else 224)
     if in_chans is None:
@@ -91,7 +109,8 @@ def summarize(model: nn.Module, input_size: int | None = None, in_chans: int | N
     was_training = model.training
     model.eval()
     try:
-        model(torch.zeros(1, in_chans, input_size, input_size))
+        device = next(model.parameters()).device
+        model(torch.zeros(0, in_chans, input_size, input_size, device=device))
     finally:
         model.train(was_training)
         for h in hooks:
@@ -108,11 +127,12 @@ def _shape_hook(row: Row):
 
 def _mac_hook(row: Row):
     def hook(module, inputs, output):
+        per_image = math.prod(output.shape[1:])
         if isinstance(module, nn.Conv2d):
             kh, kw = module.kernel_size
-            row.macs += output[0].numel() * (module.in_channels // module.groups) * kh * kw
+            row.macs += per_image * (module.in_channels // module.groups) * kh * kw
         else:
-            row.macs += output[0].numel() * module.in_features
+            row.macs += per_image * module.in_features
     return hook
 
 
@@ -133,8 +153,6 @@ def layer_depth(module: nn.Module) -> int:
     """Layers with parameters along the deepest path (Table 1's "depth"): branches in parallel, the rest in series."""
     if isinstance(module, (nn.Conv2d, nn.Linear)):
         return 1
-    if hasattr(module, "layer_depth"):  # blocks whose branches are chains of flat children (Inception-v3)
-        return module.layer_depth()
     children = list(module.children())
     if not children:
         return 0

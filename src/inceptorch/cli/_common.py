@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from ..devices import DEVICE_HELP
 from ..errors import UserError
-from ..evaluation.crops import PROTOCOLS
+from ..evaluation.options import PROTOCOLS
 
 if TYPE_CHECKING:
     import torch

@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..data.checks import preflight
-from ..data.datasets import ImageList, allow_paths_outside_lists
 from ..data.io import DEFAULT_MAX_IMAGE_PIXELS, ENV_MAX_IMAGE_PIXELS, set_max_image_pixels
 from ..errors import UserError
+
+if TYPE_CHECKING:
+    from ..data.datasets import ImageList
 
 
 def add_pixel_limit_argument(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +45,8 @@ def apply_pixel_limit(args: argparse.Namespace) -> None:
 
 def apply_data_flags(args: argparse.Namespace) -> None:
     """The process-wide data settings the flags ask for (both also reach forked DataLoader workers)."""
+    from ..data.datasets import allow_paths_outside_lists
+
     apply_pixel_limit(args)
     allow_paths_outside_lists(getattr(args, "allow_outside_paths", False))
 
@@ -50,6 +54,8 @@ def apply_data_flags(args: argparse.Namespace) -> None:
 def checked_dataset(dataset: ImageList, args: argparse.Namespace,
                     warn: Callable[[str], None] | None = None, cache: str | Path | None = None) -> ImageList:
     """`preflight` with the command's flags: the dataset without bad files, or a one-line UserError."""
+    from ..data.checks import preflight
+
     fraction = getattr(args, "max_bad_fraction", 0.01)
     if not 0 <= fraction <= 1:
         raise UserError(f"--max-bad-fraction must be between 0 and 1, not {fraction}")

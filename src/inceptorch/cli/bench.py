@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 
-from ..bench import DTYPES, REFERENCES, BenchConfig, format_result, run_bench
+from ..bench.references import REFERENCES
 from ..errors import UserError
+from ..precision import PRECISIONS
 from ._common import add_device_argument
 
 AUTO = {"auto": None, "on": True, "off": False}  # --matmul-1x1 / --winograd -> optimize's argument
@@ -27,7 +28,7 @@ def register(subparsers) -> None:
                    help="infer: forward only; train: forward + backward + optimizer step")
     add_device_argument(p, default="cpu")
     p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--precision", choices=tuple(DTYPES), default="fp32",
+    p.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
                    help="infer: both models cast to it; train: autocast to it")
     p.add_argument("--compile", nargs="?", const="both", choices=("both", "ours"), default=None,
                    help="torch.compile both sides, or only ours (`--compile ours`); inference compiles with freezing")
@@ -56,6 +57,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ..bench.speedup import BenchConfig, format_result, run_bench
+
     if args.runtime == "onnxruntime":
         return run_onnxruntime(args)
     cfg = BenchConfig(model=args.model, compare=args.compare, mode=args.mode, device=args.device,
@@ -71,7 +74,7 @@ def run(args) -> int:
 
 
 def run_onnxruntime(args) -> int:
-    from ..export.latency import compare_runtimes, format_runtimes
+    from ..bench.runtimes import compare_runtimes, format_runtimes
 
     # The comparison is fixed to CPU fp32 inference with each runtime's own defaults; say so instead of ignoring.
     off = {"--compare": args.compare is not None, "--mode train": args.mode != "infer",

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-from ..data.checks import default_workers, empty_class_folders, image_files, report_dict, scan_images
-from ..data.datasets import IMAGE_EXTENSIONS
 from ..errors import UserError
 from ._data_flags import add_outside_paths_argument, add_pixel_limit_argument, apply_data_flags
 
@@ -13,7 +11,8 @@ from ._data_flags import add_outside_paths_argument, add_pixel_limit_argument, a
 def register(subparsers) -> None:
     p = subparsers.add_parser("check-data", help="decode every image under a folder and report the bad files")
     p.add_argument("path", metavar="DIR", help="an image folder (searched recursively), a CSV list, or one image")
-    p.add_argument("--workers", type=int, default=default_workers(), help="decoding threads (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="decoding threads (default: one per CPU core, at most 8)")
     p.add_argument("--full-decode", action="store_true",
                    help="decode JPEGs at full size (default: 1/8 scale, which still reads all data, so still "
                         "finds truncation)")
@@ -26,6 +25,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ..data.checks import empty_class_folders, image_files, report_dict, scan_images
+    from ..data.datasets import IMAGE_EXTENSIONS
+
     apply_data_flags(args)
     listing = image_files(args.path)
     empty = empty_class_folders(args.path)

@@ -61,9 +61,11 @@ def run(args) -> int:
     print(f"done in {time.perf_counter() - tic:.0f}s")
     print(f"  run folder:  {out}")
     print(f"  checkpoint:  {out / 'best.safetensors'}  (inceptorch eval/predict take it, or the folder)")
-    print(f"  curves:      {out / 'curves.png'}")
-    print(f"  confusion:   {out / 'confusion_matrix.png'}")
-    print(f"  metrics:     {out / 'metrics.csv'}  (TensorBoard: tensorboard --logdir {out / 'tensorboard'})")
+    for label, path in (("curves:", out / "curves.png"), ("confusion:", out / "confusion_matrix.png")):
+        if path.is_file():  # without matplotlib (pip install 'inceptorch[plot]') there are no pictures
+            print(f"  {label:12s} {path}")
+    board = f"  (TensorBoard: tensorboard --logdir {out / 'tensorboard'})" if (out / "tensorboard").is_dir() else ""
+    print(f"  metrics:     {out / 'metrics.csv'}{board}")
     return 0
 
 

@@ -5,10 +5,13 @@ Every artifact is checked against the PyTorch model before the command reports s
 """
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import UserError
-from ..export.parity import RELATIVE_TOLERANCE, parity, worst
+from ..extras import require
+
+if TYPE_CHECKING:
+    import torch
 
 FORMATS = ("onnx", "pt2", "folder", "weights")
 
@@ -50,6 +53,12 @@ def load_source(args) -> torch.nn.Module:
 
 
 def run(args) -> int:
+    from ..export.parity import RELATIVE_TOLERANCE, parity, worst
+    if args.format == "onnx":  # before anything is built: the file is checked with ONNX Runtime after writing
+        for module in ("onnx", "onnxruntime"):
+            require(module, "--format onnx")
+    import torch
+
     model = load_source(args)
     if args.layout != "inceptorch" and args.format != "weights":
         raise UserError("--layout goes with --format weights")
@@ -94,9 +103,10 @@ def run(args) -> int:
 def write_weights(model: torch.nn.Module, output: str, layout: str) -> int:
     """The state dict in `layout` as a bare safetensors file, checked by reading it back through the converter that
     loads that layout: what the reference library gets is what this model holds."""
+    import torch
     from safetensors.torch import load_file, save_file
 
-    from ..checkpoint import atomic_write
+    from ..fileio import atomic_write
     from ..models._convert import CONVERTERS, to_reference_state_dict
 
     state = {k: v.detach().contiguous().cpu() for k, v in to_reference_state_dict(model, layout).items()}

@@ -1,4 +1,7 @@
-"""Entry point: discovers the subcommand modules of this package and turns user errors into one line."""
+"""Entry point: discovers the subcommand modules of this package and turns user errors into one line.
+
+A subcommand module's top level imports no torch (its `run` does): `inceptorch --help` and every `--help` stay quick.
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +9,7 @@ import importlib
 import pkgutil
 import sys
 
+from .. import __version__
 from ..errors import UserError
 
 
@@ -16,6 +20,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="inceptorch", description="GoogLeNet / Inception family: models, training, analysis.")
+    parser.add_argument("--version", action="version", version=f"inceptorch {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
     package = importlib.import_module(__package__)
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):

@@ -3,11 +3,6 @@ from __future__ import annotations
 
 import json
 
-from rich.console import Console
-from rich.table import Table
-
-from ..analysis.summary import summarize
-from ..models import create_model, get_model_cfg, list_models
 from .summary import human
 
 
@@ -19,10 +14,16 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..analysis.summary import shape_model, summarize
+    from ..models import get_model_cfg, list_models
+
     rows = []
     for name in list_models(args.pattern):
         cfg = get_model_cfg(name)
-        s = summarize(create_model(name))  # rows are the inference network: aux heads are never counted
+        s = summarize(shape_model(name))  # rows are the inference network: aux heads are never counted
         rows.append({"model": name, "input_size": cfg.input_size, "params": s.params, "macs": s.macs,
                      "paper": cfg.paper})
     if args.json:

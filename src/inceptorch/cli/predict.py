@@ -5,8 +5,7 @@ import json
 
 from ..devices import resolve_device
 from ..errors import UserError
-from ..evaluation import collect_images, predict
-from ..evaluation.ensemble import RUNTIMES
+from ..evaluation.options import RUNTIMES
 from ._common import add_model_args, load_model_args
 from ._data_flags import add_pixel_limit_argument, apply_data_flags
 
@@ -26,6 +25,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ..evaluation import collect_images, predict
+
     apply_data_flags(args)
     if args.runtime == "onnxruntime" and args.device not in (None, "auto", "cpu"):
         raise UserError(f"--runtime onnxruntime runs on the CPU; drop --device {args.device}")

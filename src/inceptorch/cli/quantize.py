@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 
-from torch.utils.data import DataLoader
-
 from ..errors import UserError
 from ._data_flags import add_outside_paths_argument, add_pixel_limit_argument, apply_data_flags
 
@@ -28,9 +26,11 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     apply_data_flags(args)
+    from torch.utils.data import DataLoader
+
+    from ..bench.latency import bench_torch
     from ..data.datasets import build_dataset
     from ..export.folder import from_pretrained
-    from ..export.latency import bench_torch
     from ..export.preprocess import eval_transform
     from ..export.quantize import quantize_int8, save_quantized, top1
 

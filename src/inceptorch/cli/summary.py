@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.table import Table
-
-from ..analysis.summary import Summary, summarize
 from ..errors import UserError
-from ..models import create_model, get_model_cfg
+
+if TYPE_CHECKING:
+    from ..analysis.summary import Summary
 
 
 def register(subparsers) -> None:
@@ -22,6 +21,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ..analysis.summary import summarize
+    from ..models import create_model, get_model_cfg
+
     kwargs = {"num_classes": args.num_classes, "aux_logits": False}
     if args.small_input:
         kwargs["small_input"] = True
@@ -38,6 +40,9 @@ def run(args) -> int:
 
 
 def print_table(summary: Summary, paper: str = "") -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=f"{summary.model} at {summary.input_size}x{summary.input_size}", caption=paper)
     # The branch-width columns are whatever the model's blocks report (Table 1's for GoogLeNet), in first-seen order.
     columns = list(dict.fromkeys(c for r in summary.rows for c in r.columns))

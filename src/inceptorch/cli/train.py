@@ -5,10 +5,8 @@ import sys
 
 import yaml
 
-from ..devices import resolve_device
 from ..errors import UserError
 from ..train.config import AUGMENTATIONS, CLASS_BALANCE, read_recipe, resolve
-from ..train.distributed import dist_env
 from ._common import add_device_argument
 from ._data_flags import add_outside_paths_argument, add_pixel_limit_argument, apply_data_flags
 
@@ -123,7 +121,9 @@ def overrides_from_args(args) -> dict:
 
 
 def run(args) -> int:
+    from ..devices import resolve_device
     from ..train.config import load_saved_config
+    from ..train.distributed import dist_env
     from ..train.run import Interrupted, train
 
     apply_data_flags(args)
@@ -164,6 +164,7 @@ def _elastic_restart(output: str) -> bool:
     """torchrun --max-restarts re-runs the same command after a worker dies: continue from the last checkpoint."""
     from pathlib import Path
 
+    from ..train.distributed import dist_env
     from ..train.state import STATE_NAME
 
     return bool(output) and dist_env().restart_count > 0 and (Path(output) / STATE_NAME).is_file()

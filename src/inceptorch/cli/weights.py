@@ -4,17 +4,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import UserError
-from ..models.weight_sets import (
-    WeightSet,
-    find_by_full_name,
-    find_by_hash,
-    find_weight_set,
-    hash_prefix_of,
-    weight_sets,
-)
-from ..weight_cache import cached_path, download_url, fetch, file_sha256, hub_blob_hash, verify
+
+if TYPE_CHECKING:  # the registry imports every model, and with them torch: not before a subcommand runs
+    from ..models.weight_sets import WeightSet
 
 
 def register(subparsers) -> None:
@@ -37,6 +32,8 @@ def register(subparsers) -> None:
 
 
 def named_sets(names: list[str]) -> list[WeightSet]:
+    from ..models.weight_sets import find_by_full_name, find_weight_set, weight_sets
+
     out = []
     for name in names:
         ws = find_by_full_name(name) or find_weight_set(name, "imagenet")
@@ -49,6 +46,9 @@ def named_sets(names: list[str]) -> list[WeightSet]:
 
 def describe(ws: WeightSet) -> dict:
     """A weight set as plain data, with its local file if there is one."""
+    from ..models.weight_sets import weight_sets
+    from ..weight_cache import cached_path, download_url
+
     local = cached_path(ws)
     out = {"name": ws.name, "model": ws.model, "tag": ws.tag, "default": weight_sets(ws.model)[0] == ws,
            "source": ws.source, "origin": ws.origin, "license": ws.license, "download": download_url(ws),
@@ -63,6 +63,8 @@ def describe(ws: WeightSet) -> dict:
 
 def run_list(args) -> int:
     import fnmatch
+
+    from ..models.weight_sets import weight_sets
 
     rows = [describe(w) for w in weight_sets()
             if fnmatch.fnmatch(w.name, args.pattern) or fnmatch.fnmatch(w.model, args.pattern)]
@@ -88,6 +90,9 @@ def run_list(args) -> int:
 
 
 def run_fetch(args) -> int:
+    from ..models.weight_sets import weight_sets
+    from ..weight_cache import fetch
+
     if args.all == bool(args.names):
         raise UserError("name the weight sets to fetch, or give --all")
     sets = weight_sets() if args.all else named_sets(args.names)
@@ -102,6 +107,9 @@ def run_fetch(args) -> int:
 
 
 def run_verify(args) -> int:
+    from ..models.weight_sets import weight_sets
+    from ..weight_cache import cached_path
+
     results = []
     targets = args.names or [w.name for w in weight_sets() if cached_path(w) is not None]
     for target in targets:
@@ -118,6 +126,8 @@ def run_verify(args) -> int:
 
 
 def _verify_set(ws: WeightSet) -> dict:
+    from ..weight_cache import cached_path, verify
+
     path = cached_path(ws)
     if path is None:
         return {"name": ws.name, "path": None, "status": "missing", "sha256": None,
@@ -128,6 +138,9 @@ def _verify_set(ws: WeightSet) -> dict:
 
 def _verify_file(path: Path) -> dict:
     """A file by path: against the hash its name (or hub-cache blob) carries, and which public file it is."""
+    from ..models.weight_sets import find_by_hash, hash_prefix_of
+    from ..weight_cache import file_sha256, hub_blob_hash
+
     sha = file_sha256(path)
     hit = find_by_hash(sha)
     name = hit[0].name if hit else None

@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..checkpoint import atomic_write
 from ..errors import UserError
+from ..fileio import atomic_write
 from .datasets import LIST_SUFFIX, ImageList, Listing, _csv_samples, class_folders, list_images
 from .io import BadImageError, load_image, max_image_pixels
 

@@ -28,6 +28,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..errors import UserError
+from ..extras import require
 from .io import load_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -250,9 +251,8 @@ def _inside(file: str) -> bool:
 
 
 def _digits() -> tuple[list[tuple[Image.Image, int]], list[str]]:
-    from sklearn.datasets import load_digits  # the 1,797 images ship inside scikit-learn's wheel
-
-    digits = load_digits()
+    # the 1,797 images ship inside scikit-learn's wheel
+    digits = require("sklearn.datasets", "the embedded digits").load_digits()
     images = (digits.images * (255.0 / 16.0)).round().astype(np.uint8)
     samples = [(Image.fromarray(img).resize((32, 32), Image.BILINEAR), int(t))
                for img, t in zip(images, digits.target)]

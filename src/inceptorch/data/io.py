@@ -17,7 +17,6 @@ import warnings
 import zlib
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import UserError
@@ -154,6 +153,8 @@ def _on_white(rgba: Image.Image) -> Image.Image:
 
 def _sixteen_bit_gray(img: Image.Image, path: str | Path) -> Image.Image:
     """16-bit gray (0..65535) scaled to 8 bits; Pillow's `convert("L")` would clip every value above 255 to white."""
+    import numpy as np  # here, not at the top: the command line's flags read this module's constants
+
     values = np.asarray(img).astype(np.int64)
     if values.size and (values.min() < 0 or values.max() > 65535):
         # mode I also holds 32-bit integer TIFFs, whose range we cannot know; PNG and 16-bit TIFF fit 0..65535

@@ -22,8 +22,8 @@ from PIL import Image
 from torch import Tensor
 
 from ..data.uint8_batches import normalize_uint8
+from .options import PROTOCOLS
 
-PROTOCOLS = (1, 10, 144)
 PAPER_SCALES = (8, 9, 10, 11)  # sevenths of the crop size: 256, 288, 320, 352 for 224 (paper section 7)
 _INTERPOLATIONS = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC,
                    "lanczos": Image.LANCZOS, "box": Image.BOX, "hamming": Image.HAMMING}

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from ..checkpoint import load_model_file, resolve_model_file
 from ..errors import UserError
 from .crops import CropTransform, normalize
+from .options import RUNTIMES
 
 
 @dataclass
@@ -43,9 +44,6 @@ class Member:
             probs.append(self.model(x).float().softmax(dim=1).cpu())
         probs = torch.cat(probs)
         return probs.view(-1, n_crops, probs.shape[1]).mean(dim=1)
-
-
-RUNTIMES = ("torch", "onnxruntime")
 
 
 def load_members(checkpoints: list[str | Path], device: str | torch.device = "cpu",

@@ -12,13 +12,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..checkpoint import atomic_write
 from ..data.datasets import ImageList, build_dataset
 from ..errors import UserError
-from .crops import PROTOCOLS
+from ..extras import require
+from ..fileio import atomic_write
 from .ensemble import Member, _few, ensemble_probabilities
-
-SPLITS = ("auto", "val", "train", "all")
+from .options import PROTOCOLS, SPLITS
 
 
 @dataclass
@@ -169,6 +168,7 @@ def _fit_width(fig) -> None:
 
 def save_confusion_png(result: EvalResult, path: str | Path, title: str = "") -> Path:
     """The confusion matrix as a PNG, rows normalised to per-class rates; counts written in cells when few classes."""
+    require("matplotlib", "the confusion matrix PNG")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

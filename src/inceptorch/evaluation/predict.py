@@ -10,8 +10,8 @@ from PIL import Image
 from ..data.datasets import IMAGE_EXTENSIONS, list_images
 from ..data.io import load_image
 from ..errors import UserError
-from .crops import PROTOCOLS
 from .ensemble import Member, ensemble_probabilities
+from .options import PROTOCOLS
 
 
 @dataclass

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from torch import nn
 
-from ..checkpoint import CONFIG_NAME, atomic_write, load_model_file, save_model_file
+from ..checkpoint import CONFIG_NAME, load_model_file, save_model_file
 from ..errors import UserError
+from ..fileio import atomic_write
 from .preprocess import preprocessing
 
 FORMAT = "inceptorch-model"

@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..checkpoint import atomic_write
 from ..errors import UserError
+from ..extras import require
+from ..fileio import atomic_write
 from ._deploy import inference_copy
 from .parity import Parity, parity
 from .preprocess import preprocessing
@@ -34,8 +35,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: int | None = Non
 
     The model is put in eval mode (dropout off, BN running statistics) and must return one logits tensor.
     """
-    import onnx
-
+    onnx = require("onnx", "ONNX export")
     model = inference_copy(model)
     pre = preprocessing(model, input_size) if hasattr(model, "default_cfg") else {"input_size": input_size}
     size = pre["input_size"]

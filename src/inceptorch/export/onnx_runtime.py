@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import UserError
+from ..errors import UserError, first_line
+from ..extras import require
 from .preprocess import eval_transform
 
 # What `predict` needs from the file to preprocess as the PyTorch path does (written by `export_onnx`).
@@ -26,11 +27,12 @@ class OnnxClassifier:
     """An ONNX Runtime CPU session over a file written by `export_onnx`.
 
     Attributes: `class_names` (may be empty), `preprocessing` (the dict of `preprocess.preprocessing`), `meta`.
+    `session_config`: ONNX Runtime session config entries, e.g. {"session.intra_op.allow_spinning": "0"} for workers
+    that block when idle instead of busy-waiting for the next op (ORT's default).
     """
 
-    def __init__(self, path: str | Path, threads: int | None = None, spinning: bool = True):
-        import onnxruntime as ort
-
+    def __init__(self, path: str | Path, threads: int | None = None, session_config: dict[str, str] | None = None):
+        ort = require("onnxruntime", "running an ONNX model")
         path = Path(path)
         if not path.is_file():
             raise UserError(f"ONNX file not found: {path}")
@@ -39,13 +41,13 @@ class OnnxClassifier:
             options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         # ORT's default level already, said explicitly: constant folding, Conv+BN/Add/Relu fusion, NCHWc layouts.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if not spinning:  # workers block when idle instead of busy-waiting (ORT's default) for the next op
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        for key, value in (session_config or {}).items():
+            options.add_session_config_entry(key, value)
         options.log_severity_level = 3  # errors only: ORT's warnings are about its own graph rewrites
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types for unreadable or invalid files
-            raise UserError(f"cannot load ONNX file {path}: {str(exc).splitlines()[0][:160]}") from None
+            raise UserError(f"cannot load ONNX file {path}: {first_line(exc, 160)}") from None
         props = self.session.get_modelmeta().custom_metadata_map
         self.meta = _json(props.get("inceptorch"), {})
         self.class_names: list[str] = list(_json(props.get("class_names"), self.meta.get("class_names", [])))

@@ -8,8 +8,10 @@ epsilon is 1.2e-7; a deep network's reordered sums stay well under 1e-4 of the s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from torch import Tensor
+if TYPE_CHECKING:  # annotations only: the CLI reads RELATIVE_TOLERANCE before it needs torch
+    from torch import Tensor
 
 RELATIVE_TOLERANCE = 1e-4
 

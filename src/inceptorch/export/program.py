@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoint import atomic_write
-from ..errors import UserError
+from ..errors import UserError, first_line
+from ..fileio import atomic_write
 from ._deploy import inference_copy
 from .preprocess import preprocessing
 
@@ -48,7 +48,7 @@ def load_program(path: str | Path) -> tuple[torch.export.ExportedProgram, dict]:
     try:
         program = torch.export.load(path, extra_files=extra)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a corrupt archive
-        raise UserError(f"cannot load {path}: {str(exc).strip().splitlines()[0][:160]}") from None
+        raise UserError(f"cannot load {path}: {first_line(exc, 160)}") from None
     return program, json.loads(extra[EXTRA_FILE] or "{}")
 
 
@@ -67,11 +67,10 @@ def check_pickles(path: Path) -> None:
                 try:
                     torch.load(io.BytesIO(archive.read(name)), map_location="cpu", weights_only=True)
                 except pickle.UnpicklingError as exc:
-                    first = str(exc).strip().splitlines()[0][:120]
-                    raise UserError(f"refusing {path}: entry {name} needs unsafe (pickled code) loading ({first})") \
-                        from None
+                    raise UserError(f"refusing {path}: entry {name} needs unsafe (pickled code) loading "
+                                    f"({first_line(exc)})") from None
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, RuntimeError) as exc:
-        raise UserError(f"cannot read {path}: truncated or not a .pt2 archive ({str(exc)[:120]})") from None
+        raise UserError(f"cannot read {path}: truncated or not a .pt2 archive ({first_line(exc)})") from None
 
 
 def _is_pickled(name: str) -> bool:

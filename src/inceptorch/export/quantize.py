@@ -21,8 +21,8 @@ from torch import Tensor, nn
 from torch.fx.proxy import TraceError
 from torch.utils.data import DataLoader
 
-from ..checkpoint import atomic_write
-from ..errors import UserError
+from ..errors import UserError, first_line
+from ..fileio import atomic_write
 
 EXTRA_FILE = "inceptorch.json"
 
@@ -93,7 +93,7 @@ def load_quantized(path: str | Path) -> tuple[nn.Module, dict]:
             warnings.simplefilter("ignore")
             module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except Exception as exc:  # noqa: BLE001 - TorchScript raises RuntimeError subclasses for unreadable archives
-        raise UserError(f"cannot load {path}: {str(exc).strip().splitlines()[0][:160]}") from None
+        raise UserError(f"cannot load {path}: {first_line(exc, 160)}") from None
     return module, json.loads(extra[EXTRA_FILE] or "{}")
 
 

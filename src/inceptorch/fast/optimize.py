@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..hostinfo import cpu_vendor
 from ..models.layers import Branches, ConvNormAct
+from .cpuinfo import cpu_vendor
 from .winograd import WinogradConv2d, is_winograd_conv
 
 
@@ -102,12 +102,10 @@ def merge_branches(block: Branches) -> nn.Module:
     """`block` as a `MergedBranches` when at least two branches open with compatible 1x1 convs, else unchanged.
 
     Only the plain layout (children = branches, `Branches.forward`) is read as branches; a subclass with its own
-    wiring (Inception-v3's flat, torchvision-keyed modules) is merged through its `as_branches()` view, or left alone.
+    forward is left alone.
     """
     if type(block).forward is not Branches.forward:
-        if not hasattr(block, "as_branches"):
-            return block
-        return merge_branches(block.as_branches())
+        return block
     branches = list(block.children())
     opened = {i: _opening_1x1(b) for i, b in enumerate(branches)}
     opened = {i: o for i, o in opened.items() if o is not None}
@@ -191,28 +189,31 @@ def drop_aux_heads(model: nn.Module) -> None:
             setattr(model, head, None)
 
 
-def optimize(model: nn.Module, channels_last: bool = True, fold_bn: bool = True, merge: bool = True,
-             inplace: bool = False, matmul_1x1: bool | None = None, winograd: bool | None = None) -> nn.Module:
+def optimize(model: nn.Module, channels_last: bool = True, fold_bn: bool = True, inplace: bool = False,
+             matmul_1x1: bool | None = None, winograd: bool | None = None) -> nn.Module:
     """An inference copy of `model`: eval mode, aux heads dropped, BN folded, sibling 1x1 convs merged, NHWC.
 
     `forward(x)` still returns logits and takes NCHW or NHWC input (a channels_last weight makes the first conv
-    produce channels_last output either way). Merging needs folded BNs, so `merge` implies `fold_bn`.
+    produce channels_last output either way). Merging needs folded BNs: `fold_bn=False` keeps the BNs and every
+    branch apart.
     `matmul_1x1`: run the 1x1 convs as matrix products (`PointwiseConvAsMatmul`); None (the default) does so where
-    it was measured faster: a model on the CPU of an Intel machine. PyTorch's CPU GEMM is MKL's, which on AMD
-    EPYC ran these products at 72-84 GMAC/s against oneDNN's 150-200 (BENCHMARKS.md), so there the convs stay.
+    it was measured faster: a model on the CPU of an Intel machine (GoogLeNet on an Intel Xeon, BENCHMARKS.md: eager
+    1.14x -> 1.23x over torchvision in 2 + 2 runs, compiled 1.60x -> 1.62-1.70x in 2 + 11 runs, every run with GEMMs
+    above every run without). PyTorch's CPU GEMM is MKL's, which on AMD EPYC ran these products at 72-84 GMAC/s
+    against oneDNN's 150-200, so there the convs stay.
     `winograd`: 3x3 stride-1 convs become `WinogradConv2d`, which compiled (`torch.compile`) computes them as
     Winograd F(2x2, 3x3) on output maps from 14x14 to 56x56, and eager as before; None (the default): on for a CPU
-    model, where seven one-process A/Bs of the compiled GoogLeNet put it 1.68-1.76x over torchvision's eager model
-    against 1.60-1.80x without it (BENCHMARKS.md).
+    model. In twelve one-process A/Bs of the compiled GoogLeNet on an AMD EPYC (BENCHMARKS.md, interleaved against
+    the direct 3x3 convs) it was faster in nine, by 2.9% on average (paired t = 3.0, 11 degrees of freedom);
+    Inception-v3 timed the same either way.
     The result has no data-dependent control flow or host syncs: it can be captured in a CUDA graph and compiled
     with `torch.compile(fullgraph=True)`.
     """
     model = model if inplace else copy.deepcopy(model)
     model.eval()
     drop_aux_heads(model)
-    if fold_bn or merge:
+    if fold_bn:
         fold_all_batchnorms(model)
-    if merge:
         merge_all_branches(model)
     on_cpu = all(p.device.type == "cpu" for p in model.parameters())
     if matmul_1x1 is None:

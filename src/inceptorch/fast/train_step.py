@@ -18,10 +18,9 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ..models.layers import Branches
+from ..precision import torch_dtype
 from ..train.engine import ForwardLoss
 from ..train.optim import build_optimizer
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def fast_optimizer(model: nn.Module, lr: float = 0.01, momentum: float = 0.9,
@@ -60,7 +59,7 @@ class TrainStep:
         if checkpoint:
             enable_block_checkpointing(model)
         self.optimizer = optimizer if optimizer is not None else fast_optimizer(model, lr=lr)
-        self.dtype = DTYPES[precision]
+        self.dtype = torch_dtype(precision)
         self.channels_last = channels_last
         cfg = getattr(model, "default_cfg", None)
         self.aux_weight = aux_weight if aux_weight is not None else getattr(cfg, "aux_weight", 0.0)

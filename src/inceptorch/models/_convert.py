@@ -6,7 +6,7 @@ ours for loading, `WRITERS` ours onto theirs, so weights trained here load back 
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 StateDict = dict
 Converter = Callable[[StateDict], StateDict]
@@ -54,3 +54,13 @@ def to_reference_state_dict(model, layout: str) -> StateDict:
     if writer is None:
         raise UserError(f"{name} has no {layout} layout to write (layouts: {', '.join(layouts(name))})")
     return writer(state)
+def rename_keys(state: dict, table: Sequence[tuple[str, str]]) -> dict:
+    """Keys renamed by their longest matching prefix in `table` of (theirs, ours); an unmatched key is a KeyError."""
+    table = sorted(table, key=lambda pair: -len(pair[0]))
+    out = {}
+    for key, value in state.items():
+        theirs, ours = next(((a, b) for a, b in table if key.startswith(a)), (None, None))
+        if theirs is None:
+            raise KeyError(f"no mapping for {key!r}")
+        out[ours + key[len(theirs):]] = value
+    return out

@@ -15,11 +15,10 @@ from typing import NamedTuple
 
 from torch import nn
 
-from .layers import Branches, ConvNormAct, InceptionNet
+from .layers import Branches, ConvNormAct, InceptionNet, conv_chain
 
 PAPER = "Szegedy et al. 2016, Inception-v4, Inception-ResNet and the Impact of Residual Connections (arXiv:1602.07261)"
-BN_EPS = 1e-3  # TF-slim's batch_norm epsilon, kept by timm's ports
-Kernel = int | tuple[int, int]
+BN_EPS = 1e-3  # TF-slim's batch_norm epsilon, kept by timm's ports (conv_chain's default)
 
 
 class ReductionAWidths(NamedTuple):
@@ -38,19 +37,6 @@ REDUCTION_A = {
     "inception_resnet_v1": ReductionAWidths(192, 192, 256, 384),
     "inception_resnet_v2": ReductionAWidths(256, 256, 384, 384),
 }
-
-
-def conv_chain(in_chs: int, widths: Sequence[int], kernels: Sequence[Kernel], stride: int = 1,
-               valid: bool = False) -> nn.Sequential:
-    """Convolutions in series; `stride` and `valid` (padding 0) apply to the last one, the grid reduction."""
-    assert len(widths) == len(kernels), (widths, kernels)
-    layers, chs = [], in_chs
-    for i, (out_chs, kernel) in enumerate(zip(widths, kernels)):
-        last = i == len(widths) - 1
-        layers.append(ConvNormAct(chs, out_chs, kernel, stride=stride if last else 1, padding=0 if last and valid
-                                  else None, bn_eps=BN_EPS))
-        chs = out_chs
-    return nn.Sequential(*layers)
 
 
 def max_pool_valid() -> nn.MaxPool2d:
@@ -219,18 +205,6 @@ def _make_stage(row, in_chs: int) -> tuple[nn.Module, int, int]:
 
 
 # ---- converting timm's weights ------------------------------------------------------------------------------------
-
-def rename_keys(state: dict, table: Sequence[tuple[str, str]]) -> dict:
-    """Keys renamed by their longest matching prefix in `table` of (theirs, ours); an unmatched key is a KeyError."""
-    table = sorted(table, key=lambda pair: -len(pair[0]))
-    out = {}
-    for key, value in state.items():
-        theirs, ours = next(((a, b) for a, b in table if key.startswith(a)), (None, None))
-        if theirs is None:
-            raise KeyError(f"no mapping for {key!r}")
-        out[ours + key[len(theirs):]] = value
-    return out
-
 
 def timm_branch_keys(row) -> list[tuple[str, str]]:
     """timm's positional branch names (branch0, branch1, ...) -> ours, for the shared blocks."""

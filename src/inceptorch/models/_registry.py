@@ -7,6 +7,8 @@ from dataclasses import dataclass, replace
 
 from torch import nn
 
+from .weights import load_pretrained
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 INCEPTION_MEAN = (0.5, 0.5, 0.5)  # TF-slim / Keras convention: pixels scaled to [-1, 1]
@@ -79,8 +81,6 @@ def create_model(name: str, pretrained: bool | str | None = None, **kwargs) -> n
     model.model_name = name
     model.model_kwargs = dict(kwargs)  # what save_pretrained / model files need to rebuild this architecture
     if pretrained not in (None, False):
-        from ..weights import load_pretrained
-
         load_pretrained(model, pretrained)
     return model
 

@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 from torch import Tensor, nn
 
-from ._convert import register_converter, register_writer
+from ._convert import register_converter, register_writer, rename_keys
 from ._inception_v4_blocks import (
     BN_EPS,
     PAPER,
@@ -45,7 +45,6 @@ from ._inception_v4_blocks import (
     Stage,
     conv_chain,
     max_pool_valid,
-    rename_keys,
     timm_branch_keys,
     timm_table,
 )

@@ -1,9 +1,10 @@
 """Inception v2 and v3 (Szegedy et al., "Rethinking the Inception Architecture for Computer Vision", arXiv:1512.00567).
 
 Both networks are one trunk of named stages built from a spec table (rows carry the widths; the block classes carry
-only the topology of the paper's figures):
-- `inception_v3`: TF-slim's Inception-v3, the layout of torchvision's and timm's ports, key for key, so their weight
-  files load with strict=True and the outputs agree (tests/test_inception_v3.py);
+only the topology of the paper's figures, each branch one submodule):
+- `inception_v3`: TF-slim's Inception-v3, the network of torchvision's and timm's ports; their weight files, whose
+  keys put every conv of a module at one level, load through `from_torchvision` and the outputs agree
+  (tests/test_inception_v3.py);
 - `inception_v2`: the network of the paper's Table 1, with widths chosen where the paper gives none (see `V2`).
 """
 from __future__ import annotations
@@ -14,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._convert import register_converter, register_writer
+from ._convert import register_converter, register_writer, rename_keys
 from ._registry import ModelCfg, register_model
-from .layers import Branches, ConvNormAct, InceptionNet, scale_width
+from .layers import Branches, ConvNormAct, InceptionNet, Split, SplitWidths, conv_chain, scale_width
 
 PAPER = "Szegedy et al. 2015, Rethinking the Inception Architecture for Computer Vision (arXiv:1512.00567)"
 N = 7  # the n of the n x 1 / 1 x n factorization on the 17x17 grid (paper section 6: "we have chosen n = 7")
@@ -158,70 +159,6 @@ V2 = (
 )
 AUX = Aux(conv0=128, conv1=768)
 
-Step = str | tuple[str, ...]
-
-
-class FlatBranches(Branches):
-    """Branches whose convs are flat children wired into chains by `paths`.
-
-    torchvision's and timm's keys put every conv of a module at one level (`Mixed_7b.branch3x3_2a.conv.weight`), so a
-    branch is a named chain of children rather than one child module. A step is a child's name, or a tuple of names
-    applied to the same input and concatenated: Figure 7's split into a 1x3 and a 3x1 conv.
-    """
-
-    paths: tuple[tuple[Step, ...], ...]
-
-    def __init__(self, in_chs: int):
-        super().__init__()
-        self.in_chs = in_chs
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([self._run(path, x) for path in self.paths], dim=1)
-
-    def _run(self, path: tuple[Step, ...], x: Tensor) -> Tensor:
-        for step in path:
-            if isinstance(step, str):
-                x = getattr(self, step)(x)
-            else:
-                x = torch.cat([getattr(self, name)(x) for name in step], dim=1)
-        return x
-
-    @property
-    def out_channels(self) -> int:
-        return sum(self._path_chs(path) for path in self.paths)
-
-    def _path_chs(self, path: tuple[Step, ...]) -> int:
-        chs = self.in_chs  # a pool-only path (the reductions) passes its input's channels through
-        for step in path:
-            names = (step,) if isinstance(step, str) else step
-            convs = [getattr(self, n) for n in names if isinstance(getattr(self, n), ConvNormAct)]
-            chs = sum(c.out_channels for c in convs) if convs else chs
-        return chs
-
-    def as_branches(self) -> Branches:
-        """The same computation as a plain `Branches` (one child per path), which `fast.optimize` can merge.
-
-        A path becomes an `nn.Sequential` of its steps; a tuple step becomes a `Branches` of its siblings
-        (their concatenation). The modules are shared with this block, not copied.
-        """
-        def step_module(step: Step) -> nn.Module:
-            return getattr(self, step) if isinstance(step, str) else _branches([getattr(self, n) for n in step])
-
-        return _branches([nn.Sequential(*(step_module(s) for s in path)) for path in self.paths])
-
-    def layer_depth(self) -> int:
-        """Convs along the deepest path (Table 1's depth), for `inceptorch summary`."""
-        return max(sum(isinstance(getattr(self, s if isinstance(s, str) else s[0]), ConvNormAct) for s in path)
-                   for path in self.paths)
-
-
-def _branches(children: list[nn.Module]) -> Branches:
-    block = Branches()
-    for i, child in enumerate(children):
-        block.add_module(str(i), child)
-    return block
-
-
 def _conv(in_chs: int, out_chs: int, kernel: int | tuple[int, int], stride: int = 1, padding: int | None = None):
     return ConvNormAct(in_chs, out_chs, kernel, stride, padding=padding, bn_eps=1e-3)  # TF-slim's BN epsilon
 
@@ -231,104 +168,87 @@ def _widths(row: NamedTuple, width: float) -> NamedTuple:
     return row._replace(**{f: scale_width(getattr(row, f), width) for f in row._fields if f.startswith(("c", "pool"))})
 
 
-class InceptionA(FlatBranches):
+def _avg_pool() -> nn.AvgPool2d:
+    """3x3/1 average pool of the pool branches. It counts the zero padding at the borders (torch's default, and
+    torchvision's and timm's ports); TF-slim's SAME pool excludes it. Kept for output parity with those ports."""
+    return nn.AvgPool2d(3, stride=1, padding=1)
+
+
+class InceptionA(Branches):
     """35x35 module, Figure 5: the 5x5 of Inception-v1 factorized into two 3x3 convs (branch3x3dbl)."""
 
     def __init__(self, in_chs: int, row: Inc35, width: float = 1.0):
-        super().__init__(in_chs)
-        w, mid = _widths(row, width), f"branch{row.kmid}x{row.kmid}"
+        super().__init__()
+        w = _widths(row, width)
         self.branch1x1 = _conv(in_chs, w.c1x1, 1)
-        self.add_module(f"{mid}_1", _conv(in_chs, w.cmid_red, 1))
-        self.add_module(f"{mid}_2", _conv(w.cmid_red, w.cmid, row.kmid))
-        self.branch3x3dbl_1 = _conv(in_chs, w.c3x3dbl_red, 1)
-        self.branch3x3dbl_2 = _conv(w.c3x3dbl_red, w.c3x3dbl, 3)
-        self.branch3x3dbl_3 = _conv(w.c3x3dbl, w.c3x3dbl, 3)
-        # Counts the zero padding at the borders (torch's default, torchvision's and timm's ports); TF-slim's SAME
-        # average pool excludes it. Kept, like every pool branch here, for output parity with those ports.
-        self.pool = nn.AvgPool2d(3, stride=1, padding=1)
-        self.branch_pool = _conv(in_chs, w.pool_proj, 1)
-        self.paths = (("branch1x1",), (f"{mid}_1", f"{mid}_2"),
-                      ("branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3"), ("pool", "branch_pool"))
+        self.add_module(f"branch{row.kmid}x{row.kmid}", conv_chain(in_chs, (w.cmid_red, w.cmid), (1, row.kmid)))
+        self.branch3x3dbl = conv_chain(in_chs, (w.c3x3dbl_red, w.c3x3dbl, w.c3x3dbl), (1, 3, 3))
+        self.branch_pool = nn.Sequential(_avg_pool(), _conv(in_chs, w.pool_proj, 1))
 
 
-class ReductionA(FlatBranches):
+class ReductionA(Branches):
     """35x35 -> 17x17, Figure 10: stride-2 conv branches beside a stride-2 pool, concatenated (no bottleneck)."""
 
     def __init__(self, in_chs: int, row: Red35, width: float = 1.0):
-        super().__init__(in_chs)
+        super().__init__()
         w = _widths(row, width)
+        self.in_chs = in_chs
         self.branch3x3 = _conv(in_chs, w.c3x3, 3, stride=2, padding=0)
-        self.branch3x3dbl_1 = _conv(in_chs, w.c3x3dbl_red, 1)
-        self.branch3x3dbl_2 = _conv(w.c3x3dbl_red, w.c3x3dbl, 3)
-        self.branch3x3dbl_3 = _conv(w.c3x3dbl, w.c3x3dbl, 3, stride=2, padding=0)
-        self.pool = nn.MaxPool2d(3, stride=2)
-        self.paths = (("branch3x3",), ("branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3"), ("pool",))
+        self.branch3x3dbl = conv_chain(in_chs, (w.c3x3dbl_red, w.c3x3dbl, w.c3x3dbl), (1, 3, 3), stride=2, valid=True)
+        self.branch_pool = nn.MaxPool2d(3, stride=2)
+
+    @property
+    def out_channels(self) -> int:
+        return self.branch3x3.out_channels + self.branch3x3dbl[-1].out_channels + self.in_chs  # the pool keeps its input
 
 
-class InceptionC(FlatBranches):
+class InceptionC(Branches):
     """17x17 module, Figure 6 with n = 7: each n x n conv factorized into a 1 x n and an n x 1 conv.
 
     The double branch starts with 7x1 (TF-slim's order, kept for weight compatibility); Figure 6 draws 1 x n first.
     """
 
     def __init__(self, in_chs: int, row: Inc17, width: float = 1.0):
-        super().__init__(in_chs)
+        super().__init__()
         w, n = _widths(row, width), N
-        r, d = f"branch{n}x{n}", f"branch{n}x{n}dbl"
         self.branch1x1 = _conv(in_chs, w.c1x1, 1)
-        self.add_module(f"{r}_1", _conv(in_chs, w.c7x7_red, 1))
-        self.add_module(f"{r}_2", _conv(w.c7x7_red, w.c7x7_red, (1, n)))
-        self.add_module(f"{r}_3", _conv(w.c7x7_red, w.c7x7, (n, 1)))
-        self.add_module(f"{d}_1", _conv(in_chs, w.c7x7dbl_red, 1))
-        kernels = ((n, 1), (1, n), (n, 1), (1, n))
-        for i, k in enumerate(kernels, start=2):
-            out = w.c7x7dbl if i == len(kernels) + 1 else w.c7x7dbl_red
-            self.add_module(f"{d}_{i}", _conv(w.c7x7dbl_red, out, k))
-        self.pool = nn.AvgPool2d(3, stride=1, padding=1)
-        self.branch_pool = _conv(in_chs, w.pool_proj, 1)
-        self.paths = (("branch1x1",), tuple(f"{r}_{i}" for i in (1, 2, 3)), tuple(f"{d}_{i}" for i in range(1, 6)),
-                      ("pool", "branch_pool"))
+        self.add_module(f"branch{n}x{n}", conv_chain(in_chs, (w.c7x7_red, w.c7x7_red, w.c7x7), (1, (1, n), (n, 1))))
+        self.add_module(f"branch{n}x{n}dbl", conv_chain(in_chs, (w.c7x7dbl_red,) * 4 + (w.c7x7dbl,),
+                                                        (1, (n, 1), (1, n), (n, 1), (1, n))))
+        self.branch_pool = nn.Sequential(_avg_pool(), _conv(in_chs, w.pool_proj, 1))
 
 
-class ReductionB(FlatBranches):
+class ReductionB(Branches):
     """17x17 -> 8x8 (Figure 10's scheme): 1x1 -> 3x3/2 | 1x1 -> 1x7 -> 7x1 -> 3x3/2 | max pool 3x3/2."""
 
     def __init__(self, in_chs: int, row: Red17, width: float = 1.0):
-        super().__init__(in_chs)
+        super().__init__()
         w, n = _widths(row, width), N
-        self.branch3x3_1 = _conv(in_chs, w.c3x3_red, 1)
-        self.branch3x3_2 = _conv(w.c3x3_red, w.c3x3, 3, stride=2, padding=0)
-        self.branch7x7x3_1 = _conv(in_chs, w.c7x7x3_red, 1)
-        self.branch7x7x3_2 = _conv(w.c7x7x3_red, w.c7x7x3_red, (1, n))
-        self.branch7x7x3_3 = _conv(w.c7x7x3_red, w.c7x7x3_red, (n, 1))
-        self.branch7x7x3_4 = _conv(w.c7x7x3_red, w.c7x7x3, 3, stride=2, padding=0)
-        self.pool = nn.MaxPool2d(3, stride=2)
-        self.paths = (("branch3x3_1", "branch3x3_2"), tuple(f"branch7x7x3_{i}" for i in range(1, 5)), ("pool",))
+        self.in_chs = in_chs
+        self.branch3x3 = conv_chain(in_chs, (w.c3x3_red, w.c3x3), (1, 3), stride=2, valid=True)
+        self.branch7x7x3 = conv_chain(in_chs, (w.c7x7x3_red,) * 3 + (w.c7x7x3,), (1, (1, n), (n, 1), 3), stride=2,
+                                      valid=True)
+        self.branch_pool = nn.MaxPool2d(3, stride=2)
+
+    @property
+    def out_channels(self) -> int:
+        return self.branch3x3[-1].out_channels + self.branch7x7x3[-1].out_channels + self.in_chs
 
 
-class InceptionE(FlatBranches):
+class InceptionE(Branches):
     """8x8 module with expanded filter banks, Figure 7: the last 3x3 of two branches split into parallel 1x3 and 3x1
     convs whose outputs are concatenated, widening the coarsest grid's representation (design principle 2)."""
 
     def __init__(self, in_chs: int, row: Inc8, width: float = 1.0):
-        super().__init__(in_chs)
+        super().__init__()
         w = _widths(row, width)
         self.branch1x1 = _conv(in_chs, w.c1x1, 1)
-        self.branch3x3_1 = _conv(in_chs, w.c3x3_red, 1)
-        self.branch3x3_2a = _conv(w.c3x3_red, w.c3x3, (1, 3))
-        self.branch3x3_2b = _conv(w.c3x3_red, w.c3x3, (3, 1))
-        self.branch3x3dbl_1 = _conv(in_chs, w.c3x3dbl_red, 1)
-        self.branch3x3dbl_2 = _conv(w.c3x3dbl_red, w.c3x3dbl, 3)
-        self.branch3x3dbl_3a = _conv(w.c3x3dbl, w.c3x3dbl, (1, 3))
-        self.branch3x3dbl_3b = _conv(w.c3x3dbl, w.c3x3dbl, (3, 1))
-        self.pool = nn.AvgPool2d(3, stride=1, padding=1)
-        self.branch_pool = _conv(in_chs, w.pool_proj, 1)
-        self.paths = (("branch1x1",), ("branch3x3_1", ("branch3x3_2a", "branch3x3_2b")),
-                      ("branch3x3dbl_1", "branch3x3dbl_2", ("branch3x3dbl_3a", "branch3x3dbl_3b")),
-                      ("pool", "branch_pool"))
+        self.branch3x3 = nn.Sequential(_conv(in_chs, w.c3x3_red, 1), Split(w.c3x3_red, SplitWidths(w.c3x3, w.c3x3)))
+        self.branch3x3dbl = conv_chain(in_chs, (w.c3x3dbl_red, w.c3x3dbl), (1, 3))
+        self.branch3x3dbl.append(Split(w.c3x3dbl, SplitWidths(w.c3x3dbl, w.c3x3dbl)))
+        self.branch_pool = nn.Sequential(_avg_pool(), _conv(in_chs, w.pool_proj, 1))
 
 
-InceptionB, InceptionD = ReductionA, ReductionB  # torchvision's names for the two reductions
 BLOCKS = {Inc35: InceptionA, Red35: ReductionA, Inc17: InceptionC, Red17: ReductionB, Inc8: InceptionE}
 
 
@@ -460,17 +380,68 @@ def inception_v2(**kwargs) -> InceptionV3:
     return InceptionV3(V2, aux_tap="Mixed_6f", **kwargs)
 
 
+# ---- torchvision's and timm's layout: every conv of a module at one level, `Mixed_7b.branch3x3_2a.conv` ----------
+
+def _chain_keys(branch: str, n: int) -> list[tuple[str, str]]:
+    """`{branch}_1` .. `{branch}_n`, the convs of a flat chain, are `{branch}.0` .. of our `conv_chain`."""
+    return [(f"{branch}_{i}.", f"{branch}.{i - 1}.") for i in range(1, n + 1)]
+
+
+def _split_keys(theirs: str, ours: str) -> list[tuple[str, str]]:
+    """`{theirs}a` / `{theirs}b`, Figure 7's 1x3 and 3x1 convs, are the two convs of our `Split` at `ours`."""
+    return [(f"{theirs}a.", f"{ours}.branch1x3."), (f"{theirs}b.", f"{ours}.branch3x1.")]
+
+
+def _flat_branch_keys(row: Row) -> list[tuple[str, str]]:
+    """(their name, ours) for every conv unit of one module, as prefixes inside the module."""
+    same = [("branch1x1.", "branch1x1.")]
+    pool = [("branch_pool.", "branch_pool.1.")]  # their pool is functional; ours is the first module of the branch
+    if isinstance(row, Inc35):
+        mid = f"branch{row.kmid}x{row.kmid}"
+        return same + _chain_keys(mid, 2) + _chain_keys("branch3x3dbl", 3) + pool
+    if isinstance(row, Red35):
+        return [("branch3x3.", "branch3x3.")] + _chain_keys("branch3x3dbl", 3)
+    if isinstance(row, Inc17):
+        return same + _chain_keys(f"branch{N}x{N}", 3) + _chain_keys(f"branch{N}x{N}dbl", 5) + pool
+    if isinstance(row, Red17):
+        return _chain_keys("branch3x3", 2) + _chain_keys(f"branch{N}x{N}x3", 4)
+    return (same + _chain_keys("branch3x3", 1) + _split_keys("branch3x3_2", "branch3x3.1")
+            + _chain_keys("branch3x3dbl", 2) + _split_keys("branch3x3dbl_3", "branch3x3dbl.2") + pool)
+
+
+def flat_key_table(spec: tuple[Row, ...]) -> list[tuple[str, str]]:
+    """(their prefix, ours) for a whole network built from `spec`; stem convs, the aux head and fc keep their names."""
+    table = [("AuxLogits.", "AuxLogits."), ("fc.", "fc.")]
+    for row in spec:
+        if isinstance(row, Conv):
+            table.append((f"{row.name}.", f"{row.name}."))
+        elif not isinstance(row, Pool):
+            table += [(f"{row.name}.{theirs}", f"{row.name}.{ours}") for theirs, ours in _flat_branch_keys(row)]
+    return table
+
+
+@register_converter("inception_v3", "torchvision")
 @register_converter("inception_v3", "timm")
-def from_timm(state: dict) -> dict:
-    """timm's InceptionV3 uses torchvision's key names (Conv2d_1a_3x3.conv, Mixed_5b.branch5x5_1.bn, AuxLogits,
-    fc); its files differ only in lacking the aux head unless built with aux_logits=True (only its tv_in1k weights
-    have one), which `fit_state_dict` already tolerates. So this checks the layout and passes the keys through."""
-    if "Conv2d_1a_3x3.conv.weight" not in state or "Mixed_7c.branch_pool.conv.weight" not in state:
-        raise KeyError("not a timm inception_v3 state dict")
-    return dict(state)
+def from_torchvision(state: dict) -> dict:
+    """torchvision's `inception_v3` state dict in our layout; a key it does not name is a KeyError.
+
+    timm's InceptionV3 uses torchvision's key names; its files lack the aux head unless built with aux_logits=True
+    (only its tv_in1k weights have one), which `fit_state_dict` tolerates.
+    """
+    return rename_keys(state, flat_key_table(V3))
 
 
 @register_writer("inception_v3", "timm")
-def to_timm(state: dict) -> dict:
-    """Our keys are timm's; its default build has no aux head, so ours (on by default here) is left out."""
-    return {k: v for k, v in state.items() if not k.startswith("AuxLogits.")}
+@register_writer("inception_v3", "torchvision")
+def to_torchvision(state: dict) -> dict:
+    """Our `inception_v3` state dict in torchvision's and timm's key names (the inverse of `from_torchvision`).
+    The aux head is left out: timm's default build has none, and torchvision's loads without it
+    (`aux_logits=False`)."""
+    ours = {k: v for k, v in state.items() if not k.startswith("AuxLogits.")}
+    return rename_keys(ours, [(our, their) for their, our in flat_key_table(V3)])
+
+
+@register_converter("inception_v2", "flat layout")
+def from_flat_v2(state: dict) -> dict:
+    """inception_v2 files written before the modules had branch submodules: the same flat naming as v3's ports."""
+    return rename_keys(state, flat_key_table(V2))

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from torch import nn
 
-from ._convert import register_converter, register_writer
+from ._convert import register_converter, register_writer, rename_keys
 from ._inception_v4_blocks import (
     BN_EPS,
     PAPER,
@@ -29,12 +29,11 @@ from ._inception_v4_blocks import (
     avg_pool_same,
     conv_chain,
     max_pool_valid,
-    rename_keys,
     timm_branch_keys,
     timm_table,
 )
 from ._registry import INCEPTION_MEAN, INCEPTION_STD, ModelCfg, register_model
-from .layers import Branches, ConvNormAct
+from .layers import Branches, ConvNormAct, Split, SplitWidths
 
 
 class InceptionBWidths(NamedTuple):
@@ -77,20 +76,6 @@ class ReductionB(Branches):
     @property
     def out_channels(self) -> int:
         return self.branch3x3[-1].out_channels + self.branch7x7x3[-1].out_channels + self.in_chs
-
-
-class SplitWidths(NamedTuple):
-    c1x3: int
-    c3x1: int
-
-
-class Split(Branches):
-    """The 1x3 and 3x1 convolutions side by side that end Inception-C's branches (Figure 6)."""
-
-    def __init__(self, in_chs: int, w: SplitWidths):
-        super().__init__()
-        self.branch1x3 = ConvNormAct(in_chs, w.c1x3, (1, 3), bn_eps=BN_EPS)
-        self.branch3x1 = ConvNormAct(in_chs, w.c3x1, (3, 1), bn_eps=BN_EPS)
 
 
 class InceptionCWidths(NamedTuple):

@@ -1,10 +1,13 @@
 """Building blocks shared by the whole family: conv units, parallel branches, and the common classifier API."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
+
+from ._registry import IMAGENET_MEAN, IMAGENET_STD
 
 
 class ConvNormAct(nn.Sequential):
@@ -46,9 +49,44 @@ class Branches(nn.Module):
         return sum(_out_channels(branch) for branch in self.children())
 
 
-def _out_channels(module: nn.Module) -> int:
-    last_conv = [m for m in module.modules() if isinstance(m, nn.Conv2d)][-1]
-    return last_conv.out_channels
+def _out_channels(branch: nn.Module) -> int:
+    """A branch's output channels: those of the block it ends in (a `Split`), else those of its last conv."""
+    last = branch[-1] if isinstance(branch, nn.Sequential) and len(branch) else branch
+    if isinstance(last, Branches):
+        return last.out_channels
+    return [m for m in branch.modules() if isinstance(m, nn.Conv2d)][-1].out_channels
+
+
+Kernel = int | tuple[int, int]
+
+
+def conv_chain(in_chs: int, widths: Sequence[int], kernels: Sequence[Kernel], stride: int = 1,
+               valid: bool = False, bn_eps: float = 1e-3) -> nn.Sequential:
+    """`ConvNormAct` units in series, one branch of a module; `stride` and `valid` (padding 0) apply to the last one,
+    the grid reduction. The BN epsilon is TF-slim's, kept by torchvision's and timm's ports of its weights."""
+    assert len(widths) == len(kernels), (widths, kernels)
+    layers, chs = [], in_chs
+    for i, (out_chs, kernel) in enumerate(zip(widths, kernels)):
+        last = i == len(widths) - 1
+        layers.append(ConvNormAct(chs, out_chs, kernel, stride=stride if last else 1, padding=0 if last and valid
+                                  else None, bn_eps=bn_eps))
+        chs = out_chs
+    return nn.Sequential(*layers)
+
+
+class SplitWidths(NamedTuple):
+    c1x3: int
+    c3x1: int
+
+
+class Split(Branches):
+    """A 1x3 and a 3x1 conv side by side, concatenated: the expanded filter banks that end branches on the coarsest
+    grid (arXiv:1512.00567 Figure 7, arXiv:1602.07261 Figure 6)."""
+
+    def __init__(self, in_chs: int, w: SplitWidths, bn_eps: float = 1e-3):
+        super().__init__()
+        self.branch1x3 = ConvNormAct(in_chs, w.c1x3, (1, 3), bn_eps=bn_eps)
+        self.branch3x1 = ConvNormAct(in_chs, w.c3x1, (3, 1), bn_eps=bn_eps)
 
 
 class ModelOutput(NamedTuple):
@@ -144,10 +182,6 @@ def transform_imagenet_to_unit_range(x: Tensor) -> Tensor:
     Same arithmetic as torchvision's `transform_input`, which it forces on with its GoogLeNet/Inception-v3
     weights; here it is an explicit option, off by default.
     """
-    scale = x.new_tensor([s / 0.5 for s in _IMAGENET_STD]).view(1, 3, 1, 1)
-    shift = x.new_tensor([(m - 0.5) / 0.5 for m in _IMAGENET_MEAN]).view(1, 3, 1, 1)
+    scale = x.new_tensor([s / 0.5 for s in IMAGENET_STD]).view(1, 3, 1, 1)
+    shift = x.new_tensor([(m - 0.5) / 0.5 for m in IMAGENET_MEAN]).view(1, 3, 1, 1)
     return x * scale + shift
-
-
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -119,7 +119,7 @@ def _diverged(exc: Exception) -> bool:
 
 
 def _write_record(path: Path, record: dict) -> None:
-    from ..checkpoint import atomic_write
+    from ..fileio import atomic_write
 
     text = json.dumps(record, indent=1, default=str)
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))

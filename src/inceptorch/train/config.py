@@ -236,7 +236,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> None:
-    from ..checkpoint import atomic_write
+    from ..fileio import atomic_write
 
     text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))

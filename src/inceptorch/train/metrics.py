@@ -56,8 +56,9 @@ def _number(text: str):
 
 def plot_curves(metrics: str | Path, out: str | Path, title: str = "") -> None:
     """curves.png: loss, accuracy (top-1 and balanced) and learning rate against epochs, raw and EMA labelled."""
-    import matplotlib
+    from ..extras import require
 
+    matplotlib = require("matplotlib", "curves.png")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -37,6 +37,7 @@ from ..data.checks import preflight
 from ..data.datasets import build_dataset
 from ..devices import resolve_device
 from ..errors import UserError
+from ..extras import MissingExtra
 from ..models import create_model
 from .config import TrainConfig, save_config
 from .data_init import data_dependent_init, has_normalization
@@ -85,7 +86,7 @@ def build_model(cfg: TrainConfig, num_classes: int, log: Callable[[str], None] =
         raise UserError(f"model {cfg.model} does not accept these options {cfg.model_kwargs}: {exc}") from None
     fresh: list[str] = []
     if cfg.pretrained and load_weights:
-        from ..weights import load_pretrained
+        from ..models.weights import load_pretrained
 
         # Fine-tuning: every layer but the classifier (and the auxiliary classifiers) comes from the file.
         fresh = load_pretrained(model, cfg.pretrained, reset_classifier=True, log=log)
@@ -210,7 +211,7 @@ class Trainer:
 
     def _data_dependent_init(self) -> None:
         """Rescale a network without normalisation layers on one batch of training images (`data_init.py`)."""
-        from ..weights import classifier_keys
+        from ..models.weights import classifier_keys
 
         classifiers = {self.model.get_submodule(key.rsplit(".", 1)[0]) for key in classifier_keys(self.model)}
         images, _ = next(iter(self.loaders.calibration))
@@ -319,7 +320,10 @@ class Trainer:
             if writer is not None:
                 writer.close()
             if self.is_main and self.cfg.plot and (self.run_dir / "metrics.csv").is_file():
-                plot_curves(self.run_dir / "metrics.csv", self.run_dir / "curves.png", self.cfg.model)
+                try:
+                    plot_curves(self.run_dir / "metrics.csv", self.run_dir / "curves.png", self.cfg.model)
+                except MissingExtra as exc:  # metrics.csv has the numbers
+                    self.log(f"no curves.png: {exc}")
             if self.lock is not None:
                 self.lock.release()
         result.best_top1, result.best_epoch, result.seconds = self.best_top1, self.best_epoch, time.perf_counter() - tic
@@ -444,7 +448,8 @@ class Trainer:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            self.log("tensorboard is not installed: no TensorBoard logs (metrics.csv has the same numbers)")
+            self.log("tensorboard is not installed: no TensorBoard logs (metrics.csv has the same numbers; "
+                     "pip install 'inceptorch[tensorboard]')")
             return None
         return SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.epoch + 1 if self.epoch else None)
 

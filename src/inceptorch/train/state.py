@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import atomic_write
-from ..errors import UserError
+from ..errors import UserError, first_line
+from ..fileio import atomic_write
 
 STATE_NAME = "last.state.pt"
 DIVERGED_NAME = "diverged.state.pt"
@@ -51,5 +51,4 @@ def load_state(path: str | Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 (a truncated or foreign file, whatever torch raises: one line)
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"cannot read training state {path}: {first[:160]}") from None
+        raise UserError(f"cannot read training state {path}: {first_line(exc, 160)}") from None

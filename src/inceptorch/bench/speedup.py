@@ -1,17 +1,14 @@
-"""`inceptorch bench`: our model against the reference implementation of the same architecture (issue 5).
+"""`inceptorch bench`: our model against the reference implementation of the same architecture.
 
 Both sides are built here with the same input size and the auxiliary heads off, warmed up, and then timed in
-alternating order inside one process (ABBA...), so that a slow moment of a shared machine hits both sides; the
-reported time is the median over repeats. A speed-up above 1 means ours is faster.
+alternating order inside one process (`timing.time_interleaved`), so that a slow moment of a shared machine hits both
+sides; the reported time is the median over repeats. A speed-up above 1 means ours is faster.
 """
 from __future__ import annotations
 
 import contextlib
-import datetime
-import os
-import platform
+import copy
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -19,25 +16,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .devices import resolve_device
-from .errors import UserError
-from .fast.compiled import CAN_SKIP_GUARDS, compile_for_inference, inference_compile_options
-from .fast.optimize import PointwiseConvAsMatmul, optimize
-from .fast.train_step import TrainStep
-from .fast.winograd import WinogradConv2d
-from .hostinfo import cpu_name
-from .models import create_model
-
-# Our model -> (library, that library's name for the same architecture). torchvision's GoogLeNet is the BN port,
-# so it is the reference for both of our GoogLeNet builds; timm holds the only maintained v4 / IR-v2 ports.
-REFERENCES: dict[str, dict[str, str]] = {
-    "googlenet": {"torchvision": "googlenet"},
-    "googlenet_bn": {"torchvision": "googlenet"},
-    "inception_v3": {"torchvision": "inception_v3", "timm": "inception_v3"},
-    "inception_v4": {"timm": "inception_v4"},
-    "inception_resnet_v2": {"timm": "inception_resnet_v2"},
-}
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+from ..devices import resolve_device
+from ..errors import UserError
+from ..fast.compiled import CAN_SKIP_GUARDS, compile_for_inference, inference_compile_options
+from ..fast.optimize import PointwiseConvAsMatmul, drop_aux_heads, fold_all_batchnorms, optimize
+from ..fast.train_step import TrainStep
+from ..fast.winograd import WinogradConv2d
+from ..models import create_model
+from ..precision import PRECISIONS, torch_dtype
+from .hostinfo import environment
+from .references import build_reference
+from .timing import time_interleaved
 
 
 @dataclass
@@ -75,31 +64,6 @@ class Side:
     times_ms: list[float]
 
 
-def build_reference(cfg: BenchConfig, input_size: int) -> tuple[nn.Module, str]:
-    """The other library's model of the same architecture, untrained, aux heads off; and a label for it."""
-    choices = REFERENCES.get(cfg.model)
-    if not choices:
-        raise UserError(f"no reference implementation is known for {cfg.model!r}; known: {', '.join(REFERENCES)}")
-    library = cfg.compare or next(iter(choices))
-    if library not in choices:
-        raise UserError(f"{library} has no {cfg.model}; compare with {' or '.join(choices)}")
-    arch = choices[library]
-    try:
-        if library == "torchvision":
-            import torchvision.models as tvm
-        else:
-            import timm
-    except ImportError:
-        raise UserError(f"--compare {library} needs the {library} package (pip install {library})") from None
-    if library == "torchvision":
-        model = getattr(tvm, arch)(weights=None, aux_logits=False, init_weights=False, num_classes=cfg.num_classes)
-    else:
-        if not timm.is_model(arch):
-            raise UserError(f"this timm ({timm.__version__}) has no model {arch!r}")
-        model = timm.create_model(arch, pretrained=False, num_classes=cfg.num_classes)
-    return model, f"{library} {arch}"
-
-
 def build_ours(cfg: BenchConfig) -> nn.Module:
     kwargs = {"num_classes": cfg.num_classes, "aux_logits": False, **cfg.model_kwargs}
     try:
@@ -109,30 +73,13 @@ def build_ours(cfg: BenchConfig) -> nn.Module:
         return create_model(cfg.model, **kwargs)
 
 
-def time_interleaved(runs: dict[str, Callable[[], object]], warmup: int, repeats: int, iters: int,
-                     sync: Callable[[], None] = lambda: None, pause_s: float = 0.0) -> dict[str, list[float]]:
-    """Seconds per call of each run: `repeats` rounds of `iters` calls each, the order reversed every round.
-
-    `pause_s`: an untimed sleep before each timed block, for runtimes whose idle threads busy-wait for a while
-    after a call (ONNX Runtime's do by default) and would otherwise steal cores from the next block.
-    """
-    for run in runs.values():
-        for _ in range(warmup):
-            run()
-        sync()
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    order = list(runs)
-    for r in range(repeats):
-        for name in order if r % 2 == 0 else order[::-1]:
-            if pause_s:
-                time.sleep(pause_s)
-            sync()
-            start = time.perf_counter()
-            for _ in range(iters):
-                runs[name]()
-            sync()
-            times[name].append((time.perf_counter() - start) / iters)
-    return times
+def optimize_unmerged(model: nn.Module, matmul_1x1: bool | None = None, winograd: bool | None = None) -> nn.Module:
+    """`optimize` without merging the sibling 1x1 convs (BN folded, the CPU paths, channels_last): what merging gives
+    is the difference. `optimize` merges only units whose BN is folded; folding here, before it, keeps them apart."""
+    model = copy.deepcopy(model).eval()
+    drop_aux_heads(model)
+    fold_all_batchnorms(model)
+    return optimize(model, fold_bn=False, inplace=True, matmul_1x1=matmul_1x1, winograd=winograd)
 
 
 def _peak_memory_mb(run: Callable[[], object], device: torch.device) -> float | None:
@@ -167,7 +114,7 @@ def _reference_train_runner(model: nn.Module, x: Tensor, y: Tensor, cfg: BenchCo
     """The reference trained the way its own docs show: eager (or compiled) step, default SGD, autocast if asked."""
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    dtype = DTYPES[cfg.precision]
+    dtype = torch_dtype(cfg.precision)
     forward = torch.compile(model, mode=cfg.compile_mode) if cfg.compile and cfg.compile_reference else model
 
     def run() -> Tensor:
@@ -197,8 +144,8 @@ def run_bench(cfg: BenchConfig) -> dict:
     """Build, warm up and time both sides; the JSON-ready result (`ours`, `reference`, `speedup`, settings)."""
     if cfg.mode not in ("infer", "train"):
         raise UserError(f"--mode must be infer or train, not {cfg.mode!r}")
-    if cfg.precision not in DTYPES:
-        raise UserError(f"--precision must be one of {', '.join(DTYPES)}, not {cfg.precision!r}")
+    if cfg.precision not in PRECISIONS:
+        raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, not {cfg.precision!r}")
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -211,14 +158,15 @@ def run_bench(cfg: BenchConfig) -> dict:
     x_ref = x.contiguous(memory_format=torch.channels_last) if cfg.reference_channels_last else x
     if cfg.reference_channels_last:
         reference = reference.to(memory_format=torch.channels_last)
-    dtype = DTYPES[cfg.precision]
+    dtype = torch_dtype(cfg.precision)
     if cfg.mode == "infer":
         # Plain ours runs in the reference's memory format: then the two differ only in implementation.
         ours_cl = cfg.optimize or cfg.reference_channels_last
         ours_label = ("ours (optimized)" if cfg.merge else "ours (optimized, unmerged)") if cfg.optimize else \
             f"ours ({'channels_last' if ours_cl else 'nchw'})"
         if cfg.optimize:
-            ours = optimize(ours, merge=cfg.merge, matmul_1x1=cfg.matmul_1x1, winograd=cfg.winograd)
+            ours = (optimize if cfg.merge else optimize_unmerged)(ours, matmul_1x1=cfg.matmul_1x1,
+                                                                  winograd=cfg.winograd)
         elif ours_cl:
             ours = ours.to(memory_format=torch.channels_last)
         x_ours = x.contiguous(memory_format=torch.channels_last) if ours_cl else x
@@ -251,25 +199,6 @@ def run_bench(cfg: BenchConfig) -> dict:
                   ours=asdict(sides[0]), reference=asdict(sides[1]), speedup=sides[1].time_ms / sides[0].time_ms,
                   environment=environment(device))
     return result
-
-
-def environment(device: torch.device) -> dict:
-    """What a recorded figure needs next to it (BENCHMARKS.md): device, versions, date."""
-    import torchvision
-
-    env = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-           "torch": torch.__version__, "torchvision": torchvision.__version__, "python": platform.python_version(),
-           "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
-           # A busy machine slows both sides (interleaving shares the slowdown) but adds noise: say how busy.
-           "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-           "cpu_count": os.cpu_count()}
-    try:
-        import timm
-
-        env["timm"] = timm.__version__
-    except ImportError:
-        pass
-    return env
 
 
 def _compiled(r: dict) -> str:

@@ -1,7 +1,5 @@
-"""What the machine is, from /proc/cpuinfo: for recorded figures (bench) and for CPU-dependent defaults (optimize)."""
+"""What the CPU is, from /proc/cpuinfo: `optimize` picks its CPU defaults by vendor (BENCHMARKS.md)."""
 from __future__ import annotations
-
-import platform
 
 
 def cpuinfo(key: str) -> str:
@@ -15,10 +13,6 @@ def cpuinfo(key: str) -> str:
     except OSError:
         pass
     return ""
-
-
-def cpu_name() -> str:
-    return cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def cpu_vendor() -> str:

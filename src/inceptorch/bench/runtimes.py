@@ -1,92 +1,30 @@
-"""CPU latency of one forward pass: ONNX Runtime, eager PyTorch, int8; same timer and statistics for all.
+"""`inceptorch bench --runtime onnxruntime`: one model's CPU inference paths timed against each other.
 
-Each runtime gets `threads` intra-op threads (2 and batch 1 by default: the issue's deployment setting), a warm-up,
-then `iters` timed calls; we report milliseconds per batch (median and 90th percentile are robust to a noisy
-shared machine, the mean is not).
+ONNX Runtime on our ONNX export, eager PyTorch, `inceptorch.optimize` (and, asked for, `compile_for_inference`), and
+torchvision's model holding the same weights where it has the architecture; CPU fp32, the same input, timed
+interleaved (`timing.time_interleaved`).
 """
 from __future__ import annotations
 
 import statistics
 import tempfile
-import time
-from collections.abc import Callable
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-
-@dataclass(frozen=True)
-class LatencyStats:
-    runtime: str
-    batch_size: int
-    threads: int
-    iters: int
-    median_ms: float
-    p90_ms: float
-    mean_ms: float
-    min_ms: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def __str__(self) -> str:
-        return (f"{self.runtime}: median {self.median_ms:.2f} ms, p90 {self.p90_ms:.2f} ms, min {self.min_ms:.2f} ms "
-                f"(batch {self.batch_size}, {self.threads} threads, {self.iters} iters)")
-
-
-def time_calls(fn: Callable[[], object], runtime: str, batch_size: int, threads: int, iters: int = 50,
-               warmup: int = 5) -> LatencyStats:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    times.sort()
-    return LatencyStats(runtime, batch_size, threads, iters, statistics.median(times),
-                        times[min(len(times) - 1, int(0.9 * len(times)))], statistics.fmean(times), times[0])
-
-
-@contextmanager
-def torch_threads(threads: int):
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def bench_torch(model: nn.Module | Callable, input_size: int, threads: int = 2, iters: int = 50,
-                batch_size: int = 1, warmup: int = 5, runtime: str = "pytorch-eager") -> LatencyStats:
-    """Latency of `model(x)` under no_grad with `threads` intra-op threads."""
-    x = torch.randn(batch_size, 3, input_size, input_size)
-    if isinstance(model, nn.Module):
-        model.eval()
-    with torch_threads(threads), torch.inference_mode():
-        return time_calls(lambda: model(x), runtime, batch_size, threads, iters, warmup)
-
-
-def bench_onnxruntime(model: nn.Module | str | Path, input_size: int | None = None, threads: int = 2,
-                      iters: int = 50, batch_size: int = 1, warmup: int = 5) -> LatencyStats:
-    """Latency of ONNX Runtime (CPU provider) on `model`: an ONNX file, or a module exported to a temporary one."""
-    from .onnx import export_onnx
-    from .onnx_runtime import OnnxClassifier
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(model) if isinstance(model, (str, Path)) else export_onnx(model, Path(tmp) / "m.onnx", input_size)
-        session = OnnxClassifier(path, threads=threads)
-        size = input_size or session.preprocessing["input_size"]
-        x = torch.randn(batch_size, 3, size, size).numpy()
-        return time_calls(lambda: session.logits(x), "onnxruntime", batch_size, threads, iters, warmup)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# `inceptorch bench --runtime onnxruntime`: the three CPU inference paths of one model, timed interleaved.
+from ..errors import UserError
+from ..export._deploy import inference_copy
+from ..export.onnx import export_onnx
+from ..export.onnx_runtime import OnnxClassifier
+from ..extras import require
+from ..fast import compile_for_inference, optimize
+from ..models.weights import aux_prefixes, fit_state_dict
+from .hostinfo import environment
+from .latency import torch_threads
+from .references import build_reference
+from .speedup import BenchConfig, build_ours, inference_compile_config
+from .timing import time_interleaved
 
 RUNTIMES = {"onnxruntime": "ONNX Runtime (CPU EP, graph opt all)", "torch_eager": "PyTorch eager (channels_last)",
             "torch_optimized": "PyTorch inceptorch.optimize",
@@ -97,18 +35,22 @@ RUNTIMES = {"onnxruntime": "ONNX Runtime (CPU EP, graph opt all)", "torch_eager"
 def same_weights_reference(model: nn.Module) -> nn.Module | None:
     """torchvision's build of the same architecture holding `model`'s weights, or None where there is none.
 
-    Our torchvision-layout builds (googlenet_bn, inception_v3) share torchvision's keys, so the weights load with
-    strict=True and the two compute the same logits: the timing compares implementations, nothing else.
+    torchvision's state dict is fitted onto ours as a weights file would be (`fit_state_dict`: the same keys for
+    googlenet_bn, the converter for inception_v3), which pairs each of our tensors with its tensor in the reference;
+    ours are copied over, and the two compute the same logits: the timing compares implementations, nothing else.
     """
-    from ..bench import BenchConfig, build_reference
-    from ..errors import UserError
-
     name = getattr(model, "model_name", None)
     try:
         reference, _ = build_reference(BenchConfig(model=name, compare="torchvision"), model.default_cfg.input_size)
-        reference.load_state_dict(model.state_dict(), strict=True)
-    except (UserError, RuntimeError, TypeError):
+        theirs, missing = fit_state_dict(model, reference.state_dict())  # our keys -> the reference's own tensors
+    except (UserError, TypeError):
         return None
+    if any(not key.startswith(aux_prefixes(model)) for key in missing):
+        return None
+    ours = model.state_dict()
+    with torch.no_grad():
+        for key, tensor in theirs.items():
+            tensor.copy_(ours[key])
     return reference.eval()
 
 
@@ -118,20 +60,14 @@ def compare_runtimes(model: nn.Module | str, input_size: int | None = None, thre
     """ONNX Runtime, eager PyTorch and `inceptorch.optimize` on the same input, CPU fp32, `threads` threads each.
 
     `model` is a registered name (built untrained, 1000 classes, aux heads off) or a module. It is exported to a
-    temporary ONNX file; the three are checked against eager on the timing input, then timed with `bench`'s
+    temporary ONNX file; the three are checked against eager on the timing input, then timed with
     `time_interleaved` (rounds in alternating order, so a busy moment of a shared machine hits all of them) and
     reported as medians with the speed-up over eager (> 1: faster than eager). `compile` adds the optimized model
     through `fast.compile_for_inference` (inductor with freezing and the C++ wrapper, as `inceptorch bench --compile`).
     Where torchvision has the same architecture with the same keys, its eager model with the same weights is timed
     too (`reference_eager`), and every runtime also gets its speed-up over it.
     """
-    from ..bench import BenchConfig, build_ours, environment, inference_compile_config, time_interleaved
-    from ..errors import UserError
-    from ..fast import compile_for_inference, optimize
-    from ._deploy import inference_copy
-    from .onnx import export_onnx
-    from .onnx_runtime import OnnxClassifier
-
+    onnxruntime = require("onnxruntime", "--runtime onnxruntime")
     named = isinstance(model, str)
     model = build_ours(BenchConfig(model=model)) if named else model
     cfg = model.default_cfg
@@ -146,14 +82,16 @@ def compare_runtimes(model: nn.Module | str, input_size: int | None = None, thre
     x_cl, x_np = x.contiguous(memory_format=torch.channels_last), x.numpy()
     with tempfile.TemporaryDirectory() as tmp, torch_threads(threads), torch.inference_mode():
         path = export_onnx(model, Path(tmp) / "model.onnx", size)
-        session = OnnxClassifier(path, threads=threads, spinning=spinning)
+        # ORT's workers busy-wait for the next op by default (`spinning`, kept: what a deployment gets).
+        session = OnnxClassifier(path, threads=threads,
+                                 session_config=None if spinning else {"session.intra_op.allow_spinning": "0"})
         runs = {"onnxruntime": lambda: session.logits(x_np), "torch_eager": lambda: eager(x_cl),
                 "torch_optimized": lambda: fast(x_cl)}
         if compile:
             compiled = compile_for_inference(fast)
             runs["torch_compiled"] = lambda: compiled(x_cl)
         reference = same_weights_reference(model) if named else None
-        if reference is not None:  # issue 5's CPU yardstick: torchvision's channels_last eager latency
+        if reference is not None:  # the CPU yardstick: torchvision's channels_last eager latency
             reference = reference.to(memory_format=torch.channels_last)
             runs["reference_eager"] = lambda: reference(x_cl)
         ref = eager(x_cl)
@@ -172,8 +110,6 @@ def compare_runtimes(model: nn.Module | str, input_size: int | None = None, thre
         for name, side in sides.items():
             side["speedup_vs_reference"] = medians["reference_eager"] / medians[name]
     env = environment(torch.device("cpu"))
-    import onnxruntime
-
     env["onnxruntime"] = onnxruntime.__version__
     return {"runtime": "onnxruntime", "model": getattr(model, "model_name", type(model).__name__),
             "device": "cpu", "precision": "fp32", "input_size": size, "batch_size": batch_size, "threads": threads,

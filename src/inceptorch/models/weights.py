@@ -19,9 +19,9 @@ import torch
 from safetensors import SafetensorError
 from torch import Tensor, nn
 
-from .checkpoint import DIGEST_KEY, state_digest
-from .errors import UserError
-from .models._convert import CONVERTERS
+from ..errors import UserError, first_line
+from ..fileio import DIGEST_KEY, state_digest
+from ._convert import CONVERTERS
 
 StateDict = dict[str, Tensor]
 _WRAPPER_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")  # how training scripts nest weights
@@ -46,11 +46,9 @@ def read_state_dict(path: str | Path) -> StateDict:
             return state
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"refusing {path}: it needs unsafe (pickled code) loading ({first[:120]})") from None
+        raise UserError(f"refusing {path}: it needs unsafe (pickled code) loading ({first_line(exc)})") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, SafetensorError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot read weights file {path}: truncated or corrupt ({first[:120]})") from None
+        raise UserError(f"cannot read weights file {path}: truncated or corrupt ({first_line(exc)})") from None
     for key in _WRAPPER_KEYS:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

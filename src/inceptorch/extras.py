@@ -1,0 +1,35 @@
+"""Optional dependencies, installed by need: which extra brings each, and a one-line error naming it.
+
+    pip install 'inceptorch[demo]'         scikit-learn: the embedded digits (`inceptorch demo`, `--data digits`)
+    pip install 'inceptorch[plot]'         matplotlib: curves.png, confusion matrices, `inceptorch draw`
+    pip install 'inceptorch[tensorboard]'  TensorBoard logs of training runs
+    pip install 'inceptorch[onnx]'         onnx, onnxruntime, onnxscript: ONNX export and ONNX Runtime
+    pip install 'inceptorch[hub]'          huggingface_hub: timm's pretrained weights from the Hugging Face hub
+    pip install 'inceptorch[all]'          all of the above
+"""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from .errors import UserError
+
+EXTRAS = {"sklearn": "demo", "matplotlib": "plot", "tensorboard": "tensorboard", "onnx": "onnx",
+          "onnxruntime": "onnx", "onnxscript": "onnx", "huggingface_hub": "hub"}  # top-level module -> the extra that installs it
+PACKAGES = {"sklearn": "scikit-learn", "huggingface_hub": "huggingface-hub"}  # where the package's name on PyPI is not its module's
+
+
+class MissingExtra(UserError):
+    """An optional dependency is not installed; the message names the `pip install` that brings it."""
+
+
+def require(module: str, purpose: str) -> ModuleType:
+    """`module` imported (e.g. "matplotlib.figure"), or MissingExtra: "`purpose` needs X: pip install '...'"."""
+    top = module.partition(".")[0]
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.partition(".")[0] != top:
+            raise  # the package is there but something it imports is not: not ours to explain
+        raise MissingExtra(f"{purpose} needs {PACKAGES.get(top, top)}, which is not installed: "
+                           f"pip install 'inceptorch[{EXTRAS[top]}]'") from None

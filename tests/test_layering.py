@@ -1,0 +1,129 @@
+"""How the package is layered: no import cycles, light modules stay light, the command line parses without torch."""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import inceptorch
+from inceptorch.errors import first_line
+
+PACKAGE = Path(inceptorch.__file__).parent
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    """The import statements under `if TYPE_CHECKING:`: they never run, so they are not dependencies."""
+    skipped = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+    return skipped
+
+
+def imports_of(name: str) -> set[str]:
+    """The package's modules that `name` imports anywhere in its code: at the top or inside a function.
+
+    A function-level import is as much a dependency as a top-level one; it only runs later.
+    """
+    path = MODULES[name]
+    tree = ast.parse(path.read_text())
+    skipped = _type_checking_nodes(tree)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            stem = ".".join([*base, *([node.module] if node.module else [])])
+            found |= {f"{stem}.{alias.name}" if f"{stem}.{alias.name}" in MODULES else stem for alias in node.names}
+    return {m for m in found if m in MODULES and m != name}
+
+
+def find_cycle() -> list[str] | None:
+    graph = {name: imports_of(name) for name in MODULES}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for name in sorted(graph):
+        if name not in state and (cycle := visit(name)):
+            return cycle
+    return None
+
+
+def test_the_import_graph_parses():
+    """The checker itself: it resolves relative imports at every depth, so an empty graph cannot pass for a good one."""
+    assert "inceptorch.models.weights" in imports_of("inceptorch.checkpoint")
+    assert "inceptorch.fileio" in imports_of("inceptorch.models.weights")
+    assert "inceptorch.train.run" in imports_of("inceptorch.cli.train")  # inside run()
+    assert "inceptorch.bench.speedup" not in imports_of("inceptorch.bench.references")  # TYPE_CHECKING only
+
+
+def test_no_import_cycles_counting_function_level_imports():
+    cycle = find_cycle()
+    assert cycle is None, " -> ".join(cycle)
+
+
+@pytest.mark.parametrize("name", ["inceptorch.fileio", "inceptorch.errors", "inceptorch.precision",
+                                  "inceptorch.evaluation.options", "inceptorch.analysis.options"])
+def test_leaf_modules_import_nothing_of_the_package(name):
+    assert imports_of(name) == set()
+
+
+def test_parsing_the_command_line_imports_no_torch():
+    """Every subcommand registers its parser (what `inceptorch --help` and each `--help` do) without torch."""
+    code = ("import sys\nfrom inceptorch.cli.main import build_parser\nbuild_parser()\n"
+            "print(sorted(m for m in ('torch', 'torchvision', 'numpy', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "[]"
+
+
+def test_version():
+    out = subprocess.run([sys.executable, "-m", "inceptorch", "--version"], check=True, capture_output=True,
+                         text=True, timeout=120)
+    assert out.stdout.strip() == f"inceptorch {inceptorch.__version__}"
+
+
+@pytest.mark.parametrize("exc, expected", [
+    (OSError(), "OSError"),  # a blank message: the type, never an IndexError
+    (ValueError("   \n"), "ValueError"),
+    (RuntimeError("\n  first line  \nsecond line"), "first line"),
+    (KeyError("k" * 300), "'" + "k" * 119),
+])
+def test_first_line_of_an_exception(exc, expected):
+    assert first_line(exc) == expected
+
+
+def test_lazy_names_that_are_also_submodule_names_stay_the_functions():
+    """`evaluation.predict` and `evaluation.evaluate` are functions and submodules: importing the submodule first
+    (as `from inceptorch.evaluation.evaluate import ...` does) must not shadow the function."""
+    code = ("import inceptorch.evaluation.predict, inceptorch.evaluation.evaluate\n"
+            "from inceptorch.evaluation import evaluate, predict\nimport inceptorch.evaluation as e\n"
+            "print(callable(predict), callable(evaluate), callable(e.predict), e.collect_images.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["True", "True", "True", "collect_images"]
