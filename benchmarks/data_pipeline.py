@@ -1,4 +1,4 @@
-"""Does the data pipeline keep the GPU fed? (issue 5: training fed from JPEG files at >= 80% of synthetic speed)
+"""Does the data pipeline keep the GPU fed? (training fed from JPEG files at >= 80% of synthetic speed)
 
     PYTHONPATH=src python benchmarks/data_pipeline.py --out results/   # H100 defaults: 4096 images, batch 256, 12 workers
     PYTHONPATH=src python benchmarks/data_pipeline.py --images 64 --batch-size 16 --workers 2 --device cpu  # smoke
@@ -150,7 +150,7 @@ def main() -> None:
     for key, value in results.items():
         print(f"{key:<34}{value:>10.0f}")
     for path, ratio in ratios.items():
-        print(f"{f'fed by the {path} path / synthetic':<34}{ratio:>10.1%}   (issue 5 target: >= 80%)")
+        print(f"{f'fed by the {path} path / synthetic':<34}{ratio:>10.1%}   (target: >= 80%)")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

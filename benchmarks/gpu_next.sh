@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 5's open GPU checks in priority order, sized for one device call of under 10 minutes:
+# The open GPU checks in priority order, sized for one device call of under 10 minutes:
 #     run(command="bash benchmarks/gpu_next.sh", timeout_s=590)
 # 1. the CUDA tests (never run yet: bf16/channels_last/compile training, --gpu-decode, the side-stream prefetch,
 #    optimize on the GPU with and without 1x1-as-GEMM); 2. the JPEG pipeline: the CPU path with float32 and with

@@ -1,4 +1,4 @@
-"""Issue 5's GPU figures in one call: each `inceptorch bench` configuration in its own process, with a time limit.
+"""The GPU figures in one call: each `inceptorch bench` configuration in its own process, with a time limit.
 
 A separate process per configuration keeps torch.compile's caches and dynamo's recompile counters of one model
 from touching the next. Every result is written as JSON under --out as soon as it exists (a lease can end
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-# (name, model, reference library, extra bench flags). Batch 256, bf16, channels_last as in REFERENCE.md.
+# (name, model, reference library, extra bench flags). Batch 256, bf16, channels_last, the figures' settings.
 SUITE = [
     ("googlenet_infer_eager", "googlenet_bn", "torchvision", ["--mode", "infer"]),
     ("googlenet_infer_compiled", "googlenet_bn", "torchvision", ["--mode", "infer", "--compile"]),

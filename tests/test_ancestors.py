@@ -114,7 +114,7 @@ def test_nin_cifar10_mlpconvs_and_classifier_commutes_with_global_pooling():
 def test_naive_inception_widths_and_plain_baseline():
     naive = create_model("inception_naive")                      # 4 maps per branch, the pool passes 16 through
     assert naive.inception1.out_channels == 3 * 4 + 16 == naive.num_features
-    reduced = create_model("inception_naive", reduce=True)       # seed 003's narrow module: 4 x 4 maps
+    reduced = create_model("inception_naive", reduce=True)       # the notes' narrow module: 4 x 4 maps
     plain = create_model("plain_conv")
     assert reduced.num_features == plain.num_features == 16
     two = create_model("inception_naive", num_modules=2, branch_chs=8)

@@ -1,4 +1,4 @@
-"""The seed articles' cost arithmetic (REFERENCE.md, "Worked cost examples"), as library calls and as CLI output."""
+"""The articles' cost arithmetic, as library calls and as CLI output."""
 import json
 import subprocess
 import sys

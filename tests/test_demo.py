@@ -1,5 +1,5 @@
 """`inceptorch demo` end to end, shortened to one epoch: it trains, evaluates the saved file, predicts image files
-and says where everything is (issue 4's main job; the full demo's accuracy is measured in the README)."""
+and says where everything is (the full demo's accuracy is measured in the README)."""
 from __future__ import annotations
 
 import csv

@@ -1,4 +1,4 @@
-"""Export and deploy (issue 6): ONNX parity with ONNX Runtime for every model, torch.export round trips,
+"""Export and deploy: ONNX parity with ONNX Runtime for every model, torch.export round trips,
 saved-model folders, and the ONNX Runtime classifier used by `predict --runtime onnxruntime`."""
 from __future__ import annotations
 

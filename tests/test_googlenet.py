@@ -21,7 +21,7 @@ TABLE_1 = {
     "inception5a": (256, 160, 320, 32, 128, 128, 832, 1072, 54),
     "inception5b": (384, 192, 384, 48, 128, 128, 1024, 1388, 71),
 }
-# Rows whose printed figures recompute from the formulas (REFERENCE.md: conv1, 4c, 5a and 5b do not).
+# Rows whose printed figures recompute from the formulas (conv1, 4c, 5a and 5b do not).
 CONSISTENT_ROWS = ("inception3a", "inception3b", "inception4a", "inception4b", "inception4d", "inception4e")
 
 

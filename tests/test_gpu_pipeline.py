@@ -1,4 +1,4 @@
-"""The device decode + augmentation path (issue 5) on CPU: the same code as on CUDA, checked against PIL, against the
+"""The device decode + augmentation path on CPU: the same code as on CUDA, checked against PIL, against the
 CPU presets' geometry and normalisation, for seeding, and end to end with `inceptorch train --gpu-decode`."""
 from __future__ import annotations
 

@@ -16,8 +16,8 @@ from inceptorch.models._registry import IMAGENET_MEAN, IMAGENET_STD
 from inceptorch.models.inception_v3 import V2, flat_key_table, from_torchvision
 from inceptorch.models.weights import load_pretrained
 
-TV_PARAMS_WITH_AUX = 27_161_264  # torchvision's Inception_V3_Weights meta (REFERENCE.md)
-V3_MACS_AT_299 = 5.73e9  # REFERENCE.md: Inception-v3 multiply-adds at 299
+TV_PARAMS_WITH_AUX = 27_161_264  # torchvision's Inception_V3_Weights meta
+V3_MACS_AT_299 = 5.73e9  # Inception-v3 multiply-adds at 299
 
 
 def randomize(model: nn.Module, seed: int = 1) -> nn.Module:

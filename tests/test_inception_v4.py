@@ -15,7 +15,7 @@ from inceptorch.models.weights import load_pretrained
 
 timm = pytest.importorskip("timm")
 
-# timm's published sizes (REFERENCE.md): 42.68M and 55.84M parameters at 1000 classes.
+# timm's published sizes: 42.68M and 55.84M parameters at 1000 classes.
 PUBLISHED_PARAMS_M = {"inception_v4": 42.68, "inception_resnet_v2": 55.84}
 SIZE = 107  # smallest input whose 8x8 stage is 2x2: the 1x3/3x1 side taps and the pool borders all see data
 
@@ -189,7 +189,7 @@ def test_summary_cli_reports_published_macs(capsys):
     assert main(["summary", "inception_v4", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["input_size"] == 299 and summary["total"]["params"] == 42_679_816
-    assert abs(summary["total"]["macs"] / 12.28e9 - 1) < 0.03  # REFERENCE.md: 12.28 GMACs at 299
+    assert abs(summary["total"]["macs"] / 12.28e9 - 1) < 0.03  # 12.28 GMACs at 299
     rows = {r["name"]: r for r in summary["rows"]}  # one row per block
     assert [n for n in rows if n.startswith("inception_")] == (
         [f"inception_a_{i}" for i in range(1, 5)] + [f"inception_b_{i}" for i in range(1, 8)]

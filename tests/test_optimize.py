@@ -1,4 +1,4 @@
-"""The inference path (fast.optimize) and the training step (fast.TrainStep) of issue 5."""
+"""The inference path (fast.optimize) and the training step (fast.TrainStep)."""
 from __future__ import annotations
 
 import pytest

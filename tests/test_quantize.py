@@ -1,4 +1,4 @@
-"""Post-training int8 quantization (issue 6): a small trained model keeps its top-1 within 1 point of fp32."""
+"""Post-training int8 quantization: a small trained model keeps its top-1 within 1 point of fp32."""
 from __future__ import annotations
 
 import json

@@ -1,5 +1,5 @@
 """Training recipes: the bundled YAML files load, their schedules give the papers' learning rates, and bad recipes or
-flags fail with one line (issue 4)."""
+flags fail with one line."""
 from __future__ import annotations
 
 import math

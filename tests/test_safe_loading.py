@@ -1,4 +1,4 @@
-"""Loading weights never runs pickled code (issue 6): malicious and truncated files are refused in one line."""
+"""Loading weights never runs pickled code: malicious and truncated files are refused in one line."""
 from __future__ import annotations
 
 import subprocess

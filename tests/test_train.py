@@ -1,5 +1,5 @@
 """`inceptorch train` end to end on generated data: run folder contents, exact resume, aux-loss weighting,
-fine-tuning, divergence, signals and failing writes (issues 4 and 8)."""
+fine-tuning, divergence, signals and failing writes."""
 from __future__ import annotations
 
 import os
@@ -300,7 +300,7 @@ def test_bad_image_stops_before_epoch_1_unless_skipped(tmp_path, capsys):
 
 def test_workers_hand_over_uint8_batches_that_are_normalised_in_the_main_process(folder, tmp_path, monkeypatch,
                                                                                    capsys):
-    """Issue 5: a quarter of the bytes cross from the workers; train and val batches are normalised after."""
+    """a quarter of the bytes cross from the workers; train and val batches are normalised after."""
     from inceptorch.data import uint8_batches
     seen, normalize = [], uint8_batches.DeviceNormalize.__call__
 

@@ -1,4 +1,4 @@
-"""Augmentation presets and the evaluation transform follow the model's ModelCfg (issue 4)."""
+"""Augmentation presets and the evaluation transform follow the model's ModelCfg."""
 from __future__ import annotations
 
 import pytest
@@ -59,7 +59,7 @@ def test_unknown_preset_is_a_user_error():
         train_transform("heavy", IMAGENET)
 
 
-# ---- uint8 hand-over: the workers stop at uint8, DeviceNormalize finishes the batch (issue 5) -------------------
+# ---- uint8 hand-over: the workers stop at uint8, DeviceNormalize finishes the batch -------------------
 @pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("cfg", [IMAGENET, UNIT])
 def test_uint8_transform_then_device_normalize_equals_the_float_transform(preset, cfg):

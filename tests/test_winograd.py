@@ -1,4 +1,4 @@
-"""Winograd F(2x2, 3x3) for the compiled CPU inference path (fast/winograd.py, issue 5)."""
+"""Winograd F(2x2, 3x3) for the compiled CPU inference path (fast/winograd.py)."""
 from __future__ import annotations
 
 import importlib

@@ -1,10 +1,10 @@
-"""The seed articles' cost arithmetic: multiply-adds (MACs) and weights of a conv, with and without a 1x1 reduction,
+"""The articles' cost arithmetic: multiply-adds (MACs) and weights of a conv, with and without a 1x1 reduction,
 and of kernel factorizations.
 
 Formulas (one convolution, "same" padding, biases not counted, as in Table 1 of arXiv:1409.4842):
     weights = k_h * k_w * C_in * C_out
     MACs    = H_out * W_out * C_out * (k_h * k_w * C_in)      (FLOPs = 2 x MACs)
-Worked examples they reproduce (REFERENCE.md): a 5x5 conv to 48 maps over 14x14x480 costs 112.9M MACs, or
+Worked examples they reproduce: a 5x5 conv to 48 maps over 14x14x480 costs 112.9M MACs, or
 1.5M + 3.8M = 5.3M behind a 16-channel 1x1 reduction; two 3x3 convs instead of a 5x5 save 28%, 1x3 + 3x1 instead
 of 3x3 save 33%, two 2x2 instead of 3x3 save 11% (arXiv:1512.00567 section 3).
 """

@@ -1,6 +1,6 @@
 """`inceptorch compare`: train several models with the same recipe and data; their curves on one plot.
 
-Like the seed article's convergence figures: validation top-1 and training loss against epochs, one line per model,
+Like the GoogLeNet articles' convergence figures: validation top-1 and training loss against epochs, one line per model,
 with a table of best accuracy, parameters, multiply-adds (MACs) and wall time.
 
 Builder options differ between models: the recipe's `model_kwargs` and the options given for every model

@@ -1,4 +1,4 @@
-"""`inceptorch cost`: the seed articles' arithmetic for 1x1 reductions and kernel factorizations.
+"""`inceptorch cost`: the Inception articles' arithmetic for 1x1 reductions and kernel factorizations.
 
     inceptorch cost reduction --input 14x14x480 --kernel 5 --out 48 --reduce 16
     inceptorch cost factorize 5x5                  # two 3x3: 28% fewer multiply-adds

@@ -1,4 +1,4 @@
-"""`inceptorch reproduce`: run the seed articles' comparisons and set each result beside the article's claim.
+"""`inceptorch reproduce`: run the Inception articles' comparisons and set each result beside the article's claim.
 
     inceptorch reproduce list [--json]
     inceptorch reproduce NAME|all [--data digits|FOLDER] [--seeds N] [--epochs N] [--output DIR] [--device ...]

@@ -1,4 +1,4 @@
-"""Finding bad image files before they cost an epoch (issue 8): `scan_images`, and `preflight` for training.
+"""Finding bad image files before they cost an epoch: `scan_images`, and `preflight` for training.
 
 A scan decodes every file with `load_image`, the same code the data loader runs, so a file that passes the scan
 also loads during training. Threads suffice for speed: Pillow releases the GIL while it decodes.

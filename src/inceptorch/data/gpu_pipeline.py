@@ -1,4 +1,4 @@
-"""Decoding and augmenting on the device, for when the CPU cannot decode JPEGs as fast as the GPU trains (issue 5).
+"""Decoding and augmenting on the device, for when the CPU cannot decode JPEGs as fast as the GPU trains.
 
 DataLoader workers only read files (`EncodedImages`); the main process decodes a whole batch at once with
 `torchvision.io.decode_jpeg(list, device=...)` (nvJPEG's batched decoder on CUDA; libjpeg-turbo on CPU, so the tests

@@ -1,4 +1,4 @@
-"""Decoding one image file into an 8-bit RGB PIL image, with one-line errors a user can act on (issue 8).
+"""Decoding one image file into an 8-bit RGB PIL image, with one-line errors a user can act on.
 
 Every file is treated as untrusted: `load_image` either returns an RGB image whose pixels were all decoded, or raises
 `BadImageError` naming the file and the problem. Nothing is decoded lazily later (a truncated file fails here, not

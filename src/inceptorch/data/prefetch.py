@@ -1,4 +1,4 @@
-"""Produce the next batches in a background thread, on a side CUDA stream, while the current one trains (issue 5).
+"""Produce the next batches in a background thread, on a side CUDA stream, while the current one trains.
 
 The device decode path (`gpu_pipeline.DeviceBatches`) decodes and augments a batch in the main process. Done inline,
 each step waits for its batch: the host launches the decode and the augmentation kernels, then the training kernels,

@@ -1,4 +1,4 @@
-"""Batches that leave the DataLoader workers as uint8 and are normalised where the model runs (issue 5).
+"""Batches that leave the DataLoader workers as uint8 and are normalised where the model runs.
 
 A worker whose transform ends in `ToDtype(float32) + Normalize` hands the main process four bytes per pixel through
 shared memory; the main process then pins and copies those bytes again. Ending the transform at the uint8 tensor

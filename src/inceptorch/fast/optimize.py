@@ -1,4 +1,4 @@
-"""The inference path of issue 5: fold BN into the convs, merge sibling 1x1 convs, keep channels_last, and (on
+"""The inference path: fold BN into the convs, merge sibling 1x1 convs, keep channels_last, and (on
 the CPU) run the 1x1 convs as matrix products.
 
 Generic over any model built from `ConvNormAct` and `Branches` (models/layers.py): nothing here names a model.

@@ -1,4 +1,4 @@
-"""3x3 convolutions as Winograd F(m x m, 3 x 3) for compiled CPU inference (issue 5).
+"""3x3 convolutions as Winograd F(m x m, 3 x 3) for compiled CPU inference.
 
 Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (arXiv 1509.09308), section 4: an m x m output
 tile of a 3x3 convolution is A^T [(G g G^T) * (B^T d B)] A, where d is the (m+2) x (m+2) input tile and * is an

@@ -1,10 +1,10 @@
-"""The networks GoogLeNet grew from, as the seed articles tell it, sized for 28-32 px digits and CIFAR-like images.
+"""The networks GoogLeNet grew from, as the GoogLeNet articles tell it, sized for 28-32 px digits and CIFAR-like images.
 
 - `lenet5`: LeCun et al. 1998, "Gradient-Based Learning Applied to Document Recognition" (the LeNet-5 of Figure 2).
 - `maxout`: Goodfellow et al. 2013, "Maxout Networks" (arXiv:1302.4389), the convolutional CIFAR-10 network.
 - `nin`: Lin et al. 2013, "Network In Network" (arXiv:1312.4400), the CIFAR-10 configuration.
 - `inception_naive`: the naive Inception module (arXiv:1409.4842 Figure 2a) in a one- or two-module network, and
-  `plain_conv`, the same network with one plain conv layer instead (seed 003's MNIST comparison).
+  `plain_conv`, the same network with one plain conv layer instead (an MNIST comparison in the GoogLeNet notes).
 
 All share the family API (`InceptionNet`: named stages, `feature_info`, `num_features`, `avgpool`/`dropout`/`fc`,
 no auxiliary heads), so `inceptorch summary`, training and export treat them like the Inception models.
@@ -251,7 +251,7 @@ class NaiveInception(Branches):
     """Parallel 1x1, 3x3 and 5x5 convs (`branch_chs` maps each) and a 3x3 max pool, concatenated (arXiv:1409.4842
     Figure 2a). The pool passes its input through, so the output has 3 * branch_chs + in_chs maps: the growth that
     made the paper add 1x1 reductions. `reduce=True` builds Figure 2b instead, with every reduction and the pool
-    projection also `branch_chs` wide, seed 003's narrow MNIST module (4 maps per branch, 4 * branch_chs out).
+    projection also `branch_chs` wide, the notes' narrow MNIST module (4 maps per branch, 4 * branch_chs out).
     """
 
     def __init__(self, in_chs: int, branch_chs: int, reduce: bool = False):
@@ -281,7 +281,7 @@ def _stem(in_chans: int, chs: int) -> list[tuple[str, nn.Module, int, int]]:
 class InceptionNaiveNet(SmallNet):
     """Stem conv 3x3, 2x2 max pool, `num_modules` naive Inception modules, global average pooling, linear.
 
-    `branch_chs` is the maps per branch (seed 003's narrow module: 4); `width` multiplies every width, as it does
+    `branch_chs` is the maps per branch (the notes' narrow module: 4); `width` multiplies every width, as it does
     for every model of the family.
     """
 
@@ -309,15 +309,15 @@ class PlainConvNet(SmallNet):
 
 @register_model(_cfg("Szegedy et al. 2014 (arXiv:1409.4842) Figure 2a, the naive Inception module"))
 def inception_naive(aux_logits: bool = False, **kwargs) -> InceptionNaiveNet:
-    """A small network around the naive Inception module; `reduce=True` for seed 003's narrow Figure 2b module."""
+    """A small network around the naive Inception module; `reduce=True` for the notes' narrow Figure 2b module."""
     _no_aux(aux_logits)
     return InceptionNaiveNet(**kwargs)
 
 
-@register_model(_cfg("Seed 003's baseline for the naive Inception module: one plain conv layer"))
+@register_model(_cfg("The MNIST baseline for the naive Inception module: one plain conv layer"))
 def plain_conv(aux_logits: bool = False, **kwargs) -> PlainConvNet:
     """`inception_naive`'s network with one plain 3x3 conv; the default 16 maps match `inception_naive(
-    branch_chs=4, reduce=True)`'s 4 x 4 concatenated maps, seed 003's comparison."""
+    branch_chs=4, reduce=True)`'s 4 x 4 concatenated maps, the comparison in the CNN-Structures notes."""
     _no_aux(aux_logits)
     return PlainConvNet(**kwargs)
 

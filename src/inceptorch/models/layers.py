@@ -106,7 +106,7 @@ class InceptionNet(nn.Module):
 
     Subclasses fill `self.stage_names` (trunk modules in forward order), `self.aux_taps` (stage name -> aux head
     name, the head reading that stage's output), `self.feature_info`, `self.num_features` and a `fc` classifier.
-    `forward(x)` always returns logits; only `forward_train(x)` returns the auxiliary logits (REFERENCE.md: a
+    `forward(x)` always returns logits; only `forward_train(x)` returns the auxiliary logits (a
     training-mode tuple is what breaks ordinary loops in torchvision).
     """
 

@@ -88,7 +88,7 @@ class TrainConfig:
     hflip: float = 0.5
     input_size: int | None = None  # None: the model's default_cfg.input_size
     workers: int | None = None  # loader processes; None: 0 on the CPU, about one per free core on a GPU (run.py)
-    gpu_decode: bool = False  # workers only read files; JPEGs are decoded and augmented on the device (issue 5)
+    gpu_decode: bool = False  # workers only read files; JPEGs are decoded and augmented on the device
     skip_bad_images: bool = False  # leave out images that do not decode instead of stopping before epoch 1
     max_bad_fraction: float = 0.01  # ... but stop anyway when more than this fraction is bad
     # run mechanics
