@@ -20,6 +20,8 @@ from pathlib import Path
 from torch import nn
 
 from .errors import UserError
+from .models import create_model as build_model
+from .models import get_model_cfg
 from .models.weight_sets import (
     IMAGENET,
     Preprocessing,
@@ -65,9 +67,34 @@ class Origin:
     recorded: dict | None = None  # the provenance an inceptorch model file carries
 
 
-def apply_pretrained(model: nn.Module, pretrained, reset_classifier: bool = False,
-                     log: Callable[[str], None] | None = None) -> list[str]:
-    """Load `pretrained` (True, "imagenet", a tag or a file) into `model`; see `weights.load_pretrained`."""
+def create_model(name: str, pretrained: bool | str | Path | None = None, **kwargs) -> nn.Module:
+    """Build a registered model, with weights if `pretrained` says which (see `load_pretrained`).
+
+    `pretrained`: True / "imagenet" (the model's default weight set), a tag ("tf_in1k"), or a weights file in our,
+    torchvision's or timm's layout. `name` may carry the tag, timm's way: `create_model("inception_v3.tf_in1k",
+    pretrained=True)`.
+    """
+    name, _, tag = name.partition(".")
+    if tag and pretrained is True:
+        pretrained = f"{name}.{tag}"
+    if pretrained in (None, False):
+        return build_model(name, **kwargs)
+    get_model_cfg(name)  # an unknown name fails before any download
+    origin = resolve(name, pretrained)  # before building: a wrong name or no network fails at once
+    model = build_model(name, **kwargs)
+    load_pretrained(model, origin)
+    return model
+
+
+def load_pretrained(model: nn.Module, pretrained, reset_classifier: bool = False,
+                    log: Callable[[str], None] | None = None) -> list[str]:
+    """Load weights into `model` (built by `create_model`); returns the keys left at initialisation.
+
+    `pretrained`: True or "imagenet" (the model's default weight set), a tag such as "tf_in1k" or
+    "inception_v3.tf_in1k" (fetched once into the cache), or a weights file of any supported layout. The model
+    then carries the weights' preprocessing (`default_cfg`, `transform_input`), their class names (unless
+    `reset_classifier`, for fine-tuning) and where they came from (`pretrained_cfg`, which saved files record).
+    """
     log = log or _stderr
     name = getattr(model, "model_name", "")
     origin = pretrained if isinstance(pretrained, Origin) else resolve(name, pretrained, log)
@@ -175,9 +202,9 @@ def _public_architecture(model: nn.Module) -> bool:
 
 
 def _by_layout(model_name: str, origin: Origin, layout: str, state: dict) -> Origin:
-    if layout == "inceptorch/torchvision":
-        # Our GoogLeNet-BN and Inception-v3 are torchvision's layout key for key; timm's Inception-v3 files share
-        # it, and only torchvision's weights have the aux head.
+    if layout == "inceptorch/torchvision" or (model_name == "inception_v3" and layout in ("torchvision", "timm")):
+        # Our GoogLeNet-BN is torchvision's layout key for key; timm's Inception-v3 files share torchvision's keys,
+        # and only torchvision's weights have the aux head.
         has_aux = any(k.startswith("AuxLogits.") for k in state)
         layout = {"googlenet_bn": "torchvision", "inception_v3": "torchvision" if has_aux else "timm"}.get(
             model_name, "inceptorch")

@@ -42,7 +42,7 @@ def pretrained_member(model: str | None, pretrained: str | None, device: torch.d
     import dataclasses
 
     from ..evaluation import Member
-    from ..models import create_model
+    from ..pretrained import create_model
 
     if not pretrained and model and "." in model:
         pretrained = True  # --model MODEL.TAG

@@ -38,7 +38,7 @@ def register(subparsers) -> None:
 def load_source(args) -> torch.nn.Module:
     """The model `--checkpoint` or `--model` names, in eval mode, with `class_names` set."""
     from ..export.folder import from_pretrained
-    from ..models import create_model
+    from ..pretrained import create_model
 
     if args.checkpoint:
         if args.pretrained or args.small_input or args.num_classes is not None:
@@ -53,11 +53,12 @@ def load_source(args) -> torch.nn.Module:
 
 
 def run(args) -> int:
-    from ..export.parity import RELATIVE_TOLERANCE, parity, worst
     if args.format == "onnx":  # before anything is built: the file is checked with ONNX Runtime after writing
         for module in ("onnx", "onnxruntime"):
             require(module, "--format onnx")
     import torch
+
+    from ..export.parity import RELATIVE_TOLERANCE, parity, worst
 
     model = load_source(args)
     if args.layout != "inceptorch" and args.format != "weights":

@@ -7,12 +7,7 @@ from dataclasses import dataclass, replace
 
 from torch import nn
 
-from .weights import load_pretrained
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-INCEPTION_MEAN = (0.5, 0.5, 0.5)  # TF-slim / Keras convention: pixels scaled to [-1, 1]
-INCEPTION_STD = (0.5, 0.5, 0.5)
+from .normalization import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)
@@ -60,28 +55,15 @@ def get_model_cfg(name: str) -> ModelCfg:
     return _CFGS[name]
 
 
-def create_model(name: str, pretrained: bool | str | None = None, **kwargs) -> nn.Module:
-    """Build a registered model, with weights if `pretrained` says which (see `weights.load_pretrained`).
-
-    `pretrained`: True / "imagenet" (the model's default weight set), a tag ("tf_in1k"), or a weights file in our,
-    torchvision's or timm's layout. `name` may carry the tag, timm's way: `create_model("inception_v3.tf_in1k",
-    pretrained=True)`.
-    """
-    name, _, tag = name.partition(".")
-    if tag and pretrained is True:
-        pretrained = f"{name}.{tag}"
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build a registered model with freshly initialised weights. `inceptorch.create_model` (`pretrained.py`) is this
+    plus `pretrained=`: weight sets by name, weights files, and their preprocessing."""
     _check_name(name)
-    if pretrained not in (None, False):
-        from ..pretrained import resolve  # late import: weights need the registry's models
-
-        pretrained = resolve(name, pretrained)  # before building: a wrong name or no network fails at once
     model = _BUILDERS[name](**kwargs)
     # A builder option can change the input geometry (GoogLeNet's small_input stem): the model says how.
     model.default_cfg = replace(_CFGS[name], **getattr(model, "cfg_overrides", {}))
     model.model_name = name
     model.model_kwargs = dict(kwargs)  # what save_pretrained / model files need to rebuild this architecture
-    if pretrained not in (None, False):
-        load_pretrained(model, pretrained)
     return model
 
 

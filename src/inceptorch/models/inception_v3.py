@@ -445,3 +445,9 @@ def to_torchvision(state: dict) -> dict:
 def from_flat_v2(state: dict) -> dict:
     """inception_v2 files written before the modules had branch submodules: the same flat naming as v3's ports."""
     return rename_keys(state, flat_key_table(V2))
+
+
+@register_writer("inception_v2", "flat layout")
+def to_flat_v2(state: dict) -> dict:
+    """The inverse of `from_flat_v2`, for tools that still read the flat names."""
+    return rename_keys(state, [(our, their) for their, our in flat_key_table(V2)])

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ._registry import IMAGENET_MEAN, IMAGENET_STD
+from .normalization import IMAGENET_MEAN, IMAGENET_STD
 
 
 class ConvNormAct(nn.Sequential):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from ._registry import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD
+from .normalization import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD
 
 TORCHVISION_LICENSE = ("BSD-3-Clause code; torchvision's README: pretrained weights 'may have their own licenses or "
                        "terms and conditions derived from the dataset used for training' (ImageNet)")

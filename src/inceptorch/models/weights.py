@@ -3,16 +3,13 @@
 Nothing here runs pickled code: safetensors files are plain tensors, and `.pth` files go through
 `torch.load(weights_only=True)`, which refuses anything but tensors and plain containers.
 
-`load_pretrained` also takes a weight set's name (`pretrained=True`, "imagenet", a tag): it fetches the file
-(`weight_cache`), then gives the model what the set's source gives its users (`models/weight_sets.py`): the
-preprocessing, `transform_input` and the class names. A file given by path gets the same when it is recognised: by
-its SHA-256 (a public file), by its inceptorch metadata (a model file we wrote), else by its layout (keys).
+Weight sets by name (`pretrained=True`, "imagenet", a tag), with the preprocessing and class names their sources
+give, are the layer above: `inceptorch.pretrained`.
 """
 from __future__ import annotations
 
 import pickle
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -134,15 +131,9 @@ def _mismatch(missing: list[str], unexpected: list[str]) -> str:
     return "; ".join(parts)
 
 
-def load_pretrained(model: nn.Module, pretrained: bool | str | Path, reset_classifier: bool = False,
-                    log: Callable[[str], None] | None = None) -> list[str]:
-    """Load weights into `model` (built by `create_model`); returns the keys left at initialisation.
-
-    `pretrained`: True or "imagenet" (the model's default weight set), a tag such as "tf_in1k" or
-    "inception_v3.tf_in1k" (fetched once into the cache), or a weights file of any supported layout. The model
-    then carries the weights' preprocessing (`default_cfg`, `transform_input`), their class names (unless
-    `reset_classifier`, for fine-tuning) and where they came from (`pretrained_cfg`, which saved files record).
-    """
-    from .pretrained import apply_pretrained  # the weight-set side: cache, recognition, preprocessing
-
-    return apply_pretrained(model, pretrained, reset_classifier, log)
+def load_pretrained(model: nn.Module, path: str | Path, reset_classifier: bool = False) -> list[str]:
+    """Load a weights file of any supported layout into `model`; returns the keys left at initialisation.
+    (`inceptorch.pretrained.load_pretrained` also takes weight-set names and sets the preprocessing.)"""
+    state, missing = fit_state_dict(model, read_state_dict(path), reset_classifier)
+    model.load_state_dict(state, strict=False)
+    return missing

@@ -49,7 +49,7 @@ from .metrics import append_row, eval_columns, metric_fields, plot_curves
 from .optim import build_optimizer, build_scheduler, fit_warmup
 from .precise_bn import BATCH_NORMS, needs_recompute, recompute_bn_stats
 from .progress import EpochProgress
-from .run_folder import RunFolderLock, check_output
+from .run_folder import RunFolderLock, check_output, remove_unstarted
 from .samplers import balanced_class_weights
 from .state import DIVERGED_NAME, STATE_NAME, load_state, rng_state, save_state, set_rng_state
 
@@ -86,7 +86,7 @@ def build_model(cfg: TrainConfig, num_classes: int, log: Callable[[str], None] =
         raise UserError(f"model {cfg.model} does not accept these options {cfg.model_kwargs}: {exc}") from None
     fresh: list[str] = []
     if cfg.pretrained and load_weights:
-        from ..models.weights import load_pretrained
+        from ..pretrained import load_pretrained
 
         # Fine-tuning: every layer but the classifier (and the auxiliary classifiers) comes from the file.
         fresh = load_pretrained(model, cfg.pretrained, reset_classifier=True, log=log)
@@ -117,7 +117,19 @@ class Trainer:
         self.run_dir = Path(cfg.output)
         check_output(self.run_dir, resume, STATE_NAME)
         # One writer per run folder: a second run started into it stops here (an OS lock, gone with its process).
+        created = not self.run_dir.exists()
         self.lock = RunFolderLock(self.run_dir) if self.is_main else None
+        try:
+            self._setup(cfg, resume, log)
+        except BaseException:
+            if self.lock is not None:  # a start that fails (bad data, a missing device) leaves nothing behind
+                self.lock.release()
+                if created:
+                    remove_unstarted(self.run_dir)
+            raise
+
+    def _setup(self, cfg: TrainConfig, resume: bool, log: Callable[[str], None]) -> None:
+        """Data, model, optimizer and loaders; the state of a resumed run."""
         self.device = resolve_device(cfg.device)
         if self.device.type == "cuda" and self.dist.enabled:
             self.device = torch.device("cuda", self.dist.local_rank)

@@ -19,6 +19,18 @@ def check_output(run_dir: Path, resume: bool, state_name: str) -> None:
                         "or choose another --output")
 
 
+STARTUP_FILES = (LOCK_NAME, "verified_images.json")  # what a run writes before its first epoch
+
+
+def remove_unstarted(run_dir: Path) -> None:
+    """Remove a run folder this start created, if it holds nothing but what a start writes: a run that could not
+    begin (an image given as --data, a device the machine lacks) leaves no folder to trip the next attempt."""
+    if run_dir.is_dir() and all(p.name in STARTUP_FILES or p.name.startswith(".") for p in run_dir.iterdir()):
+        for p in run_dir.iterdir():
+            p.unlink()
+        run_dir.rmdir()
+
+
 class RunFolderLock:
     """An exclusive `flock` on RUN_DIR/.lock for as long as the run lives.
 
