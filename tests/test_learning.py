@@ -15,9 +15,9 @@ from inceptorch.train.config import TrainConfig, resolve
 from inceptorch.train.data_init import data_dependent_init, has_normalization
 from inceptorch.train.ema import ModelEMA, warmed_decay
 from inceptorch.train.engine import evaluate
+from inceptorch.train.metrics import class_share_note, prediction_note
 from inceptorch.train.optim import MAX_WARMUP_FRACTION, build_optimizer, fit_warmup, param_groups
 from inceptorch.train.precise_bn import YOUNG_UPDATES, needs_recompute, recompute_bn_stats
-from inceptorch.train.run import class_share_note, prediction_note
 from inceptorch.train.samplers import EpochSampler, balanced_class_weights, balanced_image_weights
 
 

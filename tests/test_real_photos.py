@@ -24,6 +24,9 @@ def test_short_run_on_real_photos_learns_and_its_eval_logits_do_not_collapse(pho
                  "--data", str(photos), "--epochs", "3", "--batch-size", "16", "--output", str(run), "--workers", "0",
                  "--no-progress", "--set", "tensorboard=false"]) == 0
     out = capsys.readouterr().out
+    # The log as a user reads it: parameters with and without the training-only heads, no top-5 of 2 classes.
+    assert "(89,418 params + 68,452 in auxiliary heads (training only))" in out and "3 epochs x 8 steps" in out
+    assert "top5" not in out and "ema val loss" in out and "balanced" in out
     rows = read_metrics(run / "metrics.csv")
     best = max(max(r["val_top1"], r["ema_val_top1"]) for r in rows)
     assert best >= 95.0, out

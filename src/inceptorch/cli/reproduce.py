@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from ..errors import UserError
+from ._common import add_device_argument
 from .train import parse_pairs
 
 
@@ -28,7 +29,7 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=int, default=None, help="epochs of every run (default: each experiment's own)")
     p.add_argument("--output", default="runs/reproduce", metavar="DIR", help="default runs/reproduce; runs already "
                                                                               "in it are reused, not trained again")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_device_argument(p, default="auto")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: these small models gain nothing from more on a shared CPU)")
     p.add_argument("--width-mult", type=float, default=1.0, metavar="M",

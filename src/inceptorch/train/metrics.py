@@ -10,6 +10,8 @@ import csv
 import math
 from pathlib import Path
 
+import torch
+
 BASE_FIELDS = ("epoch", "step", "lr", "train_loss", "train_top1")
 EVAL_FIELDS = ("loss", "top1", "top5", "balanced")
 TIMING_FIELDS = ("images_per_s", "epoch_time_s")
@@ -88,3 +90,37 @@ def plot_curves(metrics: str | Path, out: str | Path, title: str = "") -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
+
+
+def class_share_note(targets: list[int], class_names: list[str]) -> str | None:
+    """A line naming the majority class's share of the validation set, when it is far from an even share: that
+    share is the top-1 of a model that always answers that class."""
+    if not targets or len(class_names) < 2:
+        return None
+    counts = torch.bincount(torch.tensor(targets), minlength=len(class_names))
+    top = int(counts.argmax())
+    share = float(counts[top]) / len(targets)
+    if share < 1.5 / len(class_names):
+        return None
+    return (f"imbalanced classes: '{class_names[top]}' is {share:.1%} of the val images, so always answering it "
+            f"scores {share:.1%} top-1; balanced accuracy (mean per-class recall) is the fairer score")
+
+
+def prediction_note(result: dict, class_names: list[str], which: str) -> str | None:
+    """A warning when the validated model answers one class for every image, or, on imbalanced validation data,
+    never answers half the classes: its top-1 then says little, its balanced accuracy says how little."""
+    predicted, present = result.get("predicted_per_class") or [], result.get("images_per_class") or []
+    total = sum(predicted)
+    if len(class_names) < 2 or not total:
+        return None
+    top = max(range(len(predicted)), key=predicted.__getitem__)
+    if predicted[top] == total:
+        return (f"warning: the {which} weights answer '{class_names[top]}' for every val image: top-1 is that "
+                f"class's share, the model has not learned to tell the classes apart (yet)")
+    imbalanced = present and max(present) >= 1.5 * sum(present) / len(present)
+    never = [name for name, n, m in zip(class_names, predicted, present or predicted) if n == 0 and m > 0]
+    if imbalanced and len(never) >= len(class_names) / 2:
+        return (f"warning: the {which} weights never answer {len(never)} of {len(class_names)} classes "
+                f"(e.g. '{never[0]}'); balanced accuracy {result['balanced']:.2f}%: the model answers mostly the "
+                "majority classes (try --class-balance sampler)")
+    return None

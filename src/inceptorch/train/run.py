@@ -45,7 +45,7 @@ from .distributed import DistributedTrainModel, init_distributed, scaled_lr, shu
 from .ema import ModelEMA
 from .engine import ForwardLoss, Meter, NonFiniteLoss, StepInfo, autocast, evaluate, train_one_epoch
 from .loaders import build_loaders, loader_workers
-from .metrics import append_row, eval_columns, metric_fields, plot_curves
+from .metrics import append_row, class_share_note, eval_columns, metric_fields, plot_curves, prediction_note
 from .optim import build_optimizer, build_scheduler, fit_warmup
 from .precise_bn import BATCH_NORMS, needs_recompute, recompute_bn_stats
 from .progress import EpochProgress
@@ -464,40 +464,6 @@ class Trainer:
                      "pip install 'inceptorch[tensorboard]')")
             return None
         return SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.epoch + 1 if self.epoch else None)
-
-
-def class_share_note(targets: list[int], class_names: list[str]) -> str | None:
-    """A line naming the majority class's share of the validation set, when it is far from an even share: that
-    share is the top-1 of a model that always answers that class."""
-    if not targets or len(class_names) < 2:
-        return None
-    counts = torch.bincount(torch.tensor(targets), minlength=len(class_names))
-    top = int(counts.argmax())
-    share = float(counts[top]) / len(targets)
-    if share < 1.5 / len(class_names):
-        return None
-    return (f"imbalanced classes: '{class_names[top]}' is {share:.1%} of the val images, so always answering it "
-            f"scores {share:.1%} top-1; balanced accuracy (mean per-class recall) is the fairer score")
-
-
-def prediction_note(result: dict, class_names: list[str], which: str) -> str | None:
-    """A warning when the validated model answers one class for every image, or, on imbalanced validation data,
-    never answers half the classes: its top-1 then says little, its balanced accuracy says how little."""
-    predicted, present = result.get("predicted_per_class") or [], result.get("images_per_class") or []
-    total = sum(predicted)
-    if len(class_names) < 2 or not total:
-        return None
-    top = max(range(len(predicted)), key=predicted.__getitem__)
-    if predicted[top] == total:
-        return (f"warning: the {which} weights answer '{class_names[top]}' for every val image: top-1 is that "
-                f"class's share, the model has not learned to tell the classes apart (yet)")
-    imbalanced = present and max(present) >= 1.5 * sum(present) / len(present)
-    never = [name for name, n, m in zip(class_names, predicted, present or predicted) if n == 0 and m > 0]
-    if imbalanced and len(never) >= len(class_names) / 2:
-        return (f"warning: the {which} weights never answer {len(never)} of {len(class_names)} classes "
-                f"(e.g. '{never[0]}'); balanced accuracy {result['balanced']:.2f}%: the model answers mostly the "
-                "majority classes (try --class-balance sampler)")
-    return None
 
 
 def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print,
