@@ -1,6 +1,14 @@
 """Shared fixtures: small, deterministic inputs so the suite runs on a 2-core CPU."""
+import os
+
 import pytest
 import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One test process per core (pytest-xdist): each one thread, and so the CLI processes it starts, or OpenMP's
+    # spinning threads of two processes fight over the same cores.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
