@@ -24,8 +24,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed-demo
 	$(BIN)/inceptorch demo
 
+# One test process per core (pytest-xdist); tests/conftest.py gives each one thread. `worksteal` lets an idle
+# process take queued tests from a busy one, as the few slow compile and export tests would otherwise leave it idle.
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests

@@ -9,13 +9,34 @@ from PIL import Image
 from torch import nn
 
 from inceptorch import create_model
+from inceptorch.models import get_model_cfg
 
 SMALL_KWARGS = {"aux_logits": False, "small_input": True, "width": 0.25}  # each dropped if a builder lacks it
 COLOURS = {"blue": (40, 60, 220), "green": (40, 200, 60), "red": (220, 40, 40)}  # sorted: ImageFolder order
 
 
+def _shallow_specs() -> dict[str, tuple[type[nn.Module], tuple]]:
+    from inceptorch.models.inception_resnet import INCEPTION_RESNET_V1, INCEPTION_RESNET_V2, InceptionResNet
+    from inceptorch.models.inception_v4 import INCEPTION_V4, InceptionV4
+
+    return {"inception_v4": (InceptionV4, INCEPTION_V4), "inception_resnet_v1": (InceptionResNet, INCEPTION_RESNET_V1),
+            "inception_resnet_v2": (InceptionResNet, INCEPTION_RESNET_V2)}
+
+
 def small_model(name: str, num_classes: int = 3) -> nn.Module:
-    """`name` at its smallest: no aux heads, the small-input stem and a narrow width where the builder has them."""
+    """`name` at its smallest: no aux heads, the small-input stem and a narrow width where the builder has them.
+
+    Inception-v4 and Inception-ResNet have no width option; they are built with one block per stage instead of their
+    4-7-3, 5-10-5 or 10-20-9 repeats. Every kind of block, the stem and the head are still there, so what an export
+    or a conversion has to handle is the same, in a third of the time (repeats are the same operators again).
+    """
+    shallow = _shallow_specs().get(name)
+    if shallow is not None:
+        cls, spec = shallow
+        model = cls(spec=tuple(row._replace(count=1) if "count" in row._fields else row for row in spec),
+                    num_classes=num_classes)
+        model.default_cfg, model.model_name = get_model_cfg(name), name
+        return model
     kwargs = dict(SMALL_KWARGS)
     for drop in (None, "width", "small_input", "aux_logits"):
         kwargs.pop(drop, None)

@@ -10,6 +10,7 @@ from inceptorch.fast import fold_batchnorm
 from inceptorch.fast.optimize import MergedBranches, PointwiseConvAsMatmul
 from inceptorch.fast.train_step import TrainStep, enable_block_checkpointing, fast_optimizer
 from inceptorch.fast.winograd import WinogradConv2d
+from inceptorch.models.googlenet import GOOGLENET
 from inceptorch.models.layers import Branches, ConvNormAct
 
 
@@ -269,6 +270,12 @@ def test_inputs_of_a_kind_already_compiled_skip_guard_evaluation(monkeypatch):
     assert len(stances) == 1 and len(wrapper.seen) == 4
 
 
+# GoogLeNet (BN build) up to its first Inception module: every kind of layer the optimized model has (3x3 convs as
+# Winograd, 1x1s as convs or GEMMs, merged opening 1x1s, the pool branch, the concat, the head), and a third of the
+# full network's kernels, whose code generation is what costs inductor's C++ backend a minute or more per compile.
+FIRST_MODULE = tuple(row for row in GOOGLENET if row.name in ("conv1", "conv2", "conv3", "maxpool2", "inception3a"))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("matmul", [False, True], ids=["conv_1x1", "gemm_1x1"])
 def test_compile_for_inference_equals_the_optimized_model(matmul):
@@ -276,10 +283,11 @@ def test_compile_for_inference_equals_the_optimized_model(matmul):
     1x1 convs as convs (AMD's default) and as GEMMs (Intel's), both with the 3x3s as Winograd (the CPU default)."""
     from inceptorch import compile_for_inference
 
-    plain = randomize(build("googlenet_bn", width=0.125, small_input=True))
+    plain = randomize(build("googlenet_bn", width=0.125, small_input=True, spec=FIRST_MODULE))
     fast = optimize(plain, matmul_1x1=matmul)
     assert any(isinstance(m, WinogradConv2d) for m in fast.modules())
     assert any(isinstance(m, PointwiseConvAsMatmul) for m in fast.modules()) == matmul
+    assert any(isinstance(m, MergedBranches) for m in fast.modules())
     compiled = compile_for_inference(fast)
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3)).contiguous(
         memory_format=torch.channels_last)
@@ -288,5 +296,19 @@ def test_compile_for_inference_equals_the_optimized_model(matmul):
         tol = fp32_tolerance(plain, ref)
         torch.testing.assert_close(compiled(x), ref, atol=tol, rtol=0)
         torch.testing.assert_close(compiled(x), ref, atol=tol, rtol=0)
-        torch.testing.assert_close(compiled(x[:1]), ref[:1], atol=tol, rtol=0)  # a new shape recompiles
+
+
+@pytest.mark.slow
+def test_compile_for_inference_compiles_again_for_a_new_shape():
+    """A batch size not seen before is compiled for (under its own guards), not run through the first graph."""
+    from inceptorch import compile_for_inference
+
+    model = randomize(nn.Sequential(ConvNormAct(3, 8, 3), ConvNormAct(8, 4, 1)))
+    compiled = compile_for_inference(optimize(model))
+    x = torch.randn(2, 3, 12, 12, generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        ref = model(x)
+        tol = fp32_tolerance(model, ref)
+        torch.testing.assert_close(compiled(x), ref, atol=tol, rtol=0)
+        torch.testing.assert_close(compiled(x[:1]), ref[:1], atol=tol, rtol=0)
     assert len(compiled.seen) == 2  # the settings were patched in for the two compiling calls only
