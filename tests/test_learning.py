@@ -137,6 +137,21 @@ def test_data_dependent_init_gives_unit_outputs_and_keeps_the_classifiers():
     torch.testing.assert_close(per_channel.std(1), torch.ones(per_channel.shape[0]), atol=1e-3, rtol=0)
 
 
+def test_data_dependent_init_scales_for_training_with_dropout_and_draws_nothing():
+    """Maxout has 20-50% dropout before every layer (arXiv:1302.4389). Scaled in eval mode it started training at
+    a loss of 91; scaled as training sees it, the first loss is near log(10) = 2.30 and the eval loss too."""
+    torch.manual_seed(0)
+    model = create_model("maxout", num_classes=10, width=0.125)
+    images, labels = torch.randn(128, 3, 32, 32), torch.arange(128) % 10
+    state = torch.get_rng_state()
+    data_dependent_init(model, images[:64], {model.get_classifier()})
+    assert torch.equal(torch.get_rng_state(), state)  # dropout's draws came from a forked generator
+    with torch.no_grad():
+        train_loss = nn.functional.cross_entropy(model.train()(images[64:]), labels[64:]).item()
+        eval_loss = nn.functional.cross_entropy(model.eval()(images[64:]), labels[64:]).item()
+    assert 2.0 < train_loss < 4.0 and 2.0 < eval_loss < 4.0
+
+
 # ---- schedules ----------------------------------------------------------------------------------------------------
 def test_warmup_is_capped_to_a_tenth_of_the_run_and_says_so():
     cfg = resolve({"warmup_epochs": 5, "epochs": 6}, {})
