@@ -190,3 +190,15 @@ def test_model_kwargs_are_checked_against_the_models_options_and_read_floats_too
                             ({"num_classes": -1}, "option 'num_classes' must be in [0, 100000]")):
         with pytest.raises(UserError, match=re.escape(message)):
             resolve({"model": "googlenet_bn"}, {"model_kwargs": kwargs})
+
+
+def test_a_recipe_for_another_model_keeps_only_the_options_the_named_model_takes():
+    """`--config demo --model maxout`: the demo's width applies, its small-input stem (GoogLeNet's) does not; an
+    option the user gives for the wrong model is still an error."""
+    from inceptorch.train.config import read_recipe
+
+    demo = read_recipe("demo")
+    assert resolve(demo, {"model": "maxout"}).model_kwargs == {"width": 0.125}
+    assert resolve(demo, {"model": "googlenet"}).model_kwargs == {"small_input": True, "width": 0.125}
+    with pytest.raises(UserError, match="maxout takes no option 'small_input'"):
+        resolve(demo, {"model": "maxout", "model_kwargs": {"small_input": True}})

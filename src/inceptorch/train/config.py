@@ -146,6 +146,7 @@ def read_recipe(name_or_path: str | Path) -> dict:
 def resolve(recipe: dict, overrides: dict, where: str = "config") -> TrainConfig:
     """Defaults, then `recipe`, then `overrides` (values that are None are ignored), validated."""
     merged: dict[str, Any] = {}
+    recipe = _for_model(recipe, overrides.get("model"))
     for source, values in ((where, recipe), ("command line", overrides)):
         for key, value in values.items():
             if key not in FIELDS:
@@ -156,6 +157,18 @@ def resolve(recipe: dict, overrides: dict, where: str = "config") -> TrainConfig
                 value = {**merged.get("model_kwargs", {}), **value}
             merged[key] = value
     return validate(TrainConfig(**{k: _coerce(k, v) for k, v in merged.items()}))
+
+
+def _for_model(recipe: dict, model: str | None) -> dict:
+    """`recipe` for `model` when the command line names another model than the recipe's: the recipe's builder
+    options are kept where that model takes them too (`--config demo --model lenet5` keeps the demo's narrow width
+    where there is one, without the small-input stem LeNet-5 does not have), never an error the user did not cause."""
+    if not model or model == recipe.get("model") or not isinstance(recipe.get("model_kwargs"), dict):
+        return recipe
+    from ..models._options import model_options
+
+    takes = model_options(model)
+    return {**recipe, "model_kwargs": {k: v for k, v in recipe["model_kwargs"].items() if k in takes}}
 
 
 _KINDS = {name: f.type.split(" | ")[0] for name, f in FIELDS.items()}  # "int", "float", "str", "bool", ...
