@@ -2,7 +2,7 @@
 
 Per run: the last row of `metrics.csv` gives the final validation top-1 (`val_top1`), its first row the top-1
 after one epoch, and the columns `train_loss` / `val_loss` / `val_top1` the curves; `reproduce.json` gives how the
-run ended and its `RunResult` (best top-1, wall time). Per variant: parameters and multiply-adds (MACs, as
+run ended and its `RunResult` (best top-1); the `epoch_time_s` column the time taken. Per variant: parameters and multiply-adds (MACs, as
 `inceptorch summary` counts them: inference, auxiliary heads left out) of the model a run saved.
 
 Spread is the sample standard deviation across seeds. A claimed difference is judged "not resolved" when it is no
@@ -41,7 +41,16 @@ def read_run(folder: Path) -> dict | None:
             "final_top1": rows[-1]["val_top1"] if finished else None,
             "epoch1_top1": rows[0]["val_top1"] if rows else None,
             "final_train_loss": rows[-1]["train_loss"] if finished else None,
-            "best_top1": record.get("best_top1"), "seconds": record.get("seconds")}
+            "best_top1": record.get("best_top1"), "seconds": _training_seconds(rows, record)}
+
+
+def _training_seconds(rows: list[dict], record: dict) -> float | None:
+    """Seconds spent training and validating, summed over the epochs in metrics.csv: a run that was interrupted and
+    resumed counts all of its epochs, where its `RunResult.seconds` covers the last process only."""
+    times = [r.get("epoch_time_s") for r in rows]
+    if rows and all(isinstance(t, (int, float)) for t in times):
+        return float(sum(times))
+    return record.get("seconds")
 
 
 def model_cost(folders: list[Path]) -> dict:
