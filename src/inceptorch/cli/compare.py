@@ -88,8 +88,10 @@ def _configs(args, recipe: dict) -> dict[str, tuple]:
     for name in args.models:
         kwargs = {k: v for k, v in shared.items() if k in options[name]}
         kwargs.update(own.get(name, {}))  # checked against the model's options by resolve: a wrong one is an error
-        cfg = resolve({**recipe, "model_kwargs": kwargs},
-                      {**over, "model": name, "output": str(Path(args.output) / name)}, args.config or "config")
+        # Given as the command line's, so that resolve checks every one against this model's options.
+        cfg = resolve({**recipe, "model_kwargs": {}},
+                      {**over, "model": name, "model_kwargs": kwargs, "output": str(Path(args.output) / name)},
+                      args.config or "config")
         resolve_device(cfg.device)  # a GPU this machine lacks stops here, before a run folder is made
         configs[name] = cfg, sorted(set(shared) - set(options[name]))
     return configs
