@@ -103,6 +103,20 @@ def test_parsing_the_command_line_imports_no_torch():
     assert out.stdout.strip() == "[]"
 
 
+def test_checking_data_imports_no_torch(tmp_path):
+    """`inceptorch check-data` reads and decodes images: a second, not the 2-5 s of importing torch first."""
+    from PIL import Image
+
+    for i, label in enumerate("ab"):
+        (tmp_path / label).mkdir()
+        Image.new("RGB", (8, 8), (i * 200, 0, 0)).save(tmp_path / label / "0.png")
+    code = ("import sys\nfrom inceptorch.cli.main import main\n"
+            f"assert main(['check-data', {str(tmp_path)!r}]) == 0\n"
+            "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "[]" and "checked 2 image files" in out.stdout
+
+
 def test_version():
     out = subprocess.run([sys.executable, "-m", "inceptorch", "--version"], check=True, capture_output=True,
                          text=True, timeout=120)

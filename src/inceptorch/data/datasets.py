@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from torch.utils.data import Dataset
 
 from ..errors import UserError
 from ..extras import require
@@ -37,8 +36,13 @@ LIST_SUFFIX = ".csv"
 DATA_KINDS = f"a folder of class folders, a train/val tree, a CSV list ({LIST_SUFFIX}) or one of: {', '.join(EMBEDDED)}"
 
 
-class ImageList(Dataset):
-    """(image, label) pairs from a list of samples: each sample is a file path or an in-memory PIL image."""
+class ImageList:
+    """(image, label) pairs from a list of samples: each sample is a file path or an in-memory PIL image.
+
+    A map-style dataset by protocol (`__len__`, `__getitem__`), which is all DataLoader, Subset and the samplers use;
+    not a `torch.utils.data.Dataset` subclass, so that reading and checking data (`inceptorch check-data`) does not
+    import torch.
+    """
 
     def __init__(self, samples: list[tuple[str | Image.Image, int]], class_names: list[str],
                  transform: Callable | None = None):
