@@ -195,10 +195,14 @@ def test_model_kwargs_are_checked_against_the_models_options_and_read_floats_too
 def test_a_recipe_for_another_model_keeps_only_the_options_the_named_model_takes():
     """`--config demo --model maxout`: the demo's width applies, its small-input stem (GoogLeNet's) does not; an
     option the user gives for the wrong model is still an error."""
-    from inceptorch.train.config import read_recipe
+    from inceptorch.train.config import left_out_note, read_recipe
 
     demo = read_recipe("demo")
-    assert resolve(demo, {"model": "maxout"}).model_kwargs == {"width": 0.125}
+    maxout = resolve(demo, {"model": "maxout"})
+    assert maxout.model_kwargs == {"width": 0.125}
+    assert left_out_note(demo, maxout, "recipe demo") == \
+        "recipe demo sets small_input for googlenet_bn; maxout does not take it, left out"
+    assert left_out_note(demo, resolve(demo, {}), "recipe demo") is None
     assert resolve(demo, {"model": "googlenet"}).model_kwargs == {"small_input": True, "width": 0.125}
     with pytest.raises(UserError, match="maxout takes no option 'small_input'"):
         resolve(demo, {"model": "maxout", "model_kwargs": {"small_input": True}})

@@ -122,7 +122,7 @@ def overrides_from_args(args) -> dict:
 
 def run(args) -> int:
     from ..devices import resolve_device
-    from ..train.config import load_saved_config
+    from ..train.config import left_out_note, load_saved_config
     from ..train.distributed import dist_env
     from ..train.run import Interrupted, train
 
@@ -146,6 +146,9 @@ def run(args) -> int:
         over["model_kwargs"] = {**over.get("model_kwargs", {}), **own[cfg.model]}
         cfg = resolve(recipe, over, where)
     resolve_device(cfg.device)  # a GPU this machine lacks stops the run before its folder is made
+    note = None if args.resume else left_out_note(recipe, cfg, f"recipe {where}")
+    if note and dist_env().is_main:
+        print(note)
     resume = bool(args.resume) or _elastic_restart(cfg.output)
     try:
         result = train(cfg, resume=resume, progress=not args.no_progress)

@@ -171,6 +171,15 @@ def _for_model(recipe: dict, model: str | None) -> dict:
     return {**recipe, "model_kwargs": {k: v for k, v in recipe["model_kwargs"].items() if k in takes}}
 
 
+def left_out_note(recipe: dict, cfg: TrainConfig, where: str) -> str | None:
+    """A line naming the recipe's builder options that `_for_model` left out for the model the command line named."""
+    left = sorted(set(recipe.get("model_kwargs") or {}) - set(cfg.model_kwargs))
+    if not left or not recipe.get("model") or recipe["model"] == cfg.model:
+        return None
+    return (f"{where} sets {', '.join(left)} for {recipe['model']}; {cfg.model} does not take "
+            f"{'it' if len(left) == 1 else 'them'}, left out")
+
+
 _KINDS = {name: f.type.split(" | ")[0] for name, f in FIELDS.items()}  # "int", "float", "str", "bool", ...
 _CHECKS = {
     "bool": (lambda v: isinstance(v, bool), "true or false"),
