@@ -80,6 +80,21 @@ def test_every_experiment_runs_end_to_end_and_writes_table_and_plot(all_runs):
             assert row["ended"] == row["seeds"] and row["params"] > 0 and row["macs"] > 0, (exp.name, row)
 
 
+def test_a_configuration_shared_by_experiments_is_trained_once(all_runs):
+    """The demo's GoogLeNet is the baseline of gap_head, aux_classifiers, reductions and label_smoothing: trained
+    for the first, copied for the others (runs are deterministic), each copy with its own config.yaml."""
+    first = all_runs / "gap_head" / "avg_pool_head" / "seed-0"
+    assert "same_as" not in json.loads((first / "reproduce.json").read_text())
+    for copy in (all_runs / "aux_classifiers" / "aux_0.3" / "seed-0", all_runs / "reductions" / "reductions" / "seed-0",
+                 all_runs / "label_smoothing" / "smoothing_0" / "seed-0"):
+        record = json.loads((copy / "reproduce.json").read_text())
+        assert record["same_as"] == str(first) and record["config"]["output"] == str(copy)
+        assert (copy / "metrics.csv").read_bytes() == (first / "metrics.csv").read_bytes()
+        assert f"output: {copy}" in (copy / "config.yaml").read_text()
+    other = json.loads((all_runs / "aux_classifiers" / "aux_off" / "seed-0" / "reproduce.json").read_text())
+    assert "same_as" not in other  # aux weight 0: other settings, trained
+
+
 def _final_top1(run: Path) -> float:
     return read_metrics(run / "metrics.csv")[-1]["val_top1"]
 

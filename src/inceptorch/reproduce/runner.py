@@ -5,10 +5,15 @@ Output folder, one run folder per variant and seed (what `inceptorch train` writ
 `reproduce.json` records how the run ended ("finished" with the `RunResult`, or "diverged" with the trainer's
 message) and the resolved configuration. A run that has one is not trained again (same configuration) or refused
 (another configuration); a run folder without one was interrupted and is resumed from its last checkpoint.
+
+Several experiments share a configuration (the demo's GoogLeNet is the baseline of four of them). Runs are
+deterministic, so a run whose settings, output folder aside, equal those of a run already ended under the same
+OUTPUT is not trained again: that run's folder is copied, and its `reproduce.json` names the original (`same_as`).
 """
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,6 +91,9 @@ def train_once(cfg: TrainConfig, log: Callable[[str], None] = print, progress: b
     folder = Path(cfg.output)
     record_path, wanted = folder / RECORD, cfg.to_dict()
     resume = False
+    twin = None if record_path.is_file() or (folder / "config.yaml").is_file() else _ended_twin(folder, wanted)
+    if twin is not None:
+        return _copy_run(twin, cfg)
     if record_path.is_file():
         record = json.loads(record_path.read_text())
         if record["config"] != wanted:
@@ -111,6 +119,42 @@ def train_once(cfg: TrainConfig, log: Callable[[str], None] = print, progress: b
     _write_record(record_path, {"status": "finished", "best_top1": result.best_top1, "best_epoch": result.best_epoch,
                                 "seconds": result.seconds, "last_metrics": result.last_metrics, "config": wanted})
     return f"finished: best val top-1 {result.best_top1:.2f}% at epoch {result.best_epoch}, {result.seconds:.0f}s"
+
+
+def _ended_twin(folder: Path, wanted: dict) -> Path | None:
+    """An ended run under the same OUTPUT (OUTPUT/EXPERIMENT/VARIANT/seed-S) with `wanted`'s settings but its folder.
+    Builder options at their defaults count as not given (`head="avg"` is GoogLeNet without that option)."""
+    same = _settings(wanted)
+    for record_path in sorted(folder.parents[2].glob(f"*/*/seed-*/{RECORD}")):
+        try:
+            record = json.loads(record_path.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("same_as") is None and _settings(record.get("config") or {}) == same:
+            return record_path.parent
+    return None
+
+
+def _settings(config: dict) -> dict:
+    """`config` without its output folder, and without the builder options that equal the model's defaults."""
+    from ..models._options import model_options
+
+    options = model_options(config["model"]) if config.get("model") else {}
+    kwargs = {k: v for k, v in (config.get("model_kwargs") or {}).items()
+              if k not in options or options[k].default != v}
+    return {**{k: v for k, v in config.items() if k != "output"}, "model_kwargs": kwargs}
+
+
+def _copy_run(twin: Path, cfg: TrainConfig) -> str:
+    """`twin`'s run folder as the run of `cfg`: its files, with this run's config.yaml and a record naming `twin`."""
+    from ..train.config import save_config
+
+    folder = Path(cfg.output)
+    shutil.copytree(twin, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns(RECORD, "config.yaml", "*.lock"))
+    save_config(cfg, folder / "config.yaml")
+    record = json.loads((twin / RECORD).read_text())
+    _write_record(folder / RECORD, {**record, "config": cfg.to_dict(), "same_as": str(twin)})
+    return f"same settings as {twin}: its run copied, not trained again"
 
 
 def _diverged(exc: Exception) -> bool:
