@@ -15,28 +15,40 @@ SMALL_KWARGS = {"aux_logits": False, "small_input": True, "width": 0.25}  # each
 COLOURS = {"blue": (40, 60, 220), "green": (40, 200, 60), "red": (220, 40, 40)}  # sorted: ImageFolder order
 
 
-def _shallow_specs() -> dict[str, tuple[type[nn.Module], tuple]]:
+# Inception-v2/v3 rows past the first module of each grid size (35x35, 17x17, 8x8): more of the same operators.
+_V3_REPEATS = {"Mixed_5c", "Mixed_5d", "Mixed_6c", "Mixed_6d", "Mixed_6e", "Mixed_6f", "Mixed_7c"}
+
+
+def _shallow(name: str, num_classes: int) -> nn.Module | None:
+    """`name` with one module per stage, for the models whose repeats dominate their export and conversion time."""
     from inceptorch.models.inception_resnet import INCEPTION_RESNET_V1, INCEPTION_RESNET_V2, InceptionResNet
+    from inceptorch.models.inception_v3 import V2, V3, InceptionV3
     from inceptorch.models.inception_v4 import INCEPTION_V4, InceptionV4
 
-    return {"inception_v4": (InceptionV4, INCEPTION_V4), "inception_resnet_v1": (InceptionResNet, INCEPTION_RESNET_V1),
-            "inception_resnet_v2": (InceptionResNet, INCEPTION_RESNET_V2)}
+    stacked = {"inception_v4": (InceptionV4, INCEPTION_V4), "inception_resnet_v1": (InceptionResNet, INCEPTION_RESNET_V1),
+               "inception_resnet_v2": (InceptionResNet, INCEPTION_RESNET_V2)}
+    if name in stacked:
+        cls, spec = stacked[name]
+        return cls(spec=tuple(row._replace(count=1) if "count" in row._fields else row for row in spec),
+                   num_classes=num_classes)
+    if name in ("inception_v3", "inception_v2"):
+        spec = tuple(row for row in (V3 if name == "inception_v3" else V2) if row.name not in _V3_REPEATS)
+        return InceptionV3(spec, num_classes=num_classes, aux_logits=False, width=SMALL_KWARGS["width"])
+    return None
 
 
 def small_model(name: str, num_classes: int = 3) -> nn.Module:
     """`name` at its smallest: no aux heads, the small-input stem and a narrow width where the builder has them.
 
-    Inception-v4 and Inception-ResNet have no width option; they are built with one block per stage instead of their
-    4-7-3, 5-10-5 or 10-20-9 repeats. Every kind of block, the stem and the head are still there, so what an export
-    or a conversion has to handle is the same, in a third of the time (repeats are the same operators again).
+    Inception-v2/v3/v4 and Inception-ResNet are built with one module per stage instead of their 3-4-2, 4-7-3,
+    5-10-5 or 10-20-9 repeats (v4 and Inception-ResNet have no width option). Every kind of block, the stem and the
+    head are still there, so what an export or a conversion has to handle is the same, in a fraction of the time:
+    repeats are the same operators again.
     """
-    shallow = _shallow_specs().get(name)
+    shallow = _shallow(name, num_classes)
     if shallow is not None:
-        cls, spec = shallow
-        model = cls(spec=tuple(row._replace(count=1) if "count" in row._fields else row for row in spec),
-                    num_classes=num_classes)
-        model.default_cfg, model.model_name = get_model_cfg(name), name
-        return model
+        shallow.default_cfg, shallow.model_name = get_model_cfg(name), name
+        return shallow
     kwargs = dict(SMALL_KWARGS)
     for drop in (None, "width", "small_input", "aux_logits"):
         kwargs.pop(drop, None)
