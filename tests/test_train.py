@@ -2,7 +2,9 @@
 fine-tuning, divergence, signals and failing writes."""
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -392,3 +394,45 @@ def test_freeze_epochs_train_only_the_new_classifiers_then_all(folder, tmp_path)
     after2 = load_file(str(run / "last.safetensors"))
     assert not torch.equal(after2["conv1.conv.weight"], start["conv1.conv.weight"])
     assert not torch.equal(after2["conv1.bn.running_mean"], start["conv1.bn.running_mean"])
+
+
+@pytest.mark.parametrize("layout, message", [
+    (["only/0.jpg", "only/1.jpg"], "one class, 'only'; training needs at least 2 classes"),
+    (["train/a/0.jpg", "train/b/0.jpg"], "one class, 'train'; training needs at least 2 classes (a train/val tree"),
+    (["Train/a/0.jpg", "Val/a/0.jpg"], "the class folders Train, Val look like data splits"),
+])
+def test_data_a_classifier_cannot_learn_from_is_one_line(tmp_path, capsys, layout, message):
+    """A train/ without val/, or Train/ + Val/, made one or two "classes" of splits and trained to 100%."""
+    from PIL import Image
+
+    data = tmp_path / "data"
+    for i, rel in enumerate(layout):
+        (data / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (24, 24), (i * 60, 0, 0)).save(data / rel)
+    assert main(["train", *TINY, "--data", str(data), "--epochs", "1", "--output", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_output_inside_the_data_folder_is_refused(folder, capsys):
+    """Its curves.png would be a training image of the next run, its tensorboard/ an empty class."""
+    out = folder / "red" / "run"
+    assert main(["train", *TINY, "--data", str(folder), "--epochs", "1", "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "is inside the data folder" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_eval_of_a_run_scores_the_validation_images_the_run_held_out(folder, tmp_path, capsys):
+    """A run trained with --val-split 0.5: eval of its folder on the same data uses that split, not eval's 0.2."""
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--data", str(folder), "--epochs", "1", "--val-split", "0.5", "--output",
+                 str(run)]) == 0
+    held_out = int(re.search(r"/ (\d+) val images", capsys.readouterr().out).group(1))
+    png = ["--confusion-png", str(tmp_path / "cm.png"), "--json"]
+    assert main(["eval", "--checkpoint", str(run), "--data", str(folder), "--split", "val", *png]) == 0
+    assert json.loads(capsys.readouterr().out)["num_images"] == held_out == 9
+    assert main(["eval", "--checkpoint", str(run), "--data", str(folder), "--split", "val", "--val-split", "0.2",
+                 *png]) == 0
+    assert json.loads(capsys.readouterr().out)["num_images"] < held_out  # given on the command line: that split

@@ -87,6 +87,23 @@ def build_dataset(spec: str | Path, split: str, val_split: float = 0.2, seed: in
     return ImageList(_split(_folder_samples(path, names), split, val_split, seed), names)
 
 
+# Folder names that mean a split of the data, not a class: a class folder named so is a train/val tree misspelled.
+SPLIT_NAMES = ("train", "training", "val", "valid", "validation", "test", "testing")
+
+
+def check_training_classes(names: list[str], data: str | Path) -> None:
+    """Refuse data a classifier cannot learn from: fewer than two classes, or "classes" that are data splits."""
+    splits = [n for n in names if n.lower() in SPLIT_NAMES]
+    tree_hint = "a train/val tree needs both train/ and val/ (lower case), each with one folder per class"
+    if len(names) < 2:
+        found = f"one class, {names[0]!r}" if names else "no class"
+        raise UserError(f"{data}: {found}; training needs at least 2 classes"
+                        + (f" ({tree_hint})" if splits else ""))
+    if len(splits) >= 2 or len(splits) == len(names):
+        raise UserError(f"{data}: the class folders {', '.join(splits)} look like data splits, not classes; "
+                        f"{tree_hint}")
+
+
 def is_tree(path: Path) -> bool:
     """Whether `path` is an ImageFolder tree: `train/` and `val/`, each with one folder per class."""
     return path.is_dir() and (path / "train").is_dir() and (path / "val").is_dir()

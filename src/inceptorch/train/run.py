@@ -34,7 +34,7 @@ from torch import nn
 
 from ..checkpoint import model_metadata, read_metadata, restore_recorded, save_model_file
 from ..data.checks import preflight
-from ..data.datasets import build_dataset
+from ..data.datasets import build_dataset, check_training_classes
 from ..devices import resolve_device
 from ..errors import UserError
 from ..extras import MissingExtra
@@ -115,7 +115,7 @@ class Trainer:
         if cfg.freeze_epochs and not cfg.pretrained:
             raise UserError("freeze_epochs freezes pretrained layers: give --pretrained, or set freeze_epochs=0")
         self.run_dir = Path(cfg.output)
-        check_output(self.run_dir, resume, STATE_NAME)
+        check_output(self.run_dir, resume, STATE_NAME, cfg.data)
         # One writer per run folder: a second run started into it stops here (an OS lock, gone with its process).
         created = not self.run_dir.exists()
         self.lock = RunFolderLock(self.run_dir) if self.is_main else None
@@ -214,6 +214,7 @@ class Trainer:
         train_base = build_dataset(cfg.data, "train", cfg.val_split)
         val_base = build_dataset(cfg.data, "val", cfg.val_split)
         self.class_names = list(train_base.class_names)
+        check_training_classes(self.class_names, cfg.data)
         # Decode every file before epoch 1: a bad image stops the run now, not hours in, unless skipped.
         cache = self.run_dir / "verified_images.json" if self.is_main else None
         self.train_base, self.val_base = (

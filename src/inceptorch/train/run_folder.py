@@ -10,10 +10,14 @@ from ..errors import UserError
 LOCK_NAME = ".lock"
 
 
-def check_output(run_dir: Path, resume: bool, state_name: str) -> None:
-    """Refuse an --output that is a file, or that already holds a run (unless resuming it)."""
+def check_output(run_dir: Path, resume: bool, state_name: str, data: str | None = None) -> None:
+    """Refuse an --output that is a file, that lies inside the --data folder (its plots and logs would become
+    images or empty classes of the next run), or that already holds a run (unless resuming it)."""
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--output {run_dir} is a file, not a folder: choose a folder for the run")
+    if data and Path(data).is_dir() and run_dir.resolve().is_relative_to(Path(data).resolve()):
+        raise UserError(f"--output {run_dir} is inside the data folder {data}: the run's files would become part of "
+                        "the data; choose a folder outside it")
     if not resume and (run_dir / state_name).exists():
         raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} "
                         "or choose another --output")
