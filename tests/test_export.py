@@ -252,6 +252,22 @@ def test_predict_cli_onnxruntime_equals_torch(tiny_onnx, tmp_path, capsys, crops
         assert oname == tname and float(op.rstrip("%")) == pytest.approx(float(tp.rstrip("%")), abs=0.011)
 
 
+def test_eval_cli_onnxruntime_equals_torch(tiny_onnx, tmp_path, capsys):
+    """`eval --runtime onnxruntime` scores an exported file on a folder as eval scores the model it came from."""
+    path = tiny_onnx[0]
+    images, labels = squares(12, seed=5, size=40)
+    folder = write_image_folder(tmp_path / "imgs", images, labels)
+    common = ["--data", str(folder), "--json", "--confusion-png", str(tmp_path / "cm.png")]
+    assert main(["eval", "--checkpoint", str(path.parent / "saved"), *common]) == 0
+    by_torch = json.loads(capsys.readouterr().out)
+    assert main(["eval", "--runtime", "onnxruntime", "--checkpoint", str(path), *common]) == 0
+    by_onnx = json.loads(capsys.readouterr().out)
+    assert by_onnx["num_images"] == by_torch["num_images"] == 12
+    assert by_onnx["top1"] == by_torch["top1"] and by_onnx["per_class"] == by_torch["per_class"]
+    assert main(["eval", "--checkpoint", str(path), "--data", str(folder)]) == 2  # the torch runtime: one line
+    assert "ONNX file: run it with --runtime onnxruntime" in capsys.readouterr().err
+
+
 def _rewrite_metadata(src: Path, dst: Path, edit) -> Path:
     import onnx
 

@@ -23,7 +23,7 @@ def file_kind(path: str | Path) -> str | None:
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return "a pickle (torch.save's legacy format, or Python's pickle)"
     if path.suffix.lower() == ".onnx":
-        return "an ONNX file (run it with predict --runtime onnxruntime)"
+        return "an ONNX file (eval and predict run it with --runtime onnxruntime)"
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
         return "an HDF5 file (Keras?)"
     if len(head) >= 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] < 100_000_000:

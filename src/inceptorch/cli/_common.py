@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from ..devices import DEVICE_HELP
 from ..errors import UserError
-from ..evaluation.options import PROTOCOLS
+from ..evaluation.options import PROTOCOLS, RUNTIMES
 
 if TYPE_CHECKING:
     import torch
@@ -20,7 +20,19 @@ def add_model_args(p) -> None:
                         "list`, fetched once) or a weights file; MODEL.TAG alone names both")
     p.add_argument("--crops", type=int, choices=PROTOCOLS, default=1,
                    help="1: center crop; 10: corners + center, mirrored; 144: the GoogLeNet paper's protocol")
+    p.add_argument("--runtime", choices=RUNTIMES, default="torch",
+                   help="torch: a checkpoint or run folder; onnxruntime: an .onnx file from `inceptorch export` "
+                        "(CPU, same preprocessing and output)")
     add_device_argument(p)
+
+
+def runtime_device(args) -> torch.device:
+    """The device of --device, which ONNX Runtime (the CPU build this package uses) must leave at the CPU."""
+    from ..devices import resolve_device
+
+    if args.runtime == "onnxruntime" and args.device not in (None, "auto", "cpu"):
+        raise UserError(f"--runtime onnxruntime runs on the CPU; drop --device {args.device}")
+    return resolve_device("cpu" if args.runtime == "onnxruntime" else args.device)
 
 
 def load_model_args(args, device: torch.device, runtime: str = "torch") -> list:

@@ -7,10 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from ..devices import resolve_device
 from ..evaluation.options import SPLITS
 from ..extras import MissingExtra
-from ._common import add_model_args, load_model_args, match_imagenet_ids
+from ._common import add_model_args, load_model_args, match_imagenet_ids, runtime_device
 from ._data_flags import add_outside_paths_argument, add_pixel_limit_argument, apply_data_flags
 
 
@@ -21,7 +20,9 @@ def register(subparsers) -> None:
     p.add_argument("--split", choices=SPLITS, default="auto",
                    help="auto (default): val/ of a train/val tree and the val split of 'digits'; all images of "
                         "a plain class folder or CSV list")
-    p.add_argument("--val-split", type=float, default=0.2, help="held-out fraction for --split val/train")
+    p.add_argument("--val-split", type=float, default=None,
+                   help="held-out fraction for --split val/train (default: the run's own when --data is the data "
+                        "the run trained on, else 0.2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the deterministic val split")
     p.add_argument("--batch-size", type=int, default=256, help="crops per forward pass")
     p.add_argument("--workers", type=int, default=None,
@@ -39,8 +40,9 @@ def run(args) -> int:
     from ..evaluation import evaluate, load_eval_data, save_confusion_png
 
     apply_data_flags(args)
-    members = load_model_args(args, resolve_device(args.device))
-    data, split = load_eval_data(args.data, args.split, args.val_split, args.seed)
+    members = load_model_args(args, runtime_device(args), args.runtime)
+    val_split = args.val_split if args.val_split is not None else _run_val_split(members[0].source, args.data)
+    data, split = load_eval_data(args.data, args.split, val_split, args.seed)
     match_imagenet_ids(members, data.class_names)
     workers = args.workers if args.workers is not None else (0 if len(data) < 256 else min(4, os.cpu_count() or 1))
     result = evaluate(members, data, args.crops, args.batch_size, workers)
@@ -74,6 +76,22 @@ def run(args) -> int:
     if png:
         print(f"confusion matrix: {png}")
     return 0
+
+
+def _run_val_split(checkpoint: str, data: str) -> float:
+    """The held-out fraction of the run that saved `checkpoint`, when `data` is what that run trained on: the same
+    validation images as its log, not another split of them (training's split seed is always 0, as eval's)."""
+    from ..errors import UserError
+    from ..train.config import load_saved_config
+
+    folder = Path(checkpoint).parent
+    try:
+        saved = load_saved_config(folder) if (folder / "config.yaml").is_file() else {}
+    except UserError:
+        saved = {}
+    same_data = saved.get("data") is not None and (
+        str(saved["data"]) == str(data) or Path(str(saved["data"])).resolve() == Path(data).resolve())
+    return float(saved.get("val_split", 0.2)) if same_data else 0.2
 
 
 def _finite(out: dict) -> dict:

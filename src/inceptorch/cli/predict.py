@@ -3,10 +3,7 @@ from __future__ import annotations
 
 import json
 
-from ..devices import resolve_device
-from ..errors import UserError
-from ..evaluation.options import RUNTIMES
-from ._common import add_model_args, load_model_args
+from ._common import add_model_args, load_model_args, runtime_device
 from ._data_flags import add_pixel_limit_argument, apply_data_flags
 
 
@@ -16,9 +13,6 @@ def register(subparsers) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
     p.add_argument("--topk", type=int, default=5, help="how many classes to show per image (default 5)")
     p.add_argument("--batch-size", type=int, default=256, help="crops per forward pass")
-    p.add_argument("--runtime", choices=RUNTIMES, default="torch",
-                   help="torch: a checkpoint or run folder; onnxruntime: an .onnx file from `inceptorch export` "
-                        "(CPU, same preprocessing and output)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_pixel_limit_argument(p)
     p.set_defaults(func=run)
@@ -28,9 +22,7 @@ def run(args) -> int:
     from ..evaluation import collect_images, predict
 
     apply_data_flags(args)
-    if args.runtime == "onnxruntime" and args.device not in (None, "auto", "cpu"):
-        raise UserError(f"--runtime onnxruntime runs on the CPU; drop --device {args.device}")
-    device = resolve_device("cpu" if args.runtime == "onnxruntime" else args.device)
+    device = runtime_device(args)
     files = collect_images(args.images)  # before loading models: a typo in a path fails fast
     members = load_model_args(args, device, args.runtime)
     predictions = predict(members, files, args.topk, args.crops, args.batch_size)
