@@ -204,6 +204,17 @@ def test_export_cli_errors_are_one_line(tmp_path):
     assert not (tmp_path / "m.onnx").exists()
 
 
+@pytest.mark.parametrize("fmt, name", [("onnx", "m.pt2"), ("pt2", "m.onnx"), ("weights", "w.pth")])
+def test_export_output_is_named_for_its_format(tmp_path, capsys, fmt, name):
+    """An ONNX file written as m.pt2 overwrote a user's program, then predict refused it by its name."""
+    existing = tmp_path / name
+    existing.write_bytes(b"the user's file")
+    assert main(["export", "--model", "lenet5", "--format", fmt, "--output", str(existing)]) == 2
+    err = capsys.readouterr().err
+    assert f"--format {fmt} writes a" in err and err.count("\n") == 1
+    assert existing.read_bytes() == b"the user's file"
+
+
 def test_onnx_classifier_refuses_bad_files(tmp_path):
     with pytest.raises(UserError, match="not found"):
         OnnxClassifier(tmp_path / "none.onnx")

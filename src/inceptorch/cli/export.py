@@ -5,6 +5,7 @@ Every artifact is checked against the PyTorch model before the command reports s
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UserError
@@ -52,7 +53,14 @@ def load_source(args) -> torch.nn.Module:
     return model.eval()
 
 
+# The file name each format is read back by: predict/eval pick ONNX Runtime by ".onnx", torch.export loads ".pt2".
+SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2", "weights": ".safetensors"}
+
+
 def run(args) -> int:
+    wanted = SUFFIXES.get(args.format)
+    if wanted and Path(args.output).suffix.lower() != wanted:
+        raise UserError(f"--format {args.format} writes a {wanted} file; name --output so (not {args.output})")
     if args.format == "onnx":  # before anything is built: the file is checked with ONNX Runtime after writing
         for module in ("onnx", "onnxruntime"):
             require(module, "--format onnx")
