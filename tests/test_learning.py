@@ -15,7 +15,7 @@ from inceptorch.train.config import TrainConfig, resolve
 from inceptorch.train.data_init import data_dependent_init, has_normalization
 from inceptorch.train.ema import ModelEMA, warmed_decay
 from inceptorch.train.engine import evaluate
-from inceptorch.train.metrics import class_share_note, prediction_note
+from inceptorch.train.metrics import class_share_note, missing_classes_note, prediction_note
 from inceptorch.train.optim import MAX_WARMUP_FRACTION, build_optimizer, fit_warmup, param_groups
 from inceptorch.train.precise_bn import YOUNG_UPDATES, needs_recompute, recompute_bn_stats
 from inceptorch.train.samplers import EpochSampler, balanced_class_weights, balanced_image_weights
@@ -246,3 +246,12 @@ def test_trunk_learns_at_a_fraction_of_the_classifiers_rate():
     cfg = resolve({"trunk_lr_scale": 0.1, "lr": 1e-3}, {})
     optimizer = build_optimizer(model, cfg, trunk)
     assert sorted(g["lr"] for g in optimizer.param_groups) == pytest.approx([1e-4, 1e-4, 1e-3, 1e-3])
+
+
+def test_a_class_without_validation_images_is_named():
+    """A class of one image has none in a 20% split: its recall is never measured, which the run must say."""
+    names = ["cat", "coffee", "rocket"]
+    note = missing_classes_note([0, 0, 1, 1], names)
+    assert note == ("warning: no validation images of 'rocket' (1 of 3 classes): its recall is not measured, and "
+                    "balanced accuracy is the mean over the other 2")
+    assert missing_classes_note([0, 1, 2], names) is None and missing_classes_note([], names) is None

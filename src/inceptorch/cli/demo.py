@@ -41,7 +41,7 @@ def run(args) -> int:
     tic = time.perf_counter()
     out = Path(args.output) if args.output else _free_folder(Path("runs/demo"))
     cfg = resolve(read_recipe("demo"), {"output": str(out), "epochs": args.epochs}, "recipe demo")
-    print(f"[1/3] training {cfg.model} {cfg.model_kwargs} on {cfg.data} (recipe demo, {cfg.epochs} epochs)")
+    print(f"[1/3] training {cfg.model} {cfg.model_kwargs} on {cfg.data} (recipe demo, {cfg.epochs} epoch{'' if cfg.epochs == 1 else 's'})")
     try:
         result = train(cfg, progress=not args.no_progress)
     except Interrupted as exc:

@@ -60,9 +60,9 @@ def run(args) -> int:
         return 0
     k = result.topk
     for m in members:
-        print(f"checkpoint: {m.source} ({m.model.model_name}, {len(m.class_names)} classes, "
+        print(f"checkpoint: {m.source} ({m.model.model_name}, {_count(len(m.class_names), 'class')}, "
               f"input {m.model_cfg['input_size']})")
-    print(f"data: {args.data} (split {split}, {result.num_images} images, {len(result.data_classes)} classes), "
+    print(f"data: {args.data} (split {split}, {_count(result.num_images, 'image')}, {_count(len(result.data_classes), 'class')}), "
           f"{result.crops} crop{'s' if result.crops > 1 else ''} per image"
           + (f", {len(members)}-model ensemble" if len(members) > 1 else ""))
     print(f"top-1 {result.top1:.2%}   top-{k} {result.top5:.2%}   balanced {result.balanced:.2%}   "
@@ -76,6 +76,10 @@ def run(args) -> int:
     if png:
         print(f"confusion matrix: {png}")
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith('s') else 's'}"
 
 
 def _run_val_split(checkpoint: str, data: str) -> float:

@@ -106,6 +106,19 @@ def class_share_note(targets: list[int], class_names: list[str]) -> str | None:
             f"scores {share:.1%} top-1; balanced accuracy (mean per-class recall) is the fairer score")
 
 
+def missing_classes_note(targets: list[int], class_names: list[str]) -> str | None:
+    """A warning naming the classes without a validation image: their recall is never measured, and balanced
+    accuracy is the mean over the others (a class of one or two images often ends up with none in a split)."""
+    counts = torch.bincount(torch.tensor(targets, dtype=torch.long), minlength=len(class_names)) if targets else None
+    missing = [name for i, name in enumerate(class_names) if counts is None or counts[i] == 0]
+    if not missing or len(missing) == len(class_names):
+        return None
+    shown = ", ".join(repr(n) for n in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    return (f"warning: no validation images of {shown} ({len(missing)} of {len(class_names)} classes): "
+            f"{'its' if len(missing) == 1 else 'their'} recall is not measured, and balanced accuracy is the mean "
+            f"over the other {len(class_names) - len(missing)}")
+
+
 def prediction_note(result: dict, class_names: list[str], which: str) -> str | None:
     """A warning when the validated model answers one class for every image, or, on imbalanced validation data,
     never answers half the classes: its top-1 then says little, its balanced accuracy says how little."""

@@ -45,7 +45,15 @@ from .distributed import DistributedTrainModel, init_distributed, scaled_lr, shu
 from .ema import ModelEMA
 from .engine import ForwardLoss, Meter, NonFiniteLoss, StepInfo, autocast, evaluate, train_one_epoch
 from .loaders import build_loaders, loader_workers
-from .metrics import append_row, class_share_note, eval_columns, metric_fields, plot_curves, prediction_note
+from .metrics import (
+    append_row,
+    class_share_note,
+    eval_columns,
+    metric_fields,
+    missing_classes_note,
+    plot_curves,
+    prediction_note,
+)
 from .optim import build_optimizer, build_scheduler, fit_warmup
 from .precise_bn import BATCH_NORMS, needs_recompute, recompute_bn_stats
 from .progress import EpochProgress
@@ -111,7 +119,7 @@ class Trainer:
         if not cfg.model or not cfg.data or not cfg.output:
             missing = [k for k in ("model", "data", "output") if not getattr(cfg, k)]
             raise UserError(f"missing setting{'s' if len(missing) > 1 else ''}: {', '.join(missing)} "
-                            f"(give --{' --'.join(missing)} or put them in the recipe)")
+                            f"(give --{' --'.join(missing)} or put {'them' if len(missing) > 1 else 'it'} in the recipe)")
         if cfg.freeze_epochs and not cfg.pretrained:
             raise UserError("freeze_epochs freezes pretrained layers: give --pretrained, or set freeze_epochs=0")
         self.run_dir = Path(cfg.output)
@@ -358,9 +366,10 @@ class Trainer:
                  f"{len(self.val_base)} val images, {_plural(len(self.class_names), 'class').replace('classs', 'classes')}"
                  f", {self.input_size} px, {_plural(cfg.epochs, 'epoch')} x {_plural(self.steps_per_epoch, 'step')}, "
                  f"device {self.device.type}, {_plural(self.workers, 'loader worker')}; run in {self.run_dir}")
-        note = class_share_note(self.val_base.targets, self.class_names)
-        if note:
-            self.log(note)
+        for note in (missing_classes_note(self.val_base.targets, self.class_names),
+                     class_share_note(self.val_base.targets, self.class_names)):
+            if note:
+                self.log(note)
 
     def _set_trunk_frozen(self, frozen: bool) -> list[nn.Module]:
         """Freeze or thaw the pretrained trunk; returns the BN layers to keep in eval mode while it is frozen."""
