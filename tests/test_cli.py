@@ -48,3 +48,12 @@ def test_user_errors_are_one_line_without_traceback(args, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_option_the_subcommand_lacks_is_named_with_the_subcommand(capsys):
+    """argparse reports leftovers from the top-level parser ("inceptorch: error:"); they belong to the subcommand."""
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--epohcs", "3"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("inceptorch train: error: unrecognized arguments: --epohcs 3 (see inceptorch train --help)")

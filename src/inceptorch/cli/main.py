@@ -30,7 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse would name the top-level parser; the subcommand is what the options belong to
+        parser.exit(2, f"inceptorch {args.command}: error: unrecognized arguments: {' '.join(extra)} (see "
+                       f"inceptorch {args.command} --help)\n")
     try:
         return args.func(args) or 0
     except UserError as exc:
