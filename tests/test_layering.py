@@ -89,7 +89,7 @@ def test_no_import_cycles_counting_function_level_imports():
     assert cycle is None, " -> ".join(cycle)
 
 
-@pytest.mark.parametrize("name", ["inceptorch.fileio", "inceptorch.errors", "inceptorch.precision",
+@pytest.mark.parametrize("name", ["inceptorch.fileio", "inceptorch.errors", "inceptorch.precision", "inceptorch.text",
                                   "inceptorch.evaluation.options", "inceptorch.analysis.options"])
 def test_leaf_modules_import_nothing_of_the_package(name):
     assert imports_of(name) == set()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..text import count
 from ..train.config import read_recipe, resolve
 
 
@@ -41,7 +42,7 @@ def run(args) -> int:
     tic = time.perf_counter()
     out = Path(args.output) if args.output else _free_folder(Path("runs/demo"))
     cfg = resolve(read_recipe("demo"), {"output": str(out), "epochs": args.epochs}, "recipe demo")
-    print(f"[1/3] training {cfg.model} {cfg.model_kwargs} on {cfg.data} (recipe demo, {cfg.epochs} epoch{'' if cfg.epochs == 1 else 's'})")
+    print(f"[1/3] training {cfg.model} {cfg.model_kwargs} on {cfg.data} (recipe demo, {count(cfg.epochs, 'epoch')})")
     try:
         result = train(cfg, progress=not args.no_progress)
     except Interrupted as exc:

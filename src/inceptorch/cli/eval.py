@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..evaluation.options import SPLITS
 from ..extras import MissingExtra
+from ..text import count
 from ._common import add_model_args, load_model_args, match_imagenet_ids, runtime_device
 from ._data_flags import add_outside_paths_argument, add_pixel_limit_argument, apply_data_flags
 
@@ -60,9 +61,9 @@ def run(args) -> int:
         return 0
     k = result.topk
     for m in members:
-        print(f"checkpoint: {m.source} ({m.model.model_name}, {_count(len(m.class_names), 'class')}, "
+        print(f"checkpoint: {m.source} ({m.model.model_name}, {count(len(m.class_names), 'class')}, "
               f"input {m.model_cfg['input_size']})")
-    print(f"data: {args.data} (split {split}, {_count(result.num_images, 'image')}, {_count(len(result.data_classes), 'class')}), "
+    print(f"data: {args.data} (split {split}, {count(result.num_images, 'image')}, {count(len(result.data_classes), 'class')}), "
           f"{result.crops} crop{'s' if result.crops > 1 else ''} per image"
           + (f", {len(members)}-model ensemble" if len(members) > 1 else ""))
     print(f"top-1 {result.top1:.2%}   top-{k} {result.top5:.2%}   balanced {result.balanced:.2%}   "
@@ -76,10 +77,6 @@ def run(args) -> int:
     if png:
         print(f"confusion matrix: {png}")
     return 0
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith('s') else 's'}"
 
 
 def _run_val_split(checkpoint: str, data: str) -> float:

@@ -39,6 +39,7 @@ from ..devices import resolve_device
 from ..errors import UserError
 from ..extras import MissingExtra
 from ..models import create_model
+from ..text import count
 from .config import TrainConfig, save_config
 from .data_init import data_dependent_init, has_normalization
 from .distributed import DistributedTrainModel, init_distributed, scaled_lr, shutdown_distributed
@@ -101,10 +102,6 @@ def build_model(cfg: TrainConfig, num_classes: int, log: Callable[[str], None] =
         log(f"fine-tuning from {cfg.pretrained}: {len(fresh)} tensors start fresh "
             f"(classifier{'s' if getattr(model, 'has_aux', False) else ''} for {num_classes} classes)")
     return model, kwargs, fresh
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 class Trainer:
@@ -270,8 +267,8 @@ class Trainer:
         self.best_score = state.get("best_score", self.best_top1)
         self.best_balanced = state.get("best_balanced", -1.0)
         self.best_weights = state.get("best_weights", "ema" if self.ema is not None else "raw")
-        loss_sum, correct, count, seconds = state["meter"]
-        self.meter = Meter(loss_sum, correct, count, seconds)
+        loss_sum, correct, seen, seconds = state["meter"]
+        self.meter = Meter(loss_sum, correct, seen, seconds)
         set_rng_state(state["rng"])
 
     def _metadata(self, extra: dict | None = None) -> dict:
@@ -359,13 +356,13 @@ class Trainer:
         where = f"resuming at epoch {self.epoch + 1} batch {self.batch}" if self.step else "starting"
         skipped = len(getattr(self.train_base, "skipped", [])) + len(getattr(self.val_base, "skipped", []))
         if skipped:
-            self.log(f"skipped {_plural(skipped, 'bad image')} (--skip-bad-images); "
+            self.log(f"skipped {count(skipped, 'bad image')} (--skip-bad-images); "
                      f"list them with `inceptorch check-data {cfg.data}`")
         aux_note = f" + {aux:,} in auxiliary heads (training only)" if aux else ""
         self.log(f"{where}: {cfg.model} ({params:,} params{aux_note}) on {len(self.train_base)} train / "
-                 f"{len(self.val_base)} val images, {_plural(len(self.class_names), 'class').replace('classs', 'classes')}"
-                 f", {self.input_size} px, {_plural(cfg.epochs, 'epoch')} x {_plural(self.steps_per_epoch, 'step')}, "
-                 f"device {self.device.type}, {_plural(self.workers, 'loader worker')}; run in {self.run_dir}")
+                 f"{len(self.val_base)} val images, {count(len(self.class_names), 'class')}"
+                 f", {self.input_size} px, {count(cfg.epochs, 'epoch')} x {count(self.steps_per_epoch, 'step')}, "
+                 f"device {self.device.type}, {count(self.workers, 'loader worker')}; run in {self.run_dir}")
         for note in (missing_classes_note(self.val_base.targets, self.class_names),
                      class_share_note(self.val_base.targets, self.class_names)):
             if note:
