@@ -6,7 +6,6 @@ import csv
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from _train_helpers import make_jpeg_folder
@@ -18,12 +17,7 @@ QUICK = ["--epochs", "1", "--batch-size", "4", "--workers", "0", "--device", "cp
          "--set", "tensorboard=false", "--set", "plot=false"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

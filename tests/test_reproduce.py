@@ -8,7 +8,6 @@ import statistics
 from pathlib import Path
 
 import pytest
-import torch
 
 from _train_helpers import make_jpeg_folder
 from inceptorch.analysis.summary import summarize
@@ -24,12 +23,7 @@ from inceptorch.train.metrics import read_metrics
 TOY = ["--epochs", "1", "--set", "batch_size=8", "--no-progress"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -29,13 +29,7 @@ LONG = [*TINY, "--epochs", "2", "--batch-size", "2", "--lr", "0.02", "--set", "e
         "--set", "schedule=step", "--set", "step_gamma=0.5", "--set", "warmup_epochs=0"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny convolutions on a shared 2-core machine: one thread avoids OpenMP spin-waiting (100x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
