@@ -57,3 +57,10 @@ def test_an_option_the_subcommand_lacks_is_named_with_the_subcommand(capsys):
     err = capsys.readouterr().err
     assert info.value.code == 2 and err.count("\n") == 1
     assert err.startswith("inceptorch train: error: unrecognized arguments: --epohcs 3 (see inceptorch train --help)")
+
+
+def test_counts_read_as_english():
+    from inceptorch.text import count
+
+    assert [count(1, "class"), count(3, "class"), count(1, "epoch"), count(3, "epoch"), count(0, "image")] == \
+        ["1 class", "3 classes", "1 epoch", "3 epochs", "0 images"]

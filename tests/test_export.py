@@ -275,6 +275,8 @@ def test_eval_cli_onnxruntime_equals_torch(tiny_onnx, tmp_path, capsys):
     by_onnx = json.loads(capsys.readouterr().out)
     assert by_onnx["num_images"] == by_torch["num_images"] == 12
     assert by_onnx["top1"] == by_torch["top1"] and by_onnx["per_class"] == by_torch["per_class"]
+    assert main(["eval", "--runtime", "onnxruntime", "--checkpoint", str(path), *common[:2]]) == 0  # the text form
+    assert f"checkpoint: {path} (googlenet_bn, 3 classes, input 32)" in capsys.readouterr().out
     assert main(["eval", "--checkpoint", str(path), "--data", str(folder)]) == 2  # the torch runtime: one line
     assert "ONNX file: run it with --runtime onnxruntime" in capsys.readouterr().err
 

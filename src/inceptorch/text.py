@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 def count(n: int, noun: str) -> str:
-    """`n` with `noun` in the singular or plural: "1 class", "3 classes", "2 epochs"."""
+    """`n` with `noun` in the singular or plural: "1 class", "3 classes", "2 epochs" (the nouns these lines use)."""
     if n == 1:
         return f"{n} {noun}"
-    return f"{n} {noun}{'es' if noun.endswith(('s', 'x', 'ch', 'sh')) else 's'}"
+    return f"{n} {noun}{'es' if noun.endswith('s') else 's'}"

@@ -99,6 +99,7 @@ class OnnxLogits(nn.Module):
     def __init__(self, classifier: OnnxClassifier):
         super().__init__()
         self.classifier = classifier
+        self.model_name = classifier.meta.get("model") or "onnx"  # what eval prints beside a member, as for a model
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier.logits(x)
