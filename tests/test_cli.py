@@ -64,3 +64,15 @@ def test_counts_read_as_english():
 
     assert [count(1, "class"), count(3, "class"), count(1, "epoch"), count(3, "epoch"), count(0, "image")] == \
         ["1 class", "3 classes", "1 epoch", "3 epochs", "0 images"]
+
+
+def test_output_cut_off_by_a_closed_pipe_is_no_traceback():
+    """`inceptorch eval ... | head -1`: the reader closes the pipe early; the command stops quietly with 141. The
+    command here writes 1 MB, far past what a pipe buffers, so the write does meet the closed pipe."""
+    code = ("import sys\nimport inceptorch.cli.models as models\nfrom inceptorch.cli.main import main\n"
+            "models.run = lambda args: [print('x' * 99) for _ in range(10_000)] and 0\nsys.exit(main(['models']))")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == "", err

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -46,3 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"inceptorch {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `inceptorch eval ... | head`: the reader has what it wanted; no traceback, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit would fail again
+        return 141  # 128 + SIGPIPE, the shell's status for a pipe writer that was cut off
