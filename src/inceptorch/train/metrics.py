@@ -63,6 +63,7 @@ def plot_curves(metrics: str | Path, out: str | Path, title: str = "") -> None:
     matplotlib = require("matplotlib", "curves.png")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     rows = read_metrics(metrics)
     epochs = [r["epoch"] for r in rows]
@@ -82,6 +83,7 @@ def plot_curves(metrics: str | Path, out: str | Path, title: str = "") -> None:
     axes[2].plot(epochs, [r["lr"] for r in rows], marker=".")
     for ax, name in zip(axes, ("loss", "accuracy (%)", "learning rate (end of epoch)")):
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs: a 3-epoch run showed 1.25, 1.75
         ax.set_title(name)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
