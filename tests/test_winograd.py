@@ -138,21 +138,3 @@ def test_1x1_convs_run_as_gemms_by_default_on_intel_cpus_only(monkeypatch, vendo
     model = create_model("googlenet_bn", num_classes=10, aux_logits=False, width=0.125)
     assert any(isinstance(m, PointwiseConvAsMatmul) for m in optimize(model).modules()) is expected
     assert any(isinstance(m, PointwiseConvAsMatmul) for m in optimize(model, matmul_1x1=True).modules())
-
-
-@pytest.mark.slow
-def test_compile_for_inference_runs_winograd_and_equals_the_plain_model():
-    """Inductor with freezing (the weight transform folded at compile time) and the C++ wrapper, end to end."""
-    from inceptorch import compile_for_inference
-
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 24, 3, padding=1), nn.ReLU(),
-                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(24, 5)).eval()
-    fast = optimize(model, winograd=True)
-    assert sum(isinstance(m, WinogradConv2d) for m in fast.modules()) == 2
-    x = torch.randn(2, 3, 20, 20, generator=torch.Generator().manual_seed(4)).contiguous(
-        memory_format=torch.channels_last)
-    compiled = compile_for_inference(fast)
-    with torch.inference_mode():
-        exact = model.double()(x.double())
-        torch.testing.assert_close(compiled(x).double(), exact, atol=fp32_tolerance(model, exact), rtol=0)
