@@ -133,12 +133,18 @@ def test_bench_onnxruntime_errors(capsys, flags, message):
 
 @pytest.mark.slow
 def test_bench_onnxruntime_compile_adds_the_compiled_path(capsys):
-    """`--compile` adds ours optimized + torch.compile (inductor, freezing, C++ wrapper); logits still equal eager's."""
-    assert main(["bench", "--model", "googlenet_bn", *ORT_TINY, "--compile", "--json"]) == 0
+    """`--compile` adds ours optimized + torch.compile (inductor, freezing, C++ wrapper); logits still equal eager's.
+
+    LeNet-5: the compiled path is the same code for every model, and inductor's C++ code generation costs a 2-core
+    machine about 40 s for GoogLeNet-BN against about 8 s here (GoogLeNet-BN's compile is timed by the optimize tests).
+    """
+    tiny = ["--runtime", "onnxruntime", "--input-size", "32", "--warmup", "1", "--repeats", "2", "--iters", "1"]
+    assert main(["bench", "--model", "lenet5", *tiny, "--compile", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
-    assert list(r["runtimes"]) == ["onnxruntime", "torch_eager", "torch_optimized", "torch_compiled", "reference_eager"]
-    assert r["runtimes"]["torch_compiled"]["max_abs_diff_vs_eager"] < 1e-4
-    assert main(["bench", "--model", "googlenet_bn", *ORT_TINY, "--compile", "ours"]) == 2
+    assert list(r["runtimes"]) == ["onnxruntime", "torch_eager", "torch_optimized", "torch_compiled"]
+    assert r["eager_logits_max_abs"] > 0.05  # logits big enough for the tolerance below to mean something
+    assert r["runtimes"]["torch_compiled"]["max_abs_diff_vs_eager"] < 1e-5
+    assert main(["bench", "--model", "lenet5", *tiny, "--compile", "ours"]) == 2
     assert "--compile ours does not apply" in capsys.readouterr().err
 
 
