@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import pytest
 
+from _cli import cli_in_process
 from inceptorch.bench import BenchConfig, build_reference, time_interleaved
 from inceptorch.cli.main import main
 from inceptorch.errors import UserError
@@ -72,8 +72,7 @@ def test_timm_reference_builds_without_download():
 
 
 def test_cli_error_exits_2_without_traceback():
-    proc = subprocess.run([sys.executable, "-m", "inceptorch", "bench", "--model", "googlenet", "--compare", "timm"],
-                          check=False, capture_output=True, text=True)
+    proc = cli_in_process("bench", "--model", "googlenet", "--compare", "timm")
     assert proc.returncode == 2
     assert proc.stderr.strip() == "inceptorch bench: error: timm has no googlenet; compare with torchvision"
 

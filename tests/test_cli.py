@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from _cli import cli_in_process
 from inceptorch import list_models
 from inceptorch.cli.main import main
 
@@ -44,10 +45,21 @@ def test_models_lists_every_model(capsys):
     (["no-such-command"], "invalid choice"),
 ])
 def test_user_errors_are_one_line_without_traceback(args, message):
-    result = run_cli(*args)
+    result = cli_in_process(*args)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["summary", "resnet50"], "inceptorch summary: error: unknown model 'resnet50'"),  # a UserError, caught by main
+    (["no-such-command"], "inceptorch: error: argument COMMAND: invalid choice"),  # argparse's own exit
+])
+def test_the_real_entry_point_exits_2_with_one_line(args, message):
+    """`python -m inceptorch`, a new interpreter: what every other CLI test runs in process (tests/_cli.py)."""
+    result = run_cli(*args)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(message) and len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def test_an_option_the_subcommand_lacks_is_named_with_the_subcommand(capsys):

@@ -9,8 +9,6 @@ import csv
 import io
 import json
 import os
-import subprocess
-import sys
 import unicodedata
 from pathlib import Path
 
@@ -19,6 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from _cli import Completed
+from _cli import cli_in_process as cli
 from inceptorch.checkpoint import model_metadata, save_model_file
 from inceptorch.cli.main import main
 from inceptorch.data.checks import image_files, preflight
@@ -37,12 +37,7 @@ def _png(path: Path, colour=(200, 30, 30)) -> Path:
     return path
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "inceptorch", *args], capture_output=True, text=True, timeout=300,
-                          check=False)
-
-
-def one_line_error(proc: subprocess.CompletedProcess) -> str:
+def one_line_error(proc: Completed) -> str:
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     return proc.stderr

@@ -1,10 +1,9 @@
 """`inceptorch draw`: the generic walk (Branches -> parallel columns) and the SVG/PNG files it writes."""
-import subprocess
-import sys
 
 import pytest
 from torch import nn
 
+from _cli import cli_in_process
 from inceptorch import create_model
 from inceptorch.analysis.draw import Box, Par, Seq, Stage, collapse_repeats, describe, draw_model, model_stages
 from inceptorch.cli.main import main
@@ -92,8 +91,7 @@ def test_cli_errors_are_one_line(args, message, capsys):
 
 
 def test_cli_bad_extension_exits_2_without_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "inceptorch", "draw", "lenet5", "-o", str(tmp_path / "a.gif")],
-                          check=False, capture_output=True, text=True, timeout=120)
+    proc = cli_in_process("draw", "lenet5", "-o", str(tmp_path / "a.gif"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "a.gif").exists()
 

@@ -1,7 +1,5 @@
 """Evaluation and prediction: averaging checked by value, name-matched classes, ensembles, and the CLIs end to end."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +8,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from _cli import cli_in_process
 from inceptorch.checkpoint import model_metadata, save_model_file
 from inceptorch.cli.main import main
 from inceptorch.data.datasets import ImageList
@@ -237,8 +236,7 @@ def test_errors_are_one_line(jpegs, runs, tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
-    proc = subprocess.run([sys.executable, "-m", "inceptorch", "predict", "--checkpoint", str(runs["red"]),
-                           str(tmp_path / "broken.jpg")], check=False, capture_output=True, text=True)
+    proc = cli_in_process("predict", "--checkpoint", str(runs["red"]), str(tmp_path / "broken.jpg"))
     assert proc.returncode == 2 and "broken.jpg" in proc.stderr and "Traceback" not in proc.stderr
 
 

@@ -6,8 +6,6 @@ import contextlib
 import io
 import json
 import socket
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import torch
 from PIL import Image
 
 import inceptorch
+from _cli import cli_in_process
 from _export_helpers import small_model, small_size, squares, with_lively_weights, write_image_folder
 from inceptorch import UserError, create_model, list_models
 from inceptorch.bench import bench_onnxruntime
@@ -29,8 +28,6 @@ from inceptorch.export import (
     load_program,
     preprocessing,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -196,9 +193,8 @@ def test_export_cli_onnx_from_checkpoint(tiny_onnx):
 
 
 def test_export_cli_errors_are_one_line(tmp_path):
-    cmd = [sys.executable, "-m", "inceptorch", "export", "--checkpoint", str(tmp_path / "missing"),
-           "--format", "onnx", "--output", str(tmp_path / "m.onnx")]
-    result = subprocess.run(cmd, check=False, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "src")})
+    result = cli_in_process("export", "--checkpoint", str(tmp_path / "missing"), "--format", "onnx",
+                            "--output", str(tmp_path / "m.onnx"))
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "not found" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "m.onnx").exists()
@@ -221,8 +217,6 @@ def test_onnx_classifier_refuses_bad_files(tmp_path):
     (tmp_path / "bad.onnx").write_bytes(b"not a protobuf at all")
     with pytest.raises(UserError, match="cannot load ONNX file"):
         OnnxClassifier(tmp_path / "bad.onnx")
-
-
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,15 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import inceptorch
+from _cli import cli_in_process as cli
 from inceptorch import UserError, create_model
 from inceptorch.checkpoint import load_model_file, model_metadata, save_model_file
 from inceptorch.cli.main import main
 from inceptorch.export import OnnxClassifier
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "inceptorch", *args], capture_output=True, text=True, timeout=300,
-                          check=False)
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,7 @@ flags fail with one line."""
 from __future__ import annotations
 
 import math
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,11 +11,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _cli import cli_in_process
 from inceptorch.errors import UserError
 from inceptorch.train.config import read_recipe, recipe_names, resolve
 from inceptorch.train.optim import build_optimizer, build_scheduler, lr_factor
-
-SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 def _lrs(cfg, steps_per_epoch: int, epochs: int) -> list[float]:
@@ -138,9 +134,7 @@ def test_bad_config_or_flag_exits_2_with_one_line(tmp_path, capsys, args, messag
 def test_bad_recipe_from_the_shell_has_no_traceback(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("lr: 0.1\nepochs: [1,\n")
-    env = {**os.environ, "PYTHONPATH": SRC}
-    proc = subprocess.run([sys.executable, "-m", "inceptorch", "train", "--config", str(bad), "--data", "digits"],
-                          capture_output=True, text=True, env=env, check=False)
+    proc = cli_in_process("train", "--config", str(bad), "--data", "digits")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "not valid YAML" in proc.stderr
 

@@ -1,18 +1,15 @@
 """Loading weights never runs pickled code: malicious and truncated files are refused in one line."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 import inceptorch
+from _cli import cli_in_process
 from inceptorch import UserError, create_model
 from inceptorch.models.weights import read_state_dict
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class _Payload:
@@ -42,9 +39,8 @@ def test_malicious_pickle_is_refused_without_running(evil_pth):
 
 def test_malicious_pickle_is_refused_by_the_cli_in_one_line(evil_pth, tmp_path):
     path, marker = evil_pth
-    cmd = [sys.executable, "-m", "inceptorch", "export", "--model", "googlenet_bn", "--pretrained", str(path),
-           "--format", "folder", "--output", str(tmp_path / "out")]
-    result = subprocess.run(cmd, check=False, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "src")})
+    result = cli_in_process("export", "--model", "googlenet_bn", "--pretrained", str(path), "--format", "folder",
+                            "--output", str(tmp_path / "out"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1 and "unsafe" in result.stderr
     assert not marker.exists() and not (tmp_path / "out").exists()
@@ -116,7 +112,6 @@ def test_the_cli_refuses_a_tampered_file_in_one_line(tiny_files, tmp_path):
     from PIL import Image
 
     Image.new("RGB", (40, 40), (200, 10, 10)).save(image)
-    proc = subprocess.run([sys.executable, "-m", "inceptorch", "predict", "--checkpoint", str(bad), str(image)],
-                          capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
+    proc = cli_in_process("predict", "--checkpoint", str(bad), str(image))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "modified or damaged" in proc.stderr
