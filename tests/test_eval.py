@@ -240,6 +240,19 @@ def test_errors_are_one_line(jpegs, runs, tmp_path, capsys):
     assert proc.returncode == 2 and "broken.jpg" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_confusion_png_of_a_few_folders_against_many_outputs_is_at_most_2000_pixels_wide(tmp_path):
+    """Three ImageNet folders scored by a 1,000-class model: a 3 x 1000 matrix, drawn 29,000 pixels wide (10 s)
+    when the width followed the matrix's shape without a cap."""
+    from inceptorch.evaluation.evaluate import save_confusion_png, score
+
+    gen = torch.Generator().manual_seed(0)
+    probs = torch.randn(6, 1000, generator=gen).softmax(dim=1)
+    names = [f"n{i:08d}" for i in range(1000)]
+    result = score(probs, torch.tensor([0, 1, 2, 0, 1, 2]), names[:3], names, 1, ["ckpt"])
+    width, height = Image.open(save_confusion_png(result, tmp_path / "cm.png")).size
+    assert width <= 2000 and height == 1600
+
+
 @pytest.mark.parametrize("n_classes", [1, 2, 3, 12])
 def test_confusion_png_keeps_its_title_and_labels_inside_the_image(tmp_path, n_classes):
     from inceptorch.evaluation.evaluate import save_confusion_png, score
