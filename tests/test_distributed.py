@@ -19,6 +19,7 @@ from inceptorch.data.transforms import eval_transform
 from inceptorch.train.engine import evaluate
 from inceptorch.train.metrics import read_metrics
 from inceptorch.train.samplers import EpochSampler
+from inceptorch.train.state import load_state
 
 pytestmark = pytest.mark.slow
 
@@ -38,13 +39,38 @@ def test_sampler_shards_every_image_once_per_epoch():
     assert sorted(shards[0][:4] + shards[1][:4]) == sorted(single[:8])
 
 
-def test_two_processes_train_and_evaluate_each_image_once(tmp_path):
+def _worker_pid(run_dir: str, rank: int) -> int | None:
+    """The pid of the torchrun worker of `rank` on its first attempt, found by its environment."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if run_dir.encode() in cmdline and f"RANK={rank}".encode() in environ \
+                and b"TORCHELASTIC_RESTART_COUNT=0" in environ and b"-m" in cmdline:
+            return int(pid)
+    return None
+
+
+def test_two_processes_train_evaluate_each_image_once_and_restart_after_a_kill(tmp_path):
+    """One torchrun run (two workers, an elastic restart allowed): rank 1 is killed after the first checkpoint, the
+    restarted workers resume from it, and the finished run is what one writer and an exact evaluation leave."""
     data = make_jpeg_folder(tmp_path / "data", per_class=9)  # 27 images: 5 in val, an odd count across 2 ranks
-    proc = torchrun(*TINY, "--data", "data", "--epochs", "2", "--batch-size", "4", "--lr", "0.01", "--output", "run",
-                    cwd=tmp_path)
+    run = tmp_path / "run"
+    # A checkpoint every 2 steps: the first lands in epoch 1, and the kill follows it at once.
+    proc = torchrun(*TINY, "--data", "data", "--epochs", "2", "--batch-size", "4", "--lr", "0.01",
+                    "--checkpoint-every", "2", "--output", str(run), max_restarts=1, cwd=tmp_path)
+    deadline = time.monotonic() + 300
+    while not (run / "last.state.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid = _worker_pid(str(run), rank=1)
+    assert pid is not None and proc.poll() is None, "the run ended before a worker could be killed"
+    os.kill(pid, signal.SIGKILL)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
-    run = tmp_path / "run"
+    assert "resuming at epoch" in out  # the restarted workers continued from the checkpoint
+    assert load_state(run / "last.state.pt")["epoch"] == 2
     # One writer: one line per epoch, one metrics row per epoch, one set of files.
     assert out.count("epoch 1/2 ") == 1 and out.count("epoch 2/2 ") == 1, out
     assert "lr 0.01 x 2 = 0.02" in out  # the linear scaling rule
@@ -60,40 +86,6 @@ def test_two_processes_train_and_evaluate_each_image_once(tmp_path):
     assert single["count"] == len(val) == 5
     assert last["val_top1"] == pytest.approx(single["top1"], abs=1e-3)
     assert last["val_loss"] == pytest.approx(single["loss"], abs=1e-4)
-
-
-def _worker_pid(run_dir: str, rank: int) -> int | None:
-    """The pid of the torchrun worker of `rank` on its first attempt, found by its environment."""
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if run_dir.encode() in cmdline and f"RANK={rank}".encode() in environ \
-                and b"TORCHELASTIC_RESTART_COUNT=0" in environ and b"-m" in cmdline:
-            return int(pid)
-    return None
-
-
-def test_killed_worker_restarts_and_resumes_from_the_last_checkpoint(tmp_path):
-    make_jpeg_folder(tmp_path / "data", per_class=20, size=32)
-    run = tmp_path / "elastic-run"
-    # A checkpoint every 2 steps: the first lands in epoch 1, and the kill follows it at once.
-    proc = torchrun(*TINY, "--data", "data", "--epochs", "3", "--batch-size", "4", "--checkpoint-every", "2",
-                    "--output", str(run), max_restarts=1, cwd=tmp_path)
-    deadline = time.monotonic() + 300
-    while not (run / "last.state.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    pid = _worker_pid(str(run), rank=1)
-    assert pid is not None and proc.poll() is None, "the run ended before a worker could be killed"
-    os.kill(pid, signal.SIGKILL)
-    out, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, out
-    assert "resuming at epoch" in out  # the restarted workers continued from the checkpoint
-    assert [r["epoch"] for r in read_metrics(run / "metrics.csv")] == [1, 2, 3]
-    state = torch.load(run / "last.state.pt", weights_only=True)
-    assert state["epoch"] == 3
 
 
 def _nan_on_rank_1(rank: int, store_path: str, out_dir: str) -> None:

@@ -15,6 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from _cli import cli_in_process
 from _train_helpers import TINY, make_jpeg_folder
 from inceptorch.checkpoint import load_model_file, read_metadata
 from inceptorch.cli.main import main
@@ -344,10 +345,8 @@ def test_a_second_run_into_a_busy_folder_stops_and_a_killed_runs_lock_does_not_b
                                str(run)], env={**os.environ, "PYTHONPATH": SRC}, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        proc = subprocess.run([sys.executable, "-m", "inceptorch", "train", *TINY, "--data", str(folder),
-                               "--epochs", "1", "--batch-size", "4", "--output", str(run)], check=False,
-                              env={**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}, capture_output=True,
-                              text=True, timeout=300)
+        proc = cli_in_process("train", *TINY, "--data", str(folder), "--epochs", "1", "--batch-size", "4",
+                              "--output", str(run))
         assert proc.returncode == 2 and f"process {holder.pid}" in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and not (run / "metrics.csv").exists()
     finally:
