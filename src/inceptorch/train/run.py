@@ -42,7 +42,7 @@ from ..models import create_model
 from ..text import count
 from .config import TrainConfig, save_config
 from .data_init import data_dependent_init, has_normalization
-from .distributed import DistributedTrainModel, init_distributed, scaled_lr, shutdown_distributed
+from .distributed import DistributedTrainModel, barrier, init_distributed, scaled_lr, shutdown_distributed
 from .ema import ModelEMA
 from .engine import ForwardLoss, Meter, NonFiniteLoss, StepInfo, autocast, evaluate, train_one_epoch
 from .loaders import build_loaders, loader_workers
@@ -476,7 +476,12 @@ class Trainer:
 def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print,
           progress: bool = True) -> RunResult:
     try:
-        return Trainer(cfg, resume, log, progress).run()
+        result = Trainer(cfg, resume, log, progress).run()
+        # Every rank leaves together, once rank 0 has written its files: a rank that tore its process group down
+        # while rank 0 was still at work sometimes aborted ("terminate called without an active exception"), and
+        # torchrun then failed the finished run and stopped rank 0 with SIGTERM.
+        barrier()
+        return result
     finally:
         shutdown_distributed()
 
