@@ -161,7 +161,21 @@ def test_eval_cli_text_and_default_png_next_to_checkpoint(jpegs, runs, capsys):
     assert main(["eval", "--checkpoint", str(runs["red"]), "--data", str(jpegs)]) == 0
     text = capsys.readouterr().out
     assert "top-1 33.33%" in text and "6 images" in text and "1 crop per image" in text
-    assert (runs["red"] / "confusion_matrix.png").is_file()
+    assert "top-3" not in text and "balanced" in text  # top-3 of 3 classes is 100% for any model: not reported
+    png = runs["red"] / f"confusion_{jpegs.name}_all.png"  # a plain class folder: split "all"
+    assert png.is_file() and f"confusion matrix: {png}" in text
+
+
+@pytest.mark.parametrize("data, split, name", [
+    ("photos", "val", "confusion_photos_val.png"),
+    ("photos/", "train", "confusion_photos_train.png"),  # another split of the same data: another file
+    ("lists/test.csv", "all", "confusion_test_all.png"),
+    ("digits", "val", "confusion_digits_val.png"),
+])
+def test_default_confusion_png_is_named_after_the_data_and_split(data, split, name):
+    from inceptorch.cli.eval import default_confusion_png
+
+    assert default_confusion_png("runs/a/best.safetensors", data, split) == Path("runs/a") / name
 
 
 def test_eval_cli_ensemble_averages_members(jpegs, runs, tmp_path, capsys):

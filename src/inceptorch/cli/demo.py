@@ -34,6 +34,7 @@ def run(args) -> int:
     import torch
 
     from ..train.run import Interrupted, train
+    from .eval import default_confusion_png
     from .main import main
 
     # One thread: this model's convolutions are too small to gain from a second one, and on a busy machine
@@ -62,7 +63,8 @@ def run(args) -> int:
     print(f"done in {time.perf_counter() - tic:.0f}s")
     print(f"  run folder:  {out}")
     print(f"  checkpoint:  {out / 'best.safetensors'}  (inceptorch eval/predict take it, or the folder)")
-    for label, path in (("curves:", out / "curves.png"), ("confusion:", out / "confusion_matrix.png")):
+    confusion = default_confusion_png(str(out / "best.safetensors"), str(cfg.data), "val")  # step 2's picture
+    for label, path in (("curves:", out / "curves.png"), ("confusion:", confusion)):
         if path.is_file():  # without matplotlib (pip install 'inceptorch[plot]') there are no pictures
             print(f"  {label:12s} {path}")
     board = f"  (TensorBoard: tensorboard --logdir {out / 'tensorboard'})" if (out / "tensorboard").is_dir() else ""

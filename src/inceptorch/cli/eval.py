@@ -29,8 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="data loading processes (default: 4, or 0 for fewer than 256 images)")
     p.add_argument("--confusion-png", default=None,
-                   help="where to write the confusion matrix (default: confusion_matrix.png next to the first "
-                        "checkpoint)")
+                   help="where to write the confusion matrix (default: confusion_DATA_SPLIT.png next to the "
+                        "first checkpoint, e.g. confusion_photos_val.png)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_pixel_limit_argument(p)
     add_outside_paths_argument(p)
@@ -47,7 +47,7 @@ def run(args) -> int:
     match_imagenet_ids(members, data.class_names)
     workers = args.workers if args.workers is not None else (0 if len(data) < 256 else min(4, os.cpu_count() or 1))
     result = evaluate(members, data, args.crops, args.batch_size, workers)
-    png = Path(args.confusion_png) if args.confusion_png else Path(members[0].source).parent / "confusion_matrix.png"
+    png = Path(args.confusion_png) if args.confusion_png else default_confusion_png(members[0].source, args.data, split)
     try:
         save_confusion_png(result, png)
     except MissingExtra as exc:  # the accuracy stands without the picture
@@ -66,7 +66,8 @@ def run(args) -> int:
     print(f"data: {args.data} (split {split}, {count(result.num_images, 'image')}, {count(len(result.data_classes), 'class')}), "
           f"{result.crops} crop{'s' if result.crops > 1 else ''} per image"
           + (f", {len(members)}-model ensemble" if len(members) > 1 else ""))
-    print(f"top-1 {result.top1:.2%}   top-{k} {result.top5:.2%}   balanced {result.balanced:.2%}   "
+    topk = f"top-{k} {result.top5:.2%}   " if result.topk_informative else ""  # top-3 of 3 classes: always 100%
+    print(f"top-1 {result.top1:.2%}   {topk}balanced {result.balanced:.2%}   "
           f"(the largest class is {result.majority_share:.2%} of the images)")
     width = max(len("class"), *(len(n) for n in result.data_classes))
     print(f"{'class':<{width}}  images   recall")
@@ -77,6 +78,13 @@ def run(args) -> int:
     if png:
         print(f"confusion matrix: {png}")
     return 0
+
+
+def default_confusion_png(checkpoint: str, data: str, split: str) -> Path:
+    """confusion_<data>_<split>.png next to `checkpoint`: a run evaluated on other data, or on another split, keeps
+    each picture instead of overwriting one."""
+    name = Path(str(data).rstrip("/\\")).stem or "data"
+    return Path(checkpoint).parent / f"confusion_{name}_{split}.png"
 
 
 def _run_val_split(checkpoint: str, data: str) -> float:

@@ -47,12 +47,17 @@ class EvalResult:
         return sum(present) / len(present) if present else float("nan")
 
     @property
+    def topk_informative(self) -> bool:
+        """Top-k says something only below the number of classes: top-3 of 3 classes is 100% for any model."""
+        return self.topk < len(self.model_classes)
+
+    @property
     def majority_share(self) -> float:
         """The largest class's share of the images: the top-1 of always answering that class."""
         return max(self.class_counts.values(), default=0) / max(self.num_images, 1)
 
     def to_dict(self) -> dict:
-        return {"top1": self.top1, "top5": self.top5, "balanced_accuracy": self.balanced,
+        return {"top1": self.top1, "top5": self.top5, "topk": self.topk, "balanced_accuracy": self.balanced,
                 "majority_class_share": self.majority_share, "per_class": self.per_class,
                 "class_counts": self.class_counts,
                 "num_images": self.num_images, "crops": self.crops, "checkpoints": self.checkpoints,
@@ -195,7 +200,8 @@ def save_confusion_png(result: EvalResult, path: str | Path, title: str = "") ->
                             color="white" if rates[r, c] > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    fig.suptitle(title or f"top-1 {result.top1:.2%}, top-{result.topk} {result.top5:.2%} "
+    topk = f", top-{result.topk} {result.top5:.2%}" if result.topk_informative else ""
+    fig.suptitle(title or f"top-1 {result.top1:.2%}{topk} "
                           f"({result.num_images} images, {result.crops} crop{'s' if result.crops > 1 else ''})")
     fig.tight_layout()
     _fit_width(fig)
