@@ -256,6 +256,20 @@ def test_existing_run_folder_needs_resume(folder, tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err
 
 
+def test_resume_of_a_finished_run_says_so_and_trains_nothing(folder, tmp_path, capsys):
+    """It printed "resuming at epoch 2 ... 1 epoch" and went on to the final line as if it had trained."""
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--data", str(folder), "--epochs", "1", "--batch-size", "4", "--output",
+                 str(run)]) == 0
+    state = (run / "last.state.pt").read_bytes()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"{run} has trained all its 1 epoch: nothing to resume" in out and "--epochs N, with N > 1" in out
+    assert "resuming at" not in out and "epoch 2/" not in out
+    assert (run / "last.state.pt").read_bytes() == state and len(read_metrics(run / "metrics.csv")) == 1
+
+
 def test_compare_trains_each_model_and_plots(folder, tmp_path, capsys):
     out = tmp_path / "cmp"
     rc = main(["compare", "googlenet_bn", "googlenet", "--small-input", "--width", "0.0625", "--no-progress",

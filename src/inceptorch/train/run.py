@@ -329,7 +329,12 @@ class Trainer:
         tic = time.perf_counter()
         result = RunResult(self.run_dir)
         try:
-            self._describe()
+            if self.epoch >= self.cfg.epochs:  # --resume of a run that ended
+                self.log(f"{self.run_dir} has trained all its {count(self.cfg.epochs, 'epoch')}: nothing to resume "
+                         f"(to train longer: inceptorch train --resume {self.run_dir} --epochs N, with N > "
+                         f"{self.cfg.epochs})")
+            else:
+                self._describe()
             while self.epoch < self.cfg.epochs:
                 result.last_metrics = self._run_epoch(writer)
         finally:
