@@ -334,3 +334,44 @@ def test_fuzz_damaged_lists_reach_the_cli_as_one_line(tmp_path):
                        ("empty.csv", b"path,label\n"), ("quote.csv", b'0.png,"a\n')):
         (tmp_path / name).write_bytes(data)
         assert str(tmp_path / name) in one_line_error(cli("check-data", str(tmp_path / name)))
+
+
+# ------------------------------------------------------------------------------------------- check-data's layout
+def _layout_lines(capsys, root: Path) -> list[str]:
+    assert main(["check-data", str(root)]) == 0
+    return [line for line in capsys.readouterr().out.splitlines()
+            if line.startswith("layout:") or "in no class folder" in line or "inside class folders" in line]
+
+
+def test_check_data_says_how_train_reads_the_folder(tmp_path, capsys):
+    """check-data counted loose images that train leaves out, and passed a folder train refuses, without a word."""
+    flat = tmp_path / "flat"
+    for name in ("a.png", "b.png"):
+        _png(flat / name)
+    lines = _layout_lines(capsys, flat)
+    assert lines == [(f"layout: no class folders in {flat}: train needs {flat}/CLASS/IMAGE files (or a train/val "
+                      f"tree of them); eval needs them for accuracy; predict reads the images as they are")]
+
+    mixed = tmp_path / "mixed"
+    _png(mixed / "cat" / "1.png")
+    _png(mixed / "dog" / "1.png")
+    _png(mixed / "dog" / "puppies" / "2.png")  # collected into "dog", as torchvision's ImageFolder does
+    _png(mixed / "stray.png")
+    lines = _layout_lines(capsys, mixed)
+    assert lines[0] == "layout: class folders, 2 classes (cat, dog); train holds a validation split out (--val-split)"
+    assert lines[1] == (f"1 image file in no class folder (such as {mixed / 'stray.png'}): train and eval leave it "
+                        f"out")
+    assert lines[2] == (f"1 folder inside class folders holds images (such as {mixed / 'dog' / 'puppies'}): its "
+                        f"images count for the class folder above, 'dog'")
+    samples = build_dataset(mixed, "train", val_split=0.3).samples + build_dataset(mixed, "val", val_split=0.3).samples
+    assert sorted(str(Path(p).relative_to(mixed)) for p, _ in samples) == ["cat/1.png", "dog/1.png",
+                                                                          "dog/puppies/2.png"]  # as the lines say
+
+
+def test_check_data_names_a_train_val_tree_and_its_classes_in_json(tmp_path, capsys):
+    for split in ("train", "val"):
+        for cls in ("b", "a"):
+            _png(tmp_path / "tree" / split / cls / "1.png")
+    assert main(["check-data", str(tmp_path / "tree"), "--json"]) == 0
+    layout = json.loads(capsys.readouterr().out)["layout"]
+    assert layout == {"kind": "train/val tree", "classes": ["a", "b"], "loose_images": [], "nested_folders": []}

@@ -1,5 +1,6 @@
 """`inceptorch check-data DIR`: decode every image file under DIR and list the bad ones and the empty class folders
-(exit 1 if any, 0 if none)."""
+(exit 1 if any, 0 if none); say how train and eval will read the folder (its classes, and the images they leave out
+or count for the class folder above)."""
 from __future__ import annotations
 
 import json
@@ -25,18 +26,19 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..data.checks import empty_class_folders, image_files, report_dict, scan_images
+    from ..data.checks import empty_class_folders, folder_layout, image_files, report_dict, scan_images
     from ..data.datasets import IMAGE_EXTENSIONS
 
     apply_data_flags(args)
     listing = image_files(args.path)
     empty = empty_class_folders(args.path)
+    layout = folder_layout(args.path)
     if not listing.images:
         raise UserError(f"no image files under {args.path} (extensions: {', '.join(IMAGE_EXTENSIONS)})")
     report = scan_images(listing.images, workers=args.workers, draft=not args.full_decode, cache=args.cache)
     failed = 1 if report.bad or empty else 0
     if args.json:
-        print(json.dumps(report_dict(report, args.path, listing, empty), indent=1))
+        print(json.dumps(report_dict(report, args.path, listing, empty, layout), indent=1))
         return failed
     for bad in report.bad:
         print(bad)
@@ -48,6 +50,8 @@ def run(args) -> int:
           + (f", {report.cached:,} unchanged since verified" if report.cached else "") + "): "
           + (f"{len(report.bad):,} bad ({report.bad_fraction:.2%})" if report.bad else "all decode")
           + (f"; {_count(len(empty), 'empty class folder')}" if empty else ""))
+    for line in layout.notes() if layout else []:
+        print(line)
     if listing.ignored:
         kinds = ", ".join(f"{ext} x{n}" for ext, n in listing.ignored.most_common())
         n = sum(listing.ignored.values())

@@ -16,7 +16,17 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..fileio import atomic_write
-from .datasets import LIST_SUFFIX, ImageList, Listing, _csv_samples, class_folders, list_images
+from .datasets import (
+    IMAGE_EXTENSIONS,
+    LIST_SUFFIX,
+    ImageList,
+    Listing,
+    _csv_samples,
+    class_folders,
+    is_hidden,
+    is_tree,
+    list_images,
+)
 from .io import BadImageError, load_image, max_image_pixels
 
 CACHE_VERSION = 1
@@ -182,8 +192,65 @@ def empty_class_folders(root: str | Path) -> list[Path]:
     return [folder for folder in class_folders(root) if not list_images(folder).images] if root.is_dir() else []
 
 
-def report_dict(report: ScanReport, root: str | Path, listing: Listing, empty: list[Path]) -> dict:
+@dataclass
+class Layout:
+    """How `train` and `eval` read a folder: its kind, its classes, and the images they leave out or fold in."""
+
+    root: Path
+    kind: str  # "train/val tree", "class folders" or "no class folders"
+    classes: list[str]
+    loose: list[Path]  # image files in no class folder: train and eval leave them out
+    nested: list[Path]  # folders inside a class folder that hold images: those count for the class above
+
+    def notes(self) -> list[str]:
+        """One line each, as `check-data` prints them."""
+        shown = ", ".join(self.classes[:8]) + (", ..." if len(self.classes) > 8 else "")
+        if self.kind == "no class folders":
+            return [(f"layout: no class folders in {self.root}: train needs {self.root}/CLASS/IMAGE files (or a "
+                     f"train/val tree of them); eval needs them for accuracy; predict reads the images as they are")]
+        lines = [f"layout: {self.kind}, {len(self.classes)} class{'es' if len(self.classes) != 1 else ''} ({shown})"
+                 + ("" if self.kind == "train/val tree" else "; train holds a validation split out (--val-split)")]
+        if self.loose:
+            lines.append(f"{len(self.loose):,} image file{'s' if len(self.loose) != 1 else ''} in no class folder "
+                         f"(such as {self.loose[0]}): train and eval leave {'them' if len(self.loose) != 1 else 'it'}"
+                         f" out")
+        if self.nested:
+            first, many = self.nested[0], len(self.nested) != 1
+            above = first.relative_to(self.root).parts[1 if self.kind == "train/val tree" else 0]
+            lines.append(f"{len(self.nested):,} folder{'s' if many else ''} inside class folders "
+                         f"{'hold' if many else 'holds'} images (such as {first}): {'their' if many else 'its'} "
+                         f"images count for the class folder above, {above!r}")
+        return lines
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "classes": self.classes, "loose_images": [str(p) for p in self.loose],
+                "nested_folders": [str(p) for p in self.nested]}
+
+
+def folder_layout(root: str | Path) -> Layout | None:
+    """The layout of a folder data set as `build_dataset` reads it; None for a CSV list or a single file."""
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    tree = is_tree(root)
+    parts = [root / "train", root / "val"] if tree else [root]
+    folders = class_folders(root)
+    loose = sorted(p for part in {root, *parts} for p in part.iterdir()
+                   if p.is_file() and not is_hidden(p.name) and p.suffix.lower() in IMAGE_EXTENSIONS)
+    nested = []
+    for folder in folders:
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
+            if Path(dirpath) != folder and any(Path(f).suffix.lower() in IMAGE_EXTENSIONS and not is_hidden(f)
+                                               for f in filenames):
+                nested.append(Path(dirpath))
+    kind = "train/val tree" if tree else "class folders" if folders else "no class folders"
+    return Layout(root, kind, sorted({f.name for f in folders}), loose if folders else [], nested)
+
+
+def report_dict(report: ScanReport, root: str | Path, listing: Listing, empty: list[Path],
+                layout: Layout | None = None) -> dict:
     return {"root": str(root), **report.to_dict(), "ignored": dict(listing.ignored), "hidden": listing.hidden,
-            "empty_class_folders": [str(f) for f in empty]}
+            "empty_class_folders": [str(f) for f in empty], "layout": layout.to_dict() if layout else None}
 
 
