@@ -1,4 +1,5 @@
 """The contract every registered model keeps, parametrised over the registry (timm's suite shape)."""
+import functools
 import inspect
 
 import pytest
@@ -11,9 +12,16 @@ from inceptorch.models import register_model
 MODELS = list_models()
 
 
+@functools.cache
+def _built_by_default(name: str) -> tuple[type, bool]:
+    """The class `name` builds and whether its default build has auxiliary heads (one full build per model)."""
+    model = create_model(name)
+    return type(model), model.has_aux
+
+
 def _small_kwargs(name: str) -> dict:
     """Cheapest build of a model that still exercises every block: few classes, narrow where supported."""
-    params = inspect.signature(create_model(name).__class__.__init__).parameters
+    params = inspect.signature(_built_by_default(name)[0].__init__).parameters
     kwargs = {"num_classes": 7}
     if "width" in params:
         kwargs["width"] = 0.25
@@ -21,8 +29,8 @@ def _small_kwargs(name: str) -> dict:
 
 
 def _has_aux_option(name: str) -> bool:
-    model = create_model(name)
-    return "aux_logits" in inspect.signature(type(model).__init__).parameters and model.has_aux
+    cls, has_aux = _built_by_default(name)
+    return "aux_logits" in inspect.signature(cls.__init__).parameters and has_aux
 
 
 @pytest.mark.parametrize("name", MODELS)
