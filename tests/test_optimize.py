@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from inceptorch import create_model, list_models, numerics, optimize
+from inceptorch import create_model, get_model_cfg, list_models, numerics, optimize
 from inceptorch.fast import fold_batchnorm
 from inceptorch.fast.optimize import MergedBranches, PointwiseConvAsMatmul
 from inceptorch.fast.train_step import TrainStep, enable_block_checkpointing, fast_optimizer
@@ -48,7 +48,7 @@ def count_convs(model: nn.Module) -> int:
 
 
 def small_input(name: str) -> int:
-    return create_model(name, num_classes=10).default_cfg.min_input_size
+    return get_model_cfg(name).min_input_size
 
 
 def build(name: str, **kwargs) -> nn.Module:
