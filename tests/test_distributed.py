@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from _ddp_ranks import nan_on_rank_1
 from _train_helpers import TINY, make_jpeg_folder
 from inceptorch.checkpoint import load_model_file
 from inceptorch.data.datasets import build_dataset
@@ -88,48 +89,11 @@ def test_two_processes_train_evaluate_each_image_once_and_restart_after_a_kill(t
     assert last["val_loss"] == pytest.approx(single["loss"], abs=1e-4)
 
 
-def _nan_on_rank_1(rank: int, store_path: str, out_dir: str) -> None:
-    """One DDP rank of `test_a_nan_on_one_rank_stops_every_rank_before_the_step`; writes what it saw."""
-    import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel
-
-    from inceptorch import create_model
-    from inceptorch.train import engine
-
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{store_path}", rank=rank, world_size=2)
-    torch.manual_seed(0)
-    model = DistributedDataParallel(create_model("lenet5", num_classes=3))
-    before = {k: v.clone() for k, v in model.module.state_dict().items()}
-    real, calls = engine.compute_loss, []
-
-    def loss_with_a_nan(*args, **kwargs):  # rank 1's second batch diverges; rank 0's stays finite
-        loss, logits = real(*args, **kwargs)
-        calls.append(1)
-        return (loss * float("nan") if rank == 1 and len(calls) == 2 else loss), logits
-
-    engine.compute_loss = loss_with_a_nan
-    g = torch.Generator().manual_seed(rank)
-    batches = [(torch.randn(4, 3, 32, 32, generator=g), torch.randint(0, 3, (4,), generator=g)) for _ in range(3)]
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    outcome = "finished"
-    try:
-        engine.train_one_epoch(model, batches, optimizer, scheduler, device=torch.device("cpu"))
-    except engine.NonFiniteLoss:
-        outcome = f"stopped at batch {len(calls)}"
-    after = model.module.state_dict()
-    stepped_once = any(not torch.equal(before[k], after[k]) for k in before)
-    finite = all(torch.isfinite(v).all() for v in after.values())
-    Path(out_dir, f"rank{rank}.txt").write_text(f"{outcome}|{stepped_once}|{finite}")
-    dist.destroy_process_group()
-
-
 def test_a_nan_on_one_rank_stops_every_rank_before_the_step(tmp_path):
     """Rank 1 alone sees a NaN loss; DDP would spread its NaN gradients, so both ranks must stop before stepping."""
     import torch.multiprocessing as mp
 
-    mp.spawn(_nan_on_rank_1, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(nan_on_rank_1, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
     for rank in (0, 1):
         # batch 1 stepped (finite on both ranks); batch 2 stopped on both, with the weights of batch 1's step
         assert (tmp_path / f"rank{rank}.txt").read_text() == "stopped at batch 2|True|True"
