@@ -30,6 +30,37 @@ def test_summary_table_labels_units(capsys):
     assert "6,998,552" in out  # params of the paper build without aux heads
 
 
+def test_summary_of_a_checkpoint_describes_the_model_as_trained(tmp_path, capsys):
+    """The trained model's width, classes, stem and input size, not the registry's defaults; no training-only heads."""
+    import dataclasses
+
+    from inceptorch import create_model
+    from inceptorch.checkpoint import model_metadata, save_model_file
+
+    model = create_model("googlenet_bn", num_classes=3, width=0.125, small_input=True, aux_logits=True)
+    model.default_cfg = dataclasses.replace(model.default_cfg, input_size=48)  # as a run at --input-size 48 saves
+    save_model_file(model, tmp_path / "m.safetensors", model_metadata(model, model.model_kwargs, ["a", "b", "c"]))
+    assert main(["summary", "--checkpoint", str(tmp_path / "m.safetensors"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["input_size"] == 48 and data["rows"][-1]["output"] == [3]
+    no_aux = create_model("googlenet_bn", num_classes=3, width=0.125, small_input=True, aux_logits=False)
+    assert data["total"]["params"] == sum(p.numel() for p in no_aux.parameters())
+    assert main(["summary", "googlenet_bn", "--num-classes", "3", "--width", "0.125", "--small-input",
+                 "--input-size", "48", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total"] == data["total"]  # the same model, described by name
+
+
+@pytest.mark.parametrize("args, message", [
+    (["summary", "lenet5", "--width", "0.5"], "lenet5 takes no option 'width' (its options:"),
+    (["summary"], "give a model name (see `inceptorch models`) or --checkpoint"),
+    (["summary", "googlenet", "--checkpoint", "x.safetensors"], "describes the model as it was trained; drop MODEL"),
+])
+def test_summary_option_errors_are_one_line(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+
+
 def test_models_lists_every_model(capsys):
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
