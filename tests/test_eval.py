@@ -188,6 +188,9 @@ def test_eval_cli_ensemble_averages_members(jpegs, runs, tmp_path, capsys):
     out = _json(capsys, argv + ["--checkpoint", str(runs["red"]), "--checkpoint", str(runs["soft"])])
     assert out["checkpoints"] == [str(runs[k] / "best.safetensors") for k in ("red", "soft")]
     assert out["top1"] == pytest.approx(both.top1)
+    # By default the ensemble's picture goes next to its first member, not over that member's own one.
+    out = _json(capsys, argv[:-2] + ["--checkpoint", str(runs["red"]), "--checkpoint", str(runs["soft"])])
+    assert out["confusion_matrix_png"] == str(runs["red"] / f"confusion_{jpegs.name}_all_ensemble_of_2.png")
 
 
 def test_predict_cli_files_dir_topk_json(jpegs, runs, capsys):
