@@ -61,16 +61,14 @@ def _named_model(args):
 def _checkpoint_model(args):
     """The trained model, without its training-only auxiliary heads, and the input size it was trained at."""
     from ..checkpoint import load_model_file
+    from ..export._deploy import inference_copy
 
     given = [flag for flag, value in (("MODEL", args.model), ("--num-classes", args.num_classes),
                                       ("--width", args.width), ("--small-input", args.small_input)) if value]
     if given:
         raise UserError(f"--checkpoint describes the model as it was trained; drop {', '.join(given)}")
     model, meta = load_model_file(args.checkpoint)
-    for head in getattr(model, "aux_taps", {}).values():
-        if getattr(model, head, None) is not None:
-            setattr(model, head, None)  # the models' own convention for "built with aux_logits=False"
-    return model, meta.get("model_cfg", {}).get("input_size")
+    return inference_copy(model), meta.get("model_cfg", {}).get("input_size")
 
 
 def print_table(summary: Summary, paper: str = "") -> None:
