@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 
-def count(n: int, noun: str) -> str:
-    """`n` with `noun` in the singular or plural: "1 class", "3 classes", "2 epochs" (the nouns these lines use)."""
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """`n` (digits grouped, as the logs print parameter counts) with `noun` in the singular or plural: "1 class",
+    "3 classes", "1,437 images"; `plural` for the irregular ones ("hidden entries")."""
     if n == 1:
-        return f"{n} {noun}"
-    return f"{n} {noun}{'es' if noun.endswith('s') else 's'}"
+        return f"{n:,} {noun}"
+    return f"{n:,} {plural or noun + ('es' if noun.endswith('s') else 's')}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from ..errors import UserError
+from ..text import count
 from ._data_flags import add_outside_paths_argument, add_pixel_limit_argument, apply_data_flags
 
 
@@ -32,7 +33,7 @@ def run(args) -> int:
     apply_data_flags(args)
     listing = image_files(args.path)
     empty = empty_class_folders(args.path)
-    layout = folder_layout(args.path)
+    layout = folder_layout(args.path, listing.images)
     if not listing.images:
         raise UserError(f"no image files under {args.path} (extensions: {', '.join(IMAGE_EXTENSIONS)})")
     report = scan_images(listing.images, workers=args.workers, draft=not args.full_decode, cache=args.cache)
@@ -45,22 +46,18 @@ def run(args) -> int:
     for folder in empty:
         print(f"{folder}: empty class folder (no image files)")
     rate = report.total / report.seconds if report.seconds > 0 else 0.0
-    print(f"checked {report.total:,} image file{'s' if report.total != 1 else ''} under {args.path} in {report.seconds:.2f} s "
+    print(f"checked {count(report.total, 'image file')} under {args.path} in {report.seconds:.2f} s "
           f"({rate:,.0f} files/s, {report.workers} threads"
           + (f", {report.cached:,} unchanged since verified" if report.cached else "") + "): "
           + (f"{len(report.bad):,} bad ({report.bad_fraction:.2%})" if report.bad else "all decode")
-          + (f"; {_count(len(empty), 'empty class folder')}" if empty else ""))
+          + (f"; {count(len(empty), 'empty class folder')}" if empty else ""))
     for line in layout.notes() if layout else []:
         print(line)
     if listing.ignored:
         kinds = ", ".join(f"{ext} x{n}" for ext, n in listing.ignored.most_common())
         n = sum(listing.ignored.values())
-        print(f"ignored {n:,} file{'s' if n > 1 else ''} without an image extension ({kinds})")
+        print(f"ignored {count(n, 'file')} without an image extension ({kinds})")
     if listing.hidden:
-        print(f"skipped {_count(listing.hidden, 'hidden entry', 'hidden entries')} (dot-files such as macOS's ._* and "
+        print(f"skipped {count(listing.hidden, 'hidden entry', 'hidden entries')} (dot-files such as macOS's ._* and "
               f".DS_Store, __MACOSX): never data, in any command")
     return failed
-
-
-def _count(n: int, one: str, many: str | None = None) -> str:
-    return f"{n:,} {one if n == 1 else many or one + 's'}"

@@ -16,14 +16,13 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..fileio import atomic_write
+from ..text import count
 from .datasets import (
-    IMAGE_EXTENSIONS,
     LIST_SUFFIX,
     ImageList,
     Listing,
     _csv_samples,
     class_folders,
-    is_hidden,
     is_tree,
     list_images,
 )
@@ -208,18 +207,17 @@ class Layout:
         if self.kind == "no class folders":
             return [(f"layout: no class folders in {self.root}: train needs {self.root}/CLASS/IMAGE files (or a "
                      f"train/val tree of them); eval needs them for accuracy; predict reads the images as they are")]
-        lines = [f"layout: {self.kind}, {len(self.classes)} class{'es' if len(self.classes) != 1 else ''} ({shown})"
+        lines = [f"layout: {self.kind}, {count(len(self.classes), 'class')} ({shown})"
                  + ("" if self.kind == "train/val tree" else "; train holds a validation split out (--val-split)")]
         if self.loose:
-            lines.append(f"{len(self.loose):,} image file{'s' if len(self.loose) != 1 else ''} in no class folder "
-                         f"(such as {self.loose[0]}): train and eval leave {'them' if len(self.loose) != 1 else 'it'}"
-                         f" out")
+            lines.append(f"{count(len(self.loose), 'image file')} in no class folder (such as {self.loose[0]}): "
+                         f"train and eval leave {'it' if len(self.loose) == 1 else 'them'} out")
         if self.nested:
-            first, many = self.nested[0], len(self.nested) != 1
+            first, one = self.nested[0], len(self.nested) == 1
             above = first.relative_to(self.root).parts[1 if self.kind == "train/val tree" else 0]
-            lines.append(f"{len(self.nested):,} folder{'s' if many else ''} inside class folders "
-                         f"{'hold' if many else 'holds'} images (such as {first}): {'their' if many else 'its'} "
-                         f"images count for the class folder above, {above!r}")
+            lines.append(f"{count(len(self.nested), 'folder')} inside class folders {'holds' if one else 'hold'} "
+                         f"images (such as {first}): {'its' if one else 'their'} images count for the class folder "
+                         f"above, {above!r}")
         return lines
 
     def to_dict(self) -> dict:
@@ -227,25 +225,27 @@ class Layout:
                 "nested_folders": [str(p) for p in self.nested]}
 
 
-def folder_layout(root: str | Path) -> Layout | None:
-    """The layout of a folder data set as `build_dataset` reads it; None for a CSV list or a single file."""
+def folder_layout(root: str | Path, images: Iterable[Path]) -> Layout | None:
+    """The layout of a folder data set as `build_dataset` reads it; None for a CSV list or a single file.
+
+    `images` are the folder's image files as `image_files` lists them: the layout is read off their paths, not from
+    another walk of what may be a million files.
+    """
     root = Path(root)
     if not root.is_dir():
         return None
     tree = is_tree(root)
     parts = [root / "train", root / "val"] if tree else [root]
     folders = class_folders(root)
-    loose = sorted(p for part in {root, *parts} for p in part.iterdir()
-                   if p.is_file() and not is_hidden(p.name) and p.suffix.lower() in IMAGE_EXTENSIONS)
-    nested = []
-    for folder in folders:
-        for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
-            if Path(dirpath) != folder and any(Path(f).suffix.lower() in IMAGE_EXTENSIONS and not is_hidden(f)
-                                               for f in filenames):
-                nested.append(Path(dirpath))
+    loose, nested = [], set()
+    for image in images:
+        folder = image.parent
+        if folder == root or folder in parts:
+            loose.append(image)
+        elif folder.parent not in parts and any(part in folder.parents for part in parts):
+            nested.add(folder)  # below a class folder, not the class folder itself
     kind = "train/val tree" if tree else "class folders" if folders else "no class folders"
-    return Layout(root, kind, sorted({f.name for f in folders}), loose if folders else [], nested)
+    return Layout(root, kind, sorted({f.name for f in folders}), sorted(loose) if folders else [], sorted(nested))
 
 
 def report_dict(report: ScanReport, root: str | Path, listing: Listing, empty: list[Path],
