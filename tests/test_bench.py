@@ -11,6 +11,8 @@ from inceptorch.bench import BenchConfig, build_reference, time_interleaved
 from inceptorch.cli.main import main
 from inceptorch.errors import UserError
 
+pytestmark = pytest.mark.usefixtures("onnx_registry_built_once")
+
 TINY = ["--input-size", "64", "--warmup", "1", "--repeats", "2", "--iters", "1", "--threads", "2"]
 
 

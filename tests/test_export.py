@@ -29,6 +29,8 @@ from inceptorch.export import (
     preprocessing,
 )
 
+pytestmark = pytest.mark.usefixtures("onnx_registry_built_once")
+
 
 @pytest.fixture(scope="module")
 def tiny():
