@@ -277,10 +277,13 @@ def test_inputs_of_a_kind_already_compiled_skip_guard_evaluation(monkeypatch):
     assert len(stances) == 1 and len(wrapper.seen) == 4
 
 
-# GoogLeNet (BN build) as its first conv, its first Inception module and its head: every kind of layer the optimized
-# model has (3x3 convs as Winograd, merged opening 1x1s, the pool branch, the concat, the head) and a fifth of the
-# full network's kernels, whose code generation is what costs inductor's C++ backend a minute or more per compile.
-FIRST_MODULE = tuple(row for row in GOOGLENET if row.name in ("conv1", "inception3a"))
+# GoogLeNet (BN build) as its first conv, a stride-2 max pool, its first Inception module and its head: every kind of
+# layer the optimized model has (3x3 convs as Winograd and direct, merged opening 1x1s, the pool branch, the concat,
+# the head) and a fifth of the full network's kernels, whose code generation is what costs inductor's C++ backend a
+# minute or more per compile. At 26 px the first conv's 26x26 map takes Winograd and the module's 13x13 maps the
+# direct convolution (below `WinogradConv2d.min_size`): each Winograd conv's transforms cost about 5 s to generate.
+FIRST_MODULE = tuple(row for row in GOOGLENET if row.name in ("conv1", "maxpool2", "inception3a"))
+FIRST_MODULE_SIZE = 26
 
 
 @pytest.mark.slow
@@ -293,13 +296,18 @@ def test_compile_for_inference_equals_the_optimized_and_the_plain_model():
 
     plain = randomize(build("googlenet_bn", width=0.125, small_input=True, spec=FIRST_MODULE))
     fast = optimize(plain, matmul_1x1=False)  # the 1x1s as convs (AMD's default); GEMMs are compiled below
-    assert any(isinstance(m, WinogradConv2d) for m in fast.modules())
     assert any(isinstance(m, MergedBranches) for m in fast.modules())
+    winograd_maps = []  # per Winograd conv: whether its output map is in the sizes where it takes Winograd
+    for m in fast.modules():
+        if isinstance(m, WinogradConv2d):
+            m.register_forward_hook(lambda m, inp, out: winograd_maps.append(m.min_size <= out.shape[-1] <= m.max_size))
     compiled = compile_for_inference(fast)
-    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3)).contiguous(
+    size = FIRST_MODULE_SIZE
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(3)).contiguous(
         memory_format=torch.channels_last)
     with torch.inference_mode():
         ref = fast(x)
+        assert winograd_maps == [True, False, False]  # conv1 by Winograd; inception3a's 3x3s direct
         tol = fp32_tolerance(plain, ref)
         got = compiled(x)
         torch.testing.assert_close(got, ref, atol=tol, rtol=0)
