@@ -53,6 +53,10 @@ def init_distributed(device: str) -> DistEnv:
     return env
 
 
+def is_distributed() -> bool:
+    return dist.is_initialized()
+
+
 def shutdown_distributed() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -21,6 +21,7 @@ what the uninterrupted run did.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import random
 import signal
 import threading
@@ -42,7 +43,8 @@ from ..models import create_model
 from ..text import count
 from .config import TrainConfig, save_config
 from .data_init import data_dependent_init, has_normalization
-from .distributed import DistributedTrainModel, barrier, init_distributed, scaled_lr, shutdown_distributed
+from .distributed import (DistributedTrainModel, barrier, init_distributed, is_distributed, scaled_lr,
+                          shutdown_distributed)
 from .ema import ModelEMA
 from .engine import ForwardLoss, Meter, NonFiniteLoss, StepInfo, autocast, evaluate, train_one_epoch
 from .loaders import build_loaders, loader_workers
@@ -140,12 +142,13 @@ class Trainer:
             self.device = torch.device("cuda", self.dist.local_rank)
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
-        self._build_data()
-        state = None
-        if resume:
-            for partial in self.run_dir.glob(".*.tmp"):  # a write that a SIGKILL cut short; never read
+        if resume and self.is_main:
+            # Writes that a SIGKILL cut short; never read. The writer removes them before it writes again: another
+            # rank doing it could remove a file the writer is still writing.
+            for partial in self.run_dir.glob(".*.tmp"):
                 partial.unlink()
-            state = load_state(self.run_dir / STATE_NAME)
+        self._build_data()
+        state = load_state(self.run_dir / STATE_NAME) if resume else None
         # On resume the state holds every weight: the --pretrained file is not read again (it may be gone).
         self.model, self.model_kwargs, fresh = build_model(cfg, len(self.class_names), log, load_weights=not resume)
         self.fresh_keys = list(state.get("fresh_keys", [])) if state is not None else fresh
@@ -488,6 +491,10 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
         barrier()
         return result
     finally:
+        if is_distributed():
+            # The model and its DDP wrapper sit in reference cycles that keep the process group's gloo threads
+            # alive; freed at interpreter exit instead, they sometimes aborted a rank (SIGABRT) after a finished run.
+            gc.collect()
         shutdown_distributed()
 
 
