@@ -403,6 +403,35 @@ def test_freeze_epochs_train_only_the_new_classifiers_then_all(folder, tmp_path)
     assert not torch.equal(after2["conv1.bn.running_mean"], start["conv1.bn.running_mean"])
 
 
+@pytest.mark.parametrize("model_args, settings, expected", [
+    (["--small-input"], [], True),  # the layout with 1.1-2.1x faster CPU steps (BENCHMARKS.md)
+    (["--small-input"], ["--set", "channels_last=false"], False),
+    (["--model", "maxout"], [], False),  # maxout's 8x8 convs are faster in NCHW: its default_cfg says so
+])
+def test_cpu_training_runs_in_channels_last_where_that_is_faster(folder, tmp_path, monkeypatch, model_args,
+                                                                 settings, expected):
+    """What the training loop gets on the CPU: the flag, weights and every batch in the chosen memory format."""
+    from inceptorch.train import run as run_module
+
+    seen = []
+
+    def spy(model, batches, *args, **kwargs):
+        def watched():
+            for images, labels in batches:
+                seen.append(images.is_contiguous(memory_format=torch.channels_last))
+                yield images, labels
+        weights = [p for p in model.parameters() if p.dim() == 4]
+        seen.append(all(w.is_contiguous(memory_format=torch.channels_last) for w in weights))
+        return engine.train_one_epoch(model, watched(), *args, **kwargs)
+
+    monkeypatch.setattr(run_module, "train_one_epoch", spy)
+    args = ["train", "--model", "googlenet_bn", "--width", "0.0625", *model_args, "--no-progress",
+            "--set", "tensorboard=false", "--set", "plot=false", "--data", str(folder), "--epochs", "1",
+            "--batch-size", "4", "--output", str(tmp_path / "run"), *settings]
+    assert main(args) == 0
+    assert len(seen) > 2 and set(seen) == {expected}
+
+
 @pytest.mark.parametrize("layout, message", [
     (["only/0.jpg", "only/1.jpg"], "one class, 'only'; training needs at least 2 classes"),
     (["train/a/0.jpg", "train/b/0.jpg"], "one class, 'train'; training needs at least 2 classes (a train/val tree"),

@@ -24,6 +24,7 @@ from ..fast.train_step import TrainStep
 from ..fast.winograd import WinogradConv2d
 from ..models import create_model
 from ..precision import PRECISIONS, torch_dtype
+from ..train.engine import trains_channels_last
 from .hostinfo import environment
 from .references import build_reference
 from .timing import time_interleaved
@@ -46,7 +47,7 @@ class BenchConfig:
     warmup: int = 3
     repeats: int = 10
     iters: int = 5  # timed calls per repeat
-    optimize: bool = True  # infer: ours through fast.optimize; train: channels_last (the step is train's own)
+    optimize: bool = True  # infer: ours through fast.optimize; train: the layout train uses (the step is train's own)
     merge: bool = True  # with optimize, infer: merge the sibling 1x1 convs (False: BN folding and channels_last only)
     matmul_1x1: bool | None = None  # with optimize, infer: 1x1 convs as GEMMs (None: optimize's default, Intel CPU)
     winograd: bool | None = None  # with optimize, infer: compiled 3x3 convs as Winograd (None: on the CPU)
@@ -176,10 +177,14 @@ def run_bench(cfg: BenchConfig) -> dict:
     else:
         y = torch.randint(0, cfg.num_classes, (cfg.batch_size,), generator=g).to(device)
         ours_label = "ours (fast step)" if cfg.optimize else "ours"
-        step = TrainStep(ours, precision=cfg.precision, channels_last=cfg.optimize, compile=cfg.compile,
+        # The memory format `inceptorch train` would use for this model on this device.
+        ours_cl = cfg.optimize and trains_channels_last(device, ours.default_cfg)
+        step = TrainStep(ours, precision=cfg.precision, channels_last=ours_cl, compile=cfg.compile,
                          compile_mode=cfg.compile_mode)
-        # Both steps get the same channels_last batch: a conversion inside ours would time (and hold) a copy.
-        runs = {ours_label: lambda: step(x_ref, y), ref_label: _reference_train_runner(reference, x_ref, y, cfg, device)}
+        # Each step gets its batch in its own format: a conversion inside a step would time (and hold) a copy.
+        x_ours = x.contiguous(memory_format=torch.channels_last) if ours_cl else x
+        runs = {ours_label: lambda: step(x_ours, y),
+                ref_label: _reference_train_runner(reference, x_ref, y, cfg, device)}
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     with inference_compile_config(cfg.compile and cfg.mode == "infer", device):
         times = time_interleaved(runs, cfg.warmup, cfg.repeats, cfg.iters, sync)

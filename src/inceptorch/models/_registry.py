@@ -21,6 +21,10 @@ class ModelCfg:
     interpolation: str = "bilinear"
     crop_pct: float = 0.875  # resize to input_size / crop_pct, then center-crop input_size
     aux_weight: float = 0.0  # weight of each auxiliary loss in training; 0 for models without heads
+    # Train in channels_last (NHWC) on the CPU too: its max-pool and batch-norm kernels make a training step up to
+    # 1.5x faster (2 threads) for every model but maxout, whose 8x8 convs run slower in NHWC (BENCHMARKS.md, CPU
+    # training layout).
+    cpu_channels_last: bool = True
     paper: str = ""
 
 

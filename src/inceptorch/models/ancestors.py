@@ -35,8 +35,9 @@ def _no_aux(aux_logits: bool) -> None:
         raise ValueError("this network has no auxiliary classifiers")
 
 
-def _cfg(paper: str) -> ModelCfg:
-    return ModelCfg(input_size=32, min_input_size=28, mean=DIGITS_MEAN, std=DIGITS_STD, crop_pct=1.0, paper=paper)
+def _cfg(paper: str, cpu_channels_last: bool = True) -> ModelCfg:
+    return ModelCfg(input_size=32, min_input_size=28, mean=DIGITS_MEAN, std=DIGITS_STD, crop_pct=1.0, paper=paper,
+                    cpu_channels_last=cpu_channels_last)
 
 
 class SmallNet(InceptionNet):
@@ -184,7 +185,8 @@ class Maxout(SmallNet):
         super().__init__(stages, num_classes, drop_rate, taps=("pool0", "h2", "pool2", "h3"))
 
 
-@register_model(_cfg("Goodfellow et al. 2013, Maxout Networks (arXiv:1302.4389), CIFAR-10 network"))
+@register_model(_cfg("Goodfellow et al. 2013, Maxout Networks (arXiv:1302.4389), CIFAR-10 network",
+                     cpu_channels_last=False))
 def maxout(aux_logits: bool = False, **kwargs) -> Maxout:
     """Convolutional maxout network (CIFAR-10 configuration); `pieces=k` sets the pieces of every layer."""
     _no_aux(aux_logits)

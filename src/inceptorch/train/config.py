@@ -95,7 +95,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # bf16 autocast on GPU (CPU runs stay in fp32)
-    channels_last: bool = True  # on GPU
+    channels_last: bool = True  # NHWC: on GPU, and on the CPU for every model whose default_cfg says it is faster
     compile: bool = False
     # distributed (torchrun): the recipe's lr is for one process's batch; N processes multiply it by N
     # (the linear scaling rule, Goyal et al. 2017: lr proportional to the global batch)

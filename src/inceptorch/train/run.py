@@ -43,10 +43,25 @@ from ..models import create_model
 from ..text import count
 from .config import TrainConfig, save_config
 from .data_init import data_dependent_init, has_normalization
-from .distributed import (DistributedTrainModel, barrier, init_distributed, is_distributed, scaled_lr,
-                          shutdown_distributed)
+from .distributed import (
+    DistributedTrainModel,
+    barrier,
+    init_distributed,
+    is_distributed,
+    scaled_lr,
+    shutdown_distributed,
+)
 from .ema import ModelEMA
-from .engine import ForwardLoss, Meter, NonFiniteLoss, StepInfo, autocast, evaluate, train_one_epoch
+from .engine import (
+    ForwardLoss,
+    Meter,
+    NonFiniteLoss,
+    StepInfo,
+    autocast,
+    evaluate,
+    train_one_epoch,
+    trains_channels_last,
+)
 from .loaders import build_loaders, loader_workers
 from .metrics import (
     append_row,
@@ -159,7 +174,7 @@ class Trainer:
         if self.input_size < self.model.default_cfg.min_input_size:
             raise UserError(f"input size {self.input_size} is below {cfg.model}'s minimum of "
                             f"{self.model.default_cfg.min_input_size} (try --small-input for 28-64 px images)")
-        self.channels_last = cfg.channels_last and self.device.type == "cuda"
+        self.channels_last = cfg.channels_last and trains_channels_last(self.device, self.model.default_cfg)
         self.workers = loader_workers(cfg.workers, self.device)
         self.loaders = build_loaders(cfg, self.model.default_cfg, self.train_base, self.val_base, self.input_size,
                                      self.device, self.channels_last, self.workers, self.dist, cfg.precise_bn_images)
