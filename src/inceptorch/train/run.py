@@ -186,13 +186,14 @@ class Trainer:
         if state is None and not cfg.pretrained and cfg.data_init == "auto" and not has_normalization(self.model):
             self._data_dependent_init()
         # The schedule and learning rate actually used; config.yaml keeps the settings as given.
+        # Its notes are printed with the run's header (_describe): a finished run that is resumed trains nothing.
         schedule_cfg, note = fit_warmup(cfg)
-        if note:
-            self.log(note)
+        self.schedule_notes = [note] if note else []
         if cfg.scale_lr and self.dist.world_size > 1:
             lr = scaled_lr(cfg.lr, cfg.batch_size * self.dist.world_size, cfg.batch_size)
-            self.log(f"{self.dist.world_size} processes: global batch {cfg.batch_size * self.dist.world_size}, "
-                     f"lr {cfg.lr:g} x {self.dist.world_size} = {lr:g} (linear scaling; scale_lr: false keeps it)")
+            self.schedule_notes.append(
+                f"{self.dist.world_size} processes: global batch {cfg.batch_size * self.dist.world_size}, "
+                f"lr {cfg.lr:g} x {self.dist.world_size} = {lr:g} (linear scaling; scale_lr: false keeps it)")
             schedule_cfg = dataclasses.replace(schedule_cfg, lr=lr)
         # Fine-tuning: the layers that came from the file form the trunk (lr x trunk_lr_scale, frozen at first).
         fresh_names = set(self.fresh_keys)
@@ -373,6 +374,8 @@ class Trainer:
 
     def _describe(self) -> None:
         cfg = self.cfg
+        for note in self.schedule_notes:
+            self.log(note)
         aux = sum(p.numel() for head in getattr(self.model, "aux_taps", {}).values()
                   if getattr(self.model, head, None) is not None for p in getattr(self.model, head).parameters())
         params = sum(p.numel() for p in self.model.parameters()) - aux
