@@ -1,4 +1,5 @@
 """Evaluation and prediction: averaging checked by value, name-matched classes, ensembles, and the CLIs end to end."""
+import copy
 import json
 from pathlib import Path
 
@@ -137,6 +138,38 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     return {"red": _checkpoint(root / "red", [0.0, 0.0, 20.0]),   # always "red"
             "soft": _checkpoint(root / "soft", [0.0, 1.0, 0.0])}  # leans to "green"
+
+
+def test_members_run_in_the_models_cpu_layout_and_score_as_in_nchw(tmp_path):
+    """eval and predict run a googlenet_bn in channels_last on the CPU (its faster layout there) and maxout in
+    NCHW; the probabilities are the NCHW model's up to fp32 rounding."""
+    from inceptorch.bench.runtimes import calibrate_batchnorm
+
+    torch.manual_seed(0)
+    model = create_model("googlenet_bn", **KWARGS)
+    calibrate_batchnorm(model, 32)  # activations of a trained model's scale, so the logits depend on the image
+    nn.init.normal_(model.fc.weight, std=0.1)
+    save_model_file(model, tmp_path / "bn.safetensors", model_metadata(model, KWARGS, NAMES))
+    member, = load_members([tmp_path / "bn.safetensors"], "cpu")
+    seen = []
+    member.model.register_forward_pre_hook(lambda m, args: seen.append(
+        args[0].is_contiguous(memory_format=torch.channels_last)))
+    convs = [w for w in member.model.parameters() if w.dim() == 4]
+    assert member.channels_last and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    nchw = Member(copy.deepcopy(member.model).to(memory_format=torch.contiguous_format), member.class_names,
+                  member.model_cfg, "nchw")
+    crops = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    probs, probs_nchw = member.probabilities(crops, 3, 4), nchw.probabilities(crops, 3, 4)
+    assert seen == [True, True, False, False]  # two chunks in each layout (the hook is on the shared model)
+    # The layouts sum each conv in another order: logits of this model (|logit| < 10) move by ~1e-6, and a
+    # probability by at most a quarter of that (the softmax's slope).
+    assert torch.allclose(probs, probs_nchw, rtol=0, atol=1e-5)
+    assert not torch.allclose(probs[0], probs[1], atol=1e-3)  # the images differ, so a mix-up would show
+
+    maxout = create_model("maxout", num_classes=3, width=0.0625)
+    save_model_file(maxout, tmp_path / "maxout.safetensors", model_metadata(maxout, {"num_classes": 3, "width": 0.0625}, NAMES))
+    member, = load_members([tmp_path / "maxout.safetensors"], "cpu")
+    assert not member.channels_last and member.model.h0.conv.weight.is_contiguous()
 
 
 def _json(capsys, argv):

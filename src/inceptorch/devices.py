@@ -42,3 +42,10 @@ def resolve_device(name: str | None) -> torch.device:
             raise UserError(f"--device {name}: torch sees {count} CUDA device{'s' if count != 1 else ''} "
                             f"(cuda:0 to cuda:{count - 1})")
     return device
+
+
+def prefers_channels_last(device: torch.device, model_cfg) -> bool:
+    """Whether a model runs, training and inference alike, in channels_last (NHWC) memory on `device`: on a GPU
+    always (its tensor-core convs take NHWC), on the CPU unless the model's `default_cfg.cpu_channels_last` says
+    NCHW measured faster (BENCHMARKS.md, CPU layout)."""
+    return device.type == "cuda" or getattr(model_cfg, "cpu_channels_last", True)

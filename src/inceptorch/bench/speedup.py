@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..devices import resolve_device
+from ..devices import prefers_channels_last, resolve_device
 from ..errors import UserError
 from ..fast.compiled import CAN_SKIP_GUARDS, compile_for_inference, inference_compile_options
 from ..fast.optimize import PointwiseConvAsMatmul, drop_aux_heads, fold_all_batchnorms, optimize
@@ -24,7 +24,6 @@ from ..fast.train_step import TrainStep
 from ..fast.winograd import WinogradConv2d
 from ..models import create_model
 from ..precision import PRECISIONS, torch_dtype
-from ..train.engine import trains_channels_last
 from .hostinfo import environment
 from .references import build_reference
 from .timing import time_interleaved
@@ -178,7 +177,7 @@ def run_bench(cfg: BenchConfig) -> dict:
         y = torch.randint(0, cfg.num_classes, (cfg.batch_size,), generator=g).to(device)
         ours_label = "ours (fast step)" if cfg.optimize else "ours"
         # The memory format `inceptorch train` would use for this model on this device.
-        ours_cl = cfg.optimize and trains_channels_last(device, ours.default_cfg)
+        ours_cl = cfg.optimize and prefers_channels_last(device, ours.default_cfg)
         step = TrainStep(ours, precision=cfg.precision, channels_last=ours_cl, compile=cfg.compile,
                          compile_mode=cfg.compile_mode)
         # Each step gets its batch in its own format: a conversion inside a step would time (and hold) a copy.

@@ -54,6 +54,7 @@ def pretrained_member(model: str | None, pretrained: str | None, device: torch.d
     import dataclasses
 
     from ..evaluation import Member
+    from ..evaluation.ensemble import inference_model
     from ..pretrained import create_model
 
     if not pretrained and model and "." in model:
@@ -64,10 +65,10 @@ def pretrained_member(model: str | None, pretrained: str | None, device: torch.d
         model, _, tag = pretrained.partition(".")
         if not tag:
             raise UserError("--pretrained needs --model, unless it names MODEL.TAG (e.g. inception_v3.tf_in1k)")
-    net = create_model(model, pretrained=pretrained).eval().to(device)
+    net, channels_last = inference_model(create_model(model, pretrained=pretrained), device)
     names = list(getattr(net, "class_names", None) or [str(i) for i in range(net.num_classes)])
     source = (getattr(net, "pretrained_cfg", None) or {}).get("weights") or str(pretrained)
-    return Member(net, names, dataclasses.asdict(net.default_cfg), source)
+    return Member(net, names, dataclasses.asdict(net.default_cfg), source, channels_last)
 
 
 def match_imagenet_ids(members: list, data_classes: list[str]) -> None:

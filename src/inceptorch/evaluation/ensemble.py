@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ..checkpoint import load_model_file, resolve_model_file
+from ..devices import prefers_channels_last
 from ..errors import UserError
 from .crops import CropTransform, normalize
 from .options import RUNTIMES
@@ -27,6 +28,7 @@ class Member:
     class_names: list[str]
     model_cfg: dict   # ModelCfg as a dict: input_size, mean, std, interpolation, crop_pct
     source: str       # the weights file it came from
+    channels_last: bool = False  # feed the model NHWC batches (`inference_model` put its weights in that layout)
 
     def transform(self, protocol: int) -> CropTransform:
         cfg = self.model_cfg
@@ -39,8 +41,10 @@ class Member:
         tensors = itertools.chain(self.model.parameters(), self.model.buffers())
         device = next(tensors, torch.empty(0)).device
         probs = []
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
         for chunk in crops.split(batch_size):
-            x = normalize(chunk.to(device, non_blocking=True), self.model_cfg["mean"], self.model_cfg["std"])
+            chunk = chunk.to(device, non_blocking=True).contiguous(memory_format=layout)  # uint8: the cheap copy
+            x = normalize(chunk, self.model_cfg["mean"], self.model_cfg["std"])
             probs.append(self.model(x).float().softmax(dim=1).cpu())
         probs = torch.cat(probs)
         return probs.view(-1, n_crops, probs.shape[1]).mean(dim=1)
@@ -66,12 +70,12 @@ def load_members(checkpoints: list[str | Path], device: str | torch.device = "cp
             raise UserError(f"{ckpt} is an ONNX file: run it with --runtime onnxruntime")
         path = resolve_model_file(ckpt)
         model, meta = load_model_file(path)
-        model.eval().to(device)
+        model, channels_last = inference_model(model, device)
         names = list(meta.get("class_names") or [])
         if not names:  # a file saved without names: its outputs are known by index only
             names = [str(i) for i in range(_num_outputs(model))]
         cfg = meta.get("model_cfg") or dataclass_dict(getattr(model, "default_cfg", None))
-        members.append(Member(model, names, cfg, str(path)))
+        members.append(Member(model, names, cfg, str(path), channels_last))
     reference = members[0]
     for m in members[1:]:
         if set(m.class_names) != set(reference.class_names) or len(m.class_names) != len(reference.class_names):
@@ -80,6 +84,16 @@ def load_members(checkpoints: list[str | Path], device: str | torch.device = "cp
                             f"({len(m.class_names)} vs {len(reference.class_names)} classes; differing: "
                             f"{_few(extra)})")
     return members
+
+
+def inference_model(model: nn.Module, device: str | torch.device) -> tuple[nn.Module, bool]:
+    """`model` in eval mode on `device`, in the memory format it runs fastest in there, and whether that is
+    channels_last (`devices.prefers_channels_last`, the format it also trains in)."""
+    model.eval().to(device)
+    channels_last = prefers_channels_last(torch.device(device), getattr(model, "default_cfg", None))
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model, channels_last
 
 
 def _onnx_member(path: Path) -> Member:

@@ -20,12 +20,6 @@ from ..models.layers import ModelOutput
 from .distributed import all_reduce_sum
 
 
-def trains_channels_last(device: torch.device, model_cfg) -> bool:
-    """Whether a model trains in channels_last (NHWC) on `device`: on a GPU always (its tensor-core convs take
-    NHWC), on the CPU unless the model's `default_cfg.cpu_channels_last` says NCHW measured faster."""
-    return device.type == "cuda" or getattr(model_cfg, "cpu_channels_last", True)
-
-
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or infinite; raised before the optimizer applies the step."""
 

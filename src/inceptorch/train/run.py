@@ -36,7 +36,7 @@ from torch import nn
 from ..checkpoint import model_metadata, read_metadata, restore_recorded, save_model_file
 from ..data.checks import preflight
 from ..data.datasets import build_dataset, check_training_classes
-from ..devices import resolve_device
+from ..devices import prefers_channels_last, resolve_device
 from ..errors import UserError
 from ..extras import MissingExtra
 from ..models import create_model
@@ -60,7 +60,6 @@ from .engine import (
     autocast,
     evaluate,
     train_one_epoch,
-    trains_channels_last,
 )
 from .loaders import build_loaders, loader_workers
 from .metrics import (
@@ -174,7 +173,7 @@ class Trainer:
         if self.input_size < self.model.default_cfg.min_input_size:
             raise UserError(f"input size {self.input_size} is below {cfg.model}'s minimum of "
                             f"{self.model.default_cfg.min_input_size} (try --small-input for 28-64 px images)")
-        self.channels_last = cfg.channels_last and trains_channels_last(self.device, self.model.default_cfg)
+        self.channels_last = cfg.channels_last and prefers_channels_last(self.device, self.model.default_cfg)
         self.workers = loader_workers(cfg.workers, self.device)
         self.loaders = build_loaders(cfg, self.model.default_cfg, self.train_base, self.val_base, self.input_size,
                                      self.device, self.channels_last, self.workers, self.dist, cfg.precise_bn_images)
