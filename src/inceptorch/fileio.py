@@ -4,8 +4,10 @@ Imports nothing of the package: every layer (checkpoints, weights, exports, data
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -17,16 +19,45 @@ if TYPE_CHECKING:
 DIGEST_KEY = "inceptorch.sha256"  # safetensors metadata key of `state_digest`, checked on every load
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once: setting it to read it is not thread-safe
+
+
+def _new_file_mode(path: Path) -> int:
+    """The permissions `open(path, "w")` would leave: the old file's, or 0o666 less the umask for a new one."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_UMASK
+
+
+def _as_target(exc: OSError, path: Path) -> OSError:
+    """The same error, naming the file the caller asked for instead of our temporary file beside it."""
+    return type(exc)(exc.errno, exc.strerror, str(path))
+
+
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     """Write through `write(tmp_path)`, fsync, then rename over `path`: readers see the old file or the new one.
 
-    A failure (a full disk, a crash) leaves the previous file intact and removes the partial one.
+    A failure (a full disk, a crash) leaves the previous file intact and removes the partial one. The file gets the
+    permissions a plain write would give it (mkstemp's temporary file is owner-only).
     """
     path = Path(path)
+    if path.parent.exists() and not path.parent.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path.parent))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _as_target(exc, path) from None
     os.close(fd)
     try:
+        os.chmod(tmp, _new_file_mode(path))
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())

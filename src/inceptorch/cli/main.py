@@ -41,12 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"inceptorch {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
-        print(f"inceptorch {args.command}: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"inceptorch {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `inceptorch eval ... | head`: the reader has what it wanted; no traceback, as cat does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit would fail again
         return 141  # 128 + SIGPIPE, the shell's status for a pipe writer that was cut off
+    except OSError as exc:  # a missing file, a file where a folder should be, no permission, a read-only disk
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"inceptorch {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2

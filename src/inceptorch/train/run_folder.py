@@ -44,6 +44,7 @@ class RunFolderLock:
     """
 
     def __init__(self, run_dir: Path):
+        self.fd = None  # set before anything can fail: __del__ runs on a half-built lock too
         run_dir.mkdir(parents=True, exist_ok=True)
         self.path = run_dir / LOCK_NAME
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
