@@ -269,6 +269,54 @@ def test_resume_of_a_finished_run_says_so_and_trains_nothing(folder, tmp_path, c
     assert "resuming at" not in out and "epoch 2/" not in out
     assert "warming up" not in out  # the recipe's notes belong to a run that trains
     assert (run / "last.state.pt").read_bytes() == state and len(read_metrics(run / "metrics.csv")) == 1
+    # Repeating a setting as it was is no change: allowed
+    proc = cli_in_process("train", "--resume", run, "--epochs", "1", "--data", folder, "--no-progress")
+    assert proc.returncode == 0 and f"{run} has trained all its 1 epoch" in proc.stdout
+
+
+def test_resume_refuses_settings_that_would_change_the_run(folder, tmp_path):
+    """`--resume RUN --lr 0.1` trained on at the old lr while config.yaml said 0.1; `--data OTHER` mixed two
+    validation sets in one metrics.csv. A resume changes how long and where a run goes on, nothing else."""
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--data", str(folder), "--epochs", "2", "--batch-size", "4", "--output",
+                 str(run)]) == 0
+    config, state = (run / "config.yaml").read_text(), (run / "last.state.pt").read_bytes()
+    other = make_jpeg_folder(tmp_path / "other", per_class=4)
+    for flags, names in [(["--lr", "0.1"], "lr"), (["--data", str(other)], "data"),
+                         (["--set", "aug=none", "--batch-size", "8"], "aug, batch_size"),
+                         (["--model", "inception_v3"], "model")]:
+        proc = cli_in_process("train", "--resume", run, "--epochs", "3", *flags, "--no-progress")
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert f"it cannot change {names} (train longer with --epochs N" in proc.stderr, proc.stderr
+    assert (run / "config.yaml").read_text() == config and (run / "last.state.pt").read_bytes() == state
+    proc = cli_in_process("train", "--resume", run, "--epochs", "1", "--no-progress")
+    assert proc.returncode == 0
+    assert f"{run} has trained 2 epochs already, more than --epochs 1: nothing to resume" in proc.stdout
+    assert "with N > 2" in proc.stdout
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--val-split", "0.999"], "--val-split 0.999 holds out all 18 images of "),
+    (["--input-size", "100000"], "input_size must be between 1 and 2048 px, not 100000"),
+])
+def test_settings_that_leave_nothing_to_train_or_no_memory_are_one_line(folder, tmp_path, flags, message):
+    """Both reached the training loop: an empty sampler's traceback, and 24 GB asked of the machine."""
+    proc = cli_in_process("train", *TINY, "--data", folder, "--epochs", "1", *flags, "--output", tmp_path / "run")
+    assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, \
+        proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_on_a_tie_the_best_checkpoint_is_the_epoch_with_the_lower_val_loss(folder, tmp_path):
+    """A small validation set often scores 100% from epoch 1 on: the first such epoch was kept, the least trained."""
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--data", str(folder), "--epochs", "3", "--batch-size", "4", "--lr", "0.02",
+                 "--set", "ema_decay=null", "--set", "warmup_epochs=0", "--output", str(run)]) == 0
+    rows = read_metrics(run / "metrics.csv")
+    best = max(rows, key=lambda r: (r["val_top1"], -r["val_loss"]))
+    assert len({r["val_top1"] for r in rows}) < len(rows), "no tie: the test needs one"
+    assert load_state(run / "last.state.pt")["best_epoch"] == best["epoch"]
+    assert read_metadata(run / "best.safetensors")["train"]["epoch"] == best["epoch"]
 
 
 def test_compare_trains_each_model_and_plots(folder, tmp_path, capsys):

@@ -122,7 +122,7 @@ def overrides_from_args(args) -> dict:
 
 def run(args) -> int:
     from ..devices import resolve_device
-    from ..train.config import left_out_note, load_saved_config
+    from ..train.config import RESUME_SETTINGS, left_out_note, load_saved_config
     from ..train.distributed import dist_env
     from ..train.run import Interrupted, train
 
@@ -138,6 +138,13 @@ def run(args) -> int:
     else:
         recipe, where = (read_recipe(args.config), args.config) if args.config else ({}, "config")
     cfg = resolve(recipe, over, where)
+    if args.resume:
+        saved = resolve(recipe, {"output": args.resume}, where)
+        changed = [key for key in over if key not in RESUME_SETTINGS and getattr(cfg, key) != getattr(saved, key)]
+        if changed:
+            raise UserError(f"--resume continues {args.resume} as its config.yaml says; it cannot change "
+                            f"{', '.join(changed)} (train longer with --epochs N; for other settings start a new "
+                            f"run, e.g. --pretrained {args.resume}/last.safetensors --output NEW_DIR)")
     own = per_model_kwargs(args)
     if own:  # MODEL:KEY=VALUE: only for the model this run trains
         other = next((m for m in own if m != cfg.model), None)

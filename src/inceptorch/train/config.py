@@ -254,7 +254,20 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise UserError(f"clip_grad must be positive, not {cfg.clip_grad}")
     if not 0 <= cfg.label_smoothing < 1 or cfg.hflip > 1:
         raise UserError("label_smoothing must be in [0, 1) and hflip in [0, 1]")
+    if cfg.input_size is not None and not 1 <= cfg.input_size <= MAX_INPUT_SIZE:
+        raise UserError(f"input_size must be between 1 and {MAX_INPUT_SIZE} px, not {cfg.input_size} (the family "
+                        "takes 224-299 px, and 28-64 px with --small-input)")
     return cfg
+
+
+# Above this a batch of a few images fills a large machine's memory (a 100,000 px input asked for 24 GB and more):
+# the bound turns a typo into an error before anything is built.
+MAX_INPUT_SIZE = 2048
+
+# What `--resume` may change: where and how fast the run goes on, and how long (--epochs). Anything else would
+# make the resumed run differ from the one its config.yaml, metrics.csv and checkpoints describe.
+RESUME_SETTINGS = frozenset({"epochs", "output", "device", "workers", "compile", "checkpoint_every", "tensorboard",
+                             "plot", "skip_bad_images", "max_bad_fraction"})
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import math
 import random
 import signal
 import threading
@@ -208,6 +209,7 @@ class Trainer:
         self.epoch, self.batch, self.step = 0, 0, 0
         self.best_score, self.best_top1, self.best_balanced, self.best_epoch, self.best_weights = -1.0, -1.0, -1.0, \
             -1, "raw"
+        self.best_loss = math.inf
         self.meter = Meter()
         if state is not None:
             self._load_state(state)
@@ -237,6 +239,9 @@ class Trainer:
         train_base = build_dataset(cfg.data, "train", cfg.val_split)
         val_base = build_dataset(cfg.data, "val", cfg.val_split)
         self.class_names = list(train_base.class_names)
+        if not train_base.samples:
+            raise UserError(f"--val-split {cfg.val_split} holds out all {len(val_base)} images of {cfg.data}: none "
+                            "are left to train on")
         check_training_classes(self.class_names, cfg.data)
         # Decode every file before epoch 1: a bad image stops the run now, not hours in, unless skipped.
         cache = self.run_dir / "verified_images.json" if self.is_main else None
@@ -260,7 +265,8 @@ class Trainer:
     def _state(self) -> dict:
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "batch": self.batch,
-                 "step": self.step, "best_score": self.best_score, "best_top1": self.best_top1,
+                 "step": self.step, "best_score": self.best_score, "best_loss": self.best_loss,
+                 "best_top1": self.best_top1,
                  "best_balanced": self.best_balanced, "best_epoch": self.best_epoch,
                  "best_weights": self.best_weights, "fresh_keys": self.fresh_keys,
                  "meter": [self.meter.loss_sum, self.meter.correct, self.meter.count, self.meter.seconds],
@@ -283,6 +289,7 @@ class Trainer:
         self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
         self.best_top1, self.best_epoch = state["best_top1"], state["best_epoch"]
         self.best_score = state.get("best_score", self.best_top1)
+        self.best_loss = state.get("best_loss", math.inf)
         self.best_balanced = state.get("best_balanced", -1.0)
         self.best_weights = state.get("best_weights", "ema" if self.ema is not None else "raw")
         loss_sum, correct, seen, seconds = state["meter"]
@@ -348,9 +355,10 @@ class Trainer:
         result = RunResult(self.run_dir)
         try:
             if self.epoch >= self.cfg.epochs:  # --resume of a run that ended
-                self.log(f"{self.run_dir} has trained all its {count(self.cfg.epochs, 'epoch')}: nothing to resume "
-                         f"(to train longer: inceptorch train --resume {self.run_dir} --epochs N, with N > "
-                         f"{self.cfg.epochs})")
+                done = (f"has trained all its {count(self.cfg.epochs, 'epoch')}" if self.epoch == self.cfg.epochs
+                        else f"has trained {count(self.epoch, 'epoch')} already, more than --epochs {self.cfg.epochs}")
+                self.log(f"{self.run_dir} {done}: nothing to resume (to train longer: inceptorch train --resume "
+                         f"{self.run_dir} --epochs N, with N > {self.epoch})")
             else:
                 self._describe()
             while self.epoch < self.cfg.epochs:
@@ -454,8 +462,11 @@ class Trainer:
         for name, (_, result) in results.items():
             row.update(eval_columns("val" if name == "raw" else "ema_val", result, self.class_names))
         self.epoch, self.batch, self.meter = self.epoch + 1, 0, Meter()
-        if best[score_key] > self.best_score:
+        # On a tie the lower validation loss: small validation sets often tie at 100%, and the first such epoch is
+        # the least trained.
+        if (best[score_key], -best["loss"]) > (self.best_score, -self.best_loss):
             self.best_score, self.best_top1, self.best_balanced = best[score_key], best["top1"], best["balanced"]
+            self.best_loss = best["loss"]
             self.best_epoch, self.best_weights = self.epoch, which
             self._save_best(best_model, which, best)
         # The row before the checkpoint: a crash in between repeats the epoch, whose new row then replaces this one.
