@@ -358,6 +358,21 @@ def test_bad_image_stops_before_epoch_1_unless_skipped(tmp_path, capsys):
     assert (run / "last.safetensors").is_file()
 
 
+def test_the_bad_fraction_counts_the_whole_data_set_not_the_split_a_file_landed_in(tmp_path, capsys):
+    """1 bad file in 120 (0.8%) is under the default 1%; counted in the 24-image val split alone (4.2%) it was
+    refused, while 2 bad files in the train split passed."""
+    from inceptorch.data.datasets import build_dataset
+
+    data = make_jpeg_folder(tmp_path / "data", per_class=40, size=8)
+    val_file = Path(build_dataset(data, "val").samples[0][0])
+    val_file.write_bytes(b"")
+    args = [*TINY, "--data", str(data), "--epochs", "1", "--batch-size", "16", "--output", str(tmp_path / "run"),
+            "--skip-bad-images"]
+    assert main(["train", *args]) == 0
+    out = capsys.readouterr().out
+    assert f"skipping bad image {val_file}" in out and "on 96 train / 23 val images" in out
+
+
 def test_workers_hand_over_uint8_batches_that_are_normalised_in_the_main_process(folder, tmp_path, monkeypatch,
                                                                                    capsys):
     """a quarter of the bytes cross from the workers; train and val batches are normalised after."""

@@ -150,11 +150,20 @@ def preflight(dataset: ImageList, skip_bad: bool = False, max_bad_fraction: floa
     `.skipped` for the run summary; more than `max_bad_fraction` bad is still an error (a broken copy of the data,
     not a few bad files). `cache` is passed to `scan_images` (a file in the run folder suits a resumed run).
     """
+    return preflight_splits([dataset], skip_bad, max_bad_fraction, workers, warn, cache)[0]
+
+
+def preflight_splits(splits: list[ImageList], skip_bad: bool = False, max_bad_fraction: float = 0.01,
+                     workers: int | None = None, warn: Callable[[str], None] | None = None,
+                     cache: str | Path | None = None) -> list[ImageList]:
+    """`preflight` of the splits of one data set (train and val) as one: one scan, and `max_bad_fraction` of all
+    their images, so that where the split happens to put a bad file does not decide whether the run starts."""
     if not 0 <= max_bad_fraction <= 1:
         raise UserError(f"--max-bad-fraction must be between 0 and 1, not {max_bad_fraction}")
-    report = scan_images(dataset, workers=workers, cache=cache)
+    whole = ImageList([s for split in splits for s in split.samples], splits[0].class_names)
+    report = scan_images(whole, workers=workers, cache=cache)
     if not report.bad:
-        return dataset
+        return list(splits)
     first, n, total = report.bad[0], len(report.bad), report.total
     counted = f"{n} of {total:,} images are bad ({report.bad_fraction:.2%})"
     if not skip_bad:
@@ -165,11 +174,17 @@ def preflight(dataset: ImageList, skip_bad: bool = False, max_bad_fraction: floa
     warn = warn or log.warning
     for bad in report.bad:
         warn(f"skipping bad image {bad}")
-    drop = {b.index for b in report.bad}
-    kept = ImageList([s for i, s in enumerate(dataset.samples) if i not in drop], dataset.class_names,
-                     dataset.transform)
-    kept.skipped = list(dataset.skipped) + report.bad
-    return kept
+    kept_splits, start = [], 0
+    for split in splits:
+        end = start + len(split.samples)
+        bad_here = [b for b in report.bad if start <= b.index < end]
+        drop = {b.index - start for b in bad_here}
+        kept = ImageList([s for i, s in enumerate(split.samples) if i not in drop], split.class_names,
+                         split.transform)
+        kept.skipped = list(split.skipped) + bad_here
+        kept_splits.append(kept)
+        start = end
+    return kept_splits
 
 
 def image_files(root: str | Path) -> Listing:

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import model_metadata, read_metadata, restore_recorded, save_model_file
-from ..data.checks import preflight
+from ..data.checks import preflight_splits
 from ..data.datasets import build_dataset, check_training_classes
 from ..devices import prefers_channels_last, resolve_device
 from ..errors import UserError
@@ -245,10 +245,9 @@ class Trainer:
         check_training_classes(self.class_names, cfg.data)
         # Decode every file before epoch 1: a bad image stops the run now, not hours in, unless skipped.
         cache = self.run_dir / "verified_images.json" if self.is_main else None
-        self.train_base, self.val_base = (
-            preflight(ds, skip_bad=cfg.skip_bad_images, max_bad_fraction=cfg.max_bad_fraction,
-                      workers=cfg.workers or None, warn=self.log, cache=cache)
-            for ds in (train_base, val_base))
+        self.train_base, self.val_base = preflight_splits(
+            [train_base, val_base], skip_bad=cfg.skip_bad_images, max_bad_fraction=cfg.max_bad_fraction,
+            workers=cfg.workers or None, warn=self.log, cache=cache)
 
     def _data_dependent_init(self) -> None:
         """Rescale a network without normalisation layers on one batch of training images (`data_init.py`)."""
