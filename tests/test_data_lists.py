@@ -373,5 +373,28 @@ def test_check_data_names_a_train_val_tree_and_its_classes_in_json(tmp_path, cap
         for cls in ("b", "a"):
             _png(tmp_path / "tree" / split / cls / "1.png")
     assert main(["check-data", str(tmp_path / "tree"), "--json"]) == 0
-    layout = json.loads(capsys.readouterr().out)["layout"]
-    assert layout == {"kind": "train/val tree", "classes": ["a", "b"], "loose_images": [], "nested_folders": []}
+    report = json.loads(capsys.readouterr().out)
+    assert report["layout"] == {"kind": "train/val tree", "classes": ["a", "b"], "loose_images": [],
+                                "nested_folders": [], "classes_without_val": []}
+    assert report["train_problems"] == []
+
+
+def test_check_data_fails_data_train_would_refuse_and_notes_classes_val_lacks(tmp_path, capsys):
+    """check-data passed (exit 0) a single class folder and a val/ class that train/ lacks, both refused by train,
+    and said nothing of a train/ class that val/ lacks."""
+    _png(tmp_path / "one" / "cat" / "1.png")
+    assert main(["check-data", str(tmp_path / "one")]) == 1
+    assert (f"train would refuse this data: {tmp_path / 'one'}: one class, 'cat'; training needs at least 2 classes"
+            in capsys.readouterr().out)
+    tree = tmp_path / "tree"
+    for path in ("train/a/1.png", "train/b/1.png", "train/c/1.png", "val/a/1.png", "val/d/1.png"):
+        _png(tree / path)
+    assert main(["check-data", str(tree), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["layout"]["classes_without_val"] == ["b", "c"]
+    assert len(report["train_problems"]) == 1 and f"{tree / 'val' / 'd'} is not a class of" in report["train_problems"][0]
+    (tree / "val" / "d" / "1.png").unlink()
+    (tree / "val" / "d").rmdir()
+    assert main(["check-data", str(tree)]) == 0
+    assert ("val/ has no folder for 2 classes of train/ (b, c): training validates without them, so their recall is "
+            "not measured") in capsys.readouterr().out

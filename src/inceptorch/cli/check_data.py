@@ -1,9 +1,10 @@
-"""`inceptorch check-data DIR`: decode every image file under DIR and list the bad ones and the empty class folders
-(exit 1 if any, 0 if none); say how train and eval will read the folder (its classes, and the images they leave out
-or count for the class folder above)."""
+"""`inceptorch check-data DIR`: decode every image file under DIR and list the bad ones, the empty class folders
+and what else `train` would refuse (one class, a val/ class train/ lacks) (exit 1 if any, 0 if none); say how train
+and eval will read the folder (its classes, and the images they leave out or count for the class folder above)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from ..errors import UserError
 from ..text import count
@@ -27,8 +28,15 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..data.checks import empty_class_folders, folder_layout, image_files, report_dict, scan_images
-    from ..data.datasets import IMAGE_EXTENSIONS
+    from ..data.checks import (
+        empty_class_folders,
+        folder_layout,
+        image_files,
+        report_dict,
+        scan_images,
+        training_problems,
+    )
+    from ..data.datasets import IMAGE_EXTENSIONS, LIST_SUFFIX
 
     apply_data_flags(args)
     listing = image_files(args.path)
@@ -37,14 +45,21 @@ def run(args) -> int:
     if not listing.images:
         raise UserError(f"no image files under {args.path} (extensions: {', '.join(IMAGE_EXTENSIONS)})")
     report = scan_images(listing.images, workers=args.workers, draft=not args.full_decode, cache=args.cache)
-    failed = 1 if report.bad or empty else 0
+    # What train would refuse besides bad files, for data laid out for training: class folders or a CSV list. (Empty
+    # class folders are listed on their own; a folder of loose images, for predict, gets its layout line.)
+    single_image = Path(args.path).is_file() and Path(args.path).suffix.lower() != LIST_SUFFIX
+    for_training = not single_image and (layout is None or layout.kind != "no class folders")
+    problems = training_problems(args.path) if for_training and not empty else []
+    failed = 1 if report.bad or empty or problems else 0
     if args.json:
-        print(json.dumps(report_dict(report, args.path, listing, empty, layout), indent=1))
+        print(json.dumps(report_dict(report, args.path, listing, empty, layout, problems), indent=1))
         return failed
     for bad in report.bad:
         print(bad)
     for folder in empty:
         print(f"{folder}: empty class folder (no image files)")
+    for problem in problems:
+        print(f"train would refuse this data: {problem}")
     rate = report.total / report.seconds if report.seconds > 0 else 0.0
     print(f"checked {count(report.total, 'image file')} under {args.path} in {report.seconds:.2f} s "
           f"({rate:,.0f} files/s, {report.workers} threads"

@@ -215,6 +215,7 @@ class Layout:
     classes: list[str]
     loose: list[Path]  # image files in no class folder: train and eval leave them out
     nested: list[Path]  # folders inside a class folder that hold images: those count for the class above
+    unvalidated: list[str] = field(default_factory=list)  # a tree's classes that val/ has no folder for
 
     def notes(self) -> list[str]:
         """One line each, as `check-data` prints them."""
@@ -227,6 +228,11 @@ class Layout:
         if self.loose:
             lines.append(f"{count(len(self.loose), 'image file')} in no class folder (such as {self.loose[0]}): "
                          f"train and eval leave {'it' if len(self.loose) == 1 else 'them'} out")
+        if self.unvalidated:
+            names = ", ".join(self.unvalidated[:8]) + (", ..." if len(self.unvalidated) > 8 else "")
+            lines.append(f"val/ has no folder for {count(len(self.unvalidated), 'class', 'classes')} of train/ "
+                         f"({names}): training validates without {'it' if len(self.unvalidated) == 1 else 'them'}, "
+                         f"so {'its' if len(self.unvalidated) == 1 else 'their'} recall is not measured")
         if self.nested:
             first, one = self.nested[0], len(self.nested) == 1
             above = first.relative_to(self.root).parts[1 if self.kind == "train/val tree" else 0]
@@ -237,7 +243,7 @@ class Layout:
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "classes": self.classes, "loose_images": [str(p) for p in self.loose],
-                "nested_folders": [str(p) for p in self.nested]}
+                "nested_folders": [str(p) for p in self.nested], "classes_without_val": self.unvalidated}
 
 
 def folder_layout(root: str | Path, images: Iterable[Path]) -> Layout | None:
@@ -260,12 +266,30 @@ def folder_layout(root: str | Path, images: Iterable[Path]) -> Layout | None:
         elif folder.parent not in parts and any(part in folder.parents for part in parts):
             nested.add(folder)  # below a class folder, not the class folder itself
     kind = "train/val tree" if tree else "class folders" if folders else "no class folders"
-    return Layout(root, kind, sorted({f.name for f in folders}), sorted(loose) if folders else [], sorted(nested))
+    unvalidated = sorted({f.name for f in folders if f.parent == root / "train"}
+                         - {f.name for f in folders if f.parent == root / "val"}) if tree else []
+    return Layout(root, kind, sorted({f.name for f in folders}), sorted(loose) if folders else [], sorted(nested),
+                  unvalidated)
+
+
+def training_problems(spec: str | Path) -> list[str]:
+    """Why `inceptorch train` would refuse this data (one class, a val/ class that train/ lacks, ...), in train's
+    own words: its dataset building and class checks run here as they would there. Empty when it would train."""
+    from .datasets import build_dataset, check_training_classes
+
+    try:
+        train = build_dataset(spec, "train")
+        check_training_classes(train.class_names, spec)
+        build_dataset(spec, "val")
+    except UserError as exc:
+        return [str(exc)]
+    return []
 
 
 def report_dict(report: ScanReport, root: str | Path, listing: Listing, empty: list[Path],
-                layout: Layout | None = None) -> dict:
+                layout: Layout | None = None, train_problems: list[str] | None = None) -> dict:
     return {"root": str(root), **report.to_dict(), "ignored": dict(listing.ignored), "hidden": listing.hidden,
-            "empty_class_folders": [str(f) for f in empty], "layout": layout.to_dict() if layout else None}
+            "empty_class_folders": [str(f) for f in empty], "layout": layout.to_dict() if layout else None,
+            "train_problems": train_problems or []}
 
 
