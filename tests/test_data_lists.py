@@ -80,11 +80,11 @@ def macos_folder(tmp_path) -> tuple[Path, set[str]]:
 # ------------------------------------------------------------------------------------ files that are not lists
 def test_an_image_given_as_data_is_refused_in_one_line(tmp_path, checkpoint):
     image = _png(tmp_path / "some" / "image.jpg")
-    with pytest.raises(UserError, match="is an image, not a data set"):
+    with pytest.raises(UserError, match="is one .jpg file, not a data set"):
         build_dataset(image, "train")
     for argv in (["train", "--model", "lenet5", "--data", str(image), "--output", str(tmp_path / "run")],
                  ["eval", "--checkpoint", str(checkpoint), "--data", str(image)]):
-        assert "is an image, not a data set" in one_line_error(cli(*argv))
+        assert f"{image} is one .jpg file, not a data set" in one_line_error(cli(*argv))
     assert not (tmp_path / "run").exists()
 
 

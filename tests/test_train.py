@@ -295,6 +295,30 @@ def test_resume_refuses_settings_that_would_change_the_run(folder, tmp_path):
     assert "with N > 2" in proc.stdout
 
 
+def test_a_set_that_disagrees_with_a_flag_is_one_line(folder, tmp_path):
+    """`--epochs 1 --set epochs=1.5` trained 1 epoch and never looked at the --set value."""
+    proc = cli_in_process("train", *TINY, "--data", folder, "--epochs", "1", "--set", "epochs=1.5", "--output",
+                          tmp_path / "run")
+    assert proc.returncode == 2 and "--set epochs=1.5 and --epochs 1 disagree: give one of them" in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_second_ctrl_c_says_what_was_not_saved_and_what_was(folder, tmp_path, monkeypatch):
+    from inceptorch.train import run as run_module
+
+    def interrupted_twice(cfg, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(run_module, "train", interrupted_twice)
+    proc = cli_in_process("train", *TINY, "--data", folder, "--epochs", "1", "--output", tmp_path / "run")
+    assert proc.returncode == 130
+    assert proc.stderr.strip() == ("inceptorch train: interrupted twice: stopped without saving; there was no "
+                                   "checkpoint yet")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "last.state.pt").write_bytes(b"")
+    proc = cli_in_process("train", *TINY, "--data", folder, "--epochs", "1", "--output", tmp_path / "run")
+    assert f"--resume {tmp_path / 'run'} continues from its last checkpoint" in proc.stderr
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--val-split", "0.999"], "--val-split 0.999 holds out all 18 images of "),
     (["--input-size", "100000"], "input_size must be between 1 and 2048 px, not 100000"),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -114,7 +115,12 @@ def overrides_from_args(args) -> dict:
                                                  "checkpoint_every", "compile", "input_size", "output",
                                                  "skip_bad_images", "max_bad_fraction", "class_balance",
                                                  "freeze_epochs")}
-    over.update({k: v for k, v in flags.items() if v is not None})
+    given = {k: v for k, v in flags.items() if v is not None}
+    for key in sorted(set(over) & set(given)):  # `--epochs 1 --set epochs=1.5`: which one was meant?
+        if str(over[key]) != str(given[key]):
+            raise UserError(f"--set {key}={over[key]} and --{key.replace('_', '-')} {given[key]} disagree: "
+                            "give one of them")
+    over.update(given)
     if model_kwargs:
         over["model_kwargs"] = {**over.get("model_kwargs", {}), **model_kwargs}
     return over
@@ -162,6 +168,12 @@ def run(args) -> int:
     except Interrupted as exc:
         print(f"inceptorch train: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:  # a second Ctrl-C stops at once, without the checkpoint the first one asked for
+        saved = (Path(cfg.output) / "last.state.pt").is_file()
+        print("inceptorch train: interrupted twice: stopped without saving; "
+              + (f"--resume {cfg.output} continues from its last checkpoint" if saved else
+                 "there was no checkpoint yet"), file=sys.stderr)
+        return 130
     run_dir = result.run_dir
     if dist_env().is_main:
         print(f"best val top-1 {result.best_top1:.2f}% (balanced {result.best_balanced:.2f}%, {result.best_weights} "
@@ -172,8 +184,6 @@ def run(args) -> int:
 
 def _elastic_restart(output: str) -> bool:
     """torchrun --max-restarts re-runs the same command after a worker dies: continue from the last checkpoint."""
-    from pathlib import Path
-
     from ..train.distributed import dist_env
     from ..train.state import STATE_NAME
 

@@ -219,7 +219,7 @@ def _csv_rows(path: Path) -> list[tuple[int, str, str]]:
     and elsewhere is one class. Errors name the line, never echo what is on it beyond the offending path.
     """
     if path.suffix.lower() != LIST_SUFFIX:
-        kind = "an image, not a data set" if path.suffix.lower() in IMAGE_EXTENSIONS else \
+        kind = f"one {path.suffix.lower()} file, not a data set" if path.suffix.lower() in IMAGE_EXTENSIONS else \
             f"not a CSV list (its name does not end in {LIST_SUFFIX})"
         raise UserError(f"{path} is {kind}; --data takes {DATA_KINDS}")
     raw = path.read_bytes()

@@ -279,6 +279,8 @@ def save_config(cfg: TrainConfig, path: str | Path) -> None:
 
 def load_saved_config(run_dir: str | Path) -> dict:
     path = Path(run_dir) / "config.yaml"
+    if not Path(run_dir).exists():
+        raise UserError(f"{run_dir} does not exist (--resume takes the folder of an earlier run)")
     if not path.is_file():
         raise UserError(f"{run_dir} is not a run folder (no config.yaml)")
     return read_recipe(path)
