@@ -199,16 +199,18 @@ def test_eval_cli_text_and_default_png_next_to_checkpoint(jpegs, runs, capsys):
     assert png.is_file() and f"confusion matrix: {png}" in text
 
 
-@pytest.mark.parametrize("data, split, name", [
-    ("photos", "val", "confusion_photos_val.png"),
-    ("photos/", "train", "confusion_photos_train.png"),  # another split of the same data: another file
-    ("lists/test.csv", "all", "confusion_test_all.png"),
-    ("digits", "val", "confusion_digits_val.png"),
+@pytest.mark.parametrize("weights, data, split, crops, name", [
+    ("best", "photos", "val", 1, "confusion_photos_val.png"),
+    ("best", "photos/", "train", 1, "confusion_photos_train.png"),  # another split of the same data: another file
+    ("best", "lists/test.csv", "all", 1, "confusion_test_all.png"),
+    ("best", "digits", "val", 1, "confusion_digits_val.png"),
+    ("best", "photos", "val", 10, "confusion_photos_val_10crops.png"),  # other crops, another picture
+    ("last", "photos", "val", 144, "confusion_photos_val_last_144crops.png"),  # the run's other weights too
 ])
-def test_default_confusion_png_is_named_after_the_data_and_split(data, split, name):
+def test_default_confusion_png_is_named_after_what_was_evaluated(weights, data, split, crops, name):
     from inceptorch.cli.eval import default_confusion_png
 
-    assert default_confusion_png("runs/a/best.safetensors", data, split) == Path("runs/a") / name
+    assert default_confusion_png(f"runs/a/{weights}.safetensors", data, split, crops=crops) == Path("runs/a") / name
 
 
 def test_eval_cli_ensemble_averages_members(jpegs, runs, tmp_path, capsys):
@@ -223,7 +225,7 @@ def test_eval_cli_ensemble_averages_members(jpegs, runs, tmp_path, capsys):
     assert out["top1"] == pytest.approx(both.top1)
     # By default the ensemble's picture goes next to its first member, not over that member's own one.
     out = _json(capsys, argv[:-2] + ["--checkpoint", str(runs["red"]), "--checkpoint", str(runs["soft"])])
-    assert out["confusion_matrix_png"] == str(runs["red"] / f"confusion_{jpegs.name}_all_ensemble_of_2.png")
+    assert out["confusion_matrix_png"] == str(runs["red"] / f"confusion_{jpegs.name}_all_10crops_ensemble_of_2.png")
 
 
 def test_predict_cli_files_dir_topk_json(jpegs, runs, capsys):

@@ -30,7 +30,7 @@ def register(subparsers) -> None:
                    help="data loading processes (default: 4, or 0 for fewer than 256 images)")
     p.add_argument("--confusion-png", default=None,
                    help="where to write the confusion matrix (default: confusion_DATA_SPLIT.png next to the "
-                        "first checkpoint, e.g. confusion_photos_val.png; an ensemble's ends _ensemble_of_N.png)")
+                        "first checkpoint, e.g. confusion_photos_val.png; others end _last, _10crops, _ensemble_of_N)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_pixel_limit_argument(p)
     add_outside_paths_argument(p)
@@ -48,7 +48,7 @@ def run(args) -> int:
     workers = args.workers if args.workers is not None else (0 if len(data) < 256 else min(4, os.cpu_count() or 1))
     result = evaluate(members, data, args.crops, args.batch_size, workers)
     png = Path(args.confusion_png) if args.confusion_png else default_confusion_png(members[0].source, args.data, split,
-                                                                                      len(members))
+                                                                                      len(members), args.crops)
     try:
         save_confusion_png(result, png)
     except MissingExtra as exc:  # the accuracy stands without the picture
@@ -81,12 +81,15 @@ def run(args) -> int:
     return 0
 
 
-def default_confusion_png(checkpoint: str, data: str, split: str, members: int = 1) -> Path:
+def default_confusion_png(checkpoint: str, data: str, split: str, members: int = 1, crops: int = 1) -> Path:
     """confusion_<data>_<split>.png next to `checkpoint` (an ensemble's first member): a run evaluated on other data,
-    on another split, or as part of an ensemble keeps each picture instead of overwriting one."""
+    on another split, with other crops, from another of its files (last.safetensors), or as part of an ensemble
+    keeps each picture instead of overwriting one."""
     name = Path(str(data).rstrip("/\\")).stem or "data"
-    ensemble = f"_ensemble_of_{members}" if members > 1 else ""
-    return Path(checkpoint).parent / f"confusion_{name}_{split}{ensemble}.png"
+    weights = Path(checkpoint).stem
+    suffix = "".join([f"_{weights}" if weights != "best" else "", f"_{crops}crops" if crops > 1 else "",
+                      f"_ensemble_of_{members}" if members > 1 else ""])
+    return Path(checkpoint).parent / f"confusion_{name}_{split}{suffix}.png"
 
 
 def _run_val_split(checkpoint: str, data: str) -> float:
