@@ -398,3 +398,24 @@ def test_check_data_fails_data_train_would_refuse_and_notes_classes_val_lacks(tm
     assert main(["check-data", str(tree)]) == 0
     assert ("val/ has no folder for 2 classes of train/ (b, c): training validates without them, so their recall is "
             "not measured") in capsys.readouterr().out
+
+
+def test_eval_and_predict_skip_bad_images_when_asked(tmp_path, checkpoint):
+    """One unreadable file among many stopped a whole prediction with no output; --skip-bad-images names it on
+    stderr and scores the rest, as train's option of the same name does."""
+    root = tmp_path / "data"
+    for name in ("a/0.png", "a/1.png", "b/0.png"):
+        _png(root / name)
+    bad = root / "b" / "notes.jpg"
+    bad.write_text("not an image")
+    for command in (["eval", "--checkpoint", checkpoint, "--data", root, "--device", "cpu", "--json"],
+                    ["predict", "--checkpoint", checkpoint, root, "--device", "cpu", "--json"]):
+        assert str(bad) in one_line_error(cli(*command))
+        proc = cli(*command, "--skip-bad-images")
+        assert proc.returncode == 0, proc.stderr
+        assert f"skipping bad image {bad}: not an image" in proc.stderr
+        out = json.loads(proc.stdout)
+        scored = out["num_images"] if command[0] == "eval" else len(out)
+        assert scored == 3
+    assert [p["image"] for p in json.loads(cli(*command, "--skip-bad-images").stdout)] == [
+        str(root / "a" / "0.png"), str(root / "a" / "1.png"), str(root / "b" / "0.png")]

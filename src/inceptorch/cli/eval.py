@@ -32,6 +32,9 @@ def register(subparsers) -> None:
                    help="where to write the confusion matrix (default: confusion_DATA_SPLIT.png next to the "
                         "first checkpoint, e.g. confusion_photos_val.png; others end _last, _10crops, _ensemble_of_N)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--skip-bad-images", action="store_true",
+                   help="score the images that decode, naming each one left out on stderr, instead of stopping at "
+                        "the first bad file")
     add_pixel_limit_argument(p)
     add_outside_paths_argument(p)
     p.set_defaults(func=run)
@@ -44,6 +47,11 @@ def run(args) -> int:
     members = load_model_args(args, runtime_device(args), args.runtime)
     val_split = args.val_split if args.val_split is not None else _run_val_split(members[0].source, args.data)
     data, split = load_eval_data(args.data, args.split, val_split, args.seed)
+    if args.skip_bad_images:
+        from ..data.checks import preflight
+
+        data = preflight(data, skip_bad=True, max_bad_fraction=1.0,
+                         warn=lambda line: print(f"inceptorch eval: {line}", file=sys.stderr))
     match_imagenet_ids(members, data.class_names)
     workers = args.workers if args.workers is not None else (0 if len(data) < 256 else min(4, os.cpu_count() or 1))
     result = evaluate(members, data, args.crops, args.batch_size, workers)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import sys
 
+from ..text import count
 from ._common import add_model_args, load_model_args, runtime_device
 from ._data_flags import add_pixel_limit_argument, apply_data_flags
 
@@ -14,6 +16,8 @@ def register(subparsers) -> None:
     p.add_argument("--topk", type=int, default=5, help="how many classes to show per image (default 5)")
     p.add_argument("--batch-size", type=int, default=256, help="crops per forward pass")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--skip-bad-images", action="store_true",
+                   help="leave out files that do not decode (each named on stderr) instead of stopping at the first")
     add_pixel_limit_argument(p)
     p.set_defaults(func=run)
 
@@ -25,7 +29,16 @@ def run(args) -> int:
     device = runtime_device(args)
     files = collect_images(args.images)  # before loading models: a typo in a path fails fast
     members = load_model_args(args, device, args.runtime)
-    predictions = predict(members, files, args.topk, args.crops, args.batch_size)
+    skipped = []
+
+    def skip(exc) -> None:
+        skipped.append(exc)
+        print(f"inceptorch predict: skipping bad image {exc}", file=sys.stderr)
+
+    predictions = predict(members, files, args.topk, args.crops, args.batch_size,
+                          skip_bad=skip if args.skip_bad_images else None)
+    if skipped:
+        print(f"inceptorch predict: skipped {count(len(skipped), 'bad image')} of {len(files):,}", file=sys.stderr)
     if args.json:
         print(json.dumps([p.to_dict() for p in predictions], indent=1))
         return 0

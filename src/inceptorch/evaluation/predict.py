@@ -1,6 +1,7 @@
 """Class names and probabilities for images: files, folders of images, or in-memory PIL images."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import torch
 from PIL import Image
 
 from ..data.datasets import IMAGE_EXTENSIONS, list_images
-from ..data.io import load_image
+from ..data.io import BadImageError, load_image
 from ..errors import UserError
 from .ensemble import Member, ensemble_probabilities
 from .options import PROTOCOLS
@@ -42,8 +43,12 @@ def collect_images(inputs: list[str | Path]) -> list[Path]:
 
 
 def predict(members: list[Member], images: list[str | Path | Image.Image], topk: int = 5, crops: int = 1,
-            batch_size: int = 256) -> list[Prediction]:
-    """The `topk` most probable classes of each image, probabilities averaged over crops and members."""
+            batch_size: int = 256, skip_bad: Callable[[BadImageError], None] | None = None) -> list[Prediction]:
+    """The `topk` most probable classes of each image, probabilities averaged over crops and members.
+
+    A file that cannot be read stops the call (one line naming it), unless `skip_bad` is given: then the file is
+    handed to it and left out of the predictions.
+    """
     if crops not in PROTOCOLS:
         raise UserError(f"--crops must be one of {', '.join(map(str, PROTOCOLS))}, not {crops}")
     if topk < 1:
@@ -54,13 +59,23 @@ def predict(members: list[Member], images: list[str | Path | Image.Image], topk:
     per_batch = max(1, batch_size // crops)
     predictions = []
     for start in range(0, len(images), per_batch):
-        chunk = images[start:start + per_batch]
-        pils = [img.convert("RGB") if isinstance(img, Image.Image) else load_image(img) for img in chunk]
+        chunk, pils = [], []  # (position, source) of each image read, and the image
+        for position in range(start, min(start + per_batch, len(images))):
+            img = images[position]
+            try:
+                pils.append(img.convert("RGB") if isinstance(img, Image.Image) else load_image(img))
+            except BadImageError as exc:
+                if skip_bad is None:
+                    raise
+                skip_bad(exc)
+                continue
+            chunk.append((position, img))
+        if not chunk:
+            continue
         views = [torch.cat([t(img) for img in pils]) for t in transforms]
         probs = ensemble_probabilities(members, views, crops, batch_size)
         top = probs.topk(k, dim=1)
-        for i, (values, indices) in enumerate(zip(top.values.tolist(), top.indices.tolist())):
-            src = chunk[i]
-            label = f"<image {start + i}>" if isinstance(src, Image.Image) else str(src)
+        for (position, src), values, indices in zip(chunk, top.values.tolist(), top.indices.tolist()):
+            label = f"<image {position}>" if isinstance(src, Image.Image) else str(src)
             predictions.append(Prediction(label, [(names[j], float(p)) for j, p in zip(indices, values)]))
     return predictions
