@@ -560,3 +560,14 @@ def test_eval_of_a_run_scores_the_validation_images_the_run_held_out(folder, tmp
     assert main(["eval", "--checkpoint", str(run), "--data", str(folder), "--split", "val", "--val-split", "0.2",
                  *png]) == 0
     assert json.loads(capsys.readouterr().out)["num_images"] < held_out  # given on the command line: that split
+    # Without --split the run's own data is scored on what it held out (all 18 images would include the 9 it
+    # learnt from); another folder is scored whole.
+    assert main(["eval", "--checkpoint", str(run), "--data", str(folder), *png]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["split"] == "val" and out["num_images"] == held_out
+    assert main(["eval", "--checkpoint", str(run), "--data", str(folder), "--split", "all", *png]) == 0
+    assert json.loads(capsys.readouterr().out)["num_images"] == 18
+    other = make_jpeg_folder(tmp_path / "other", per_class=2)
+    assert main(["eval", "--checkpoint", str(run), "--data", str(other), *png]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["split"] == "all" and out["num_images"] == 6

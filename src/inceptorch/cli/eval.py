@@ -19,8 +19,8 @@ def register(subparsers) -> None:
     add_model_args(p)
     p.add_argument("--data", required=True, help="train/val tree, class folder, CSV list, or 'digits'")
     p.add_argument("--split", choices=SPLITS, default="auto",
-                   help="auto (default): val/ of a train/val tree and the val split of 'digits'; all images of "
-                        "a plain class folder or CSV list")
+                   help="auto (default): val/ of a train/val tree, the val split of 'digits' and of the data the "
+                        "run trained on; all images of any other class folder or CSV list")
     p.add_argument("--val-split", type=float, default=None,
                    help="held-out fraction for --split val/train (default: the run's own when --data is the data "
                         "the run trained on, else 0.2)")
@@ -45,8 +45,12 @@ def run(args) -> int:
 
     apply_data_flags(args)
     members = load_model_args(args, runtime_device(args), args.runtime)
-    val_split = args.val_split if args.val_split is not None else _run_val_split(members[0].source, args.data)
-    data, split = load_eval_data(args.data, args.split, val_split, args.seed)
+    trained_on, run_val_split = _run_split(members[0].source, args.data)
+    val_split = args.val_split if args.val_split is not None else run_val_split
+    # The data the run trained on: by default only the images it held out, whose score is not inflated by the
+    # images it learnt from (a folder the run never saw is scored whole).
+    chosen = "val" if args.split == "auto" and trained_on else args.split
+    data, split = load_eval_data(args.data, chosen, val_split, args.seed)
     if args.skip_bad_images:
         from ..data.checks import preflight
 
@@ -100,9 +104,9 @@ def default_confusion_png(checkpoint: str, data: str, split: str, members: int =
     return Path(checkpoint).parent / f"confusion_{name}_{split}{suffix}.png"
 
 
-def _run_val_split(checkpoint: str, data: str) -> float:
-    """The held-out fraction of the run that saved `checkpoint`, when `data` is what that run trained on: the same
-    validation images as its log, not another split of them (training's split seed is always 0, as eval's)."""
+def _run_split(checkpoint: str, data: str) -> tuple[bool, float]:
+    """Whether `data` is what the run that saved `checkpoint` trained on, and that run's held-out fraction then: the
+    same validation images as its log, not another split of them (training's split seed is always 0, as eval's)."""
     from ..errors import UserError
     from ..train.config import load_saved_config
 
@@ -113,7 +117,7 @@ def _run_val_split(checkpoint: str, data: str) -> float:
         saved = {}
     same_data = saved.get("data") is not None and (
         str(saved["data"]) == str(data) or Path(str(saved["data"])).resolve() == Path(data).resolve())
-    return float(saved.get("val_split", 0.2)) if same_data else 0.2
+    return same_data, float(saved.get("val_split", 0.2)) if same_data else 0.2
 
 
 def _finite(out: dict) -> dict:
