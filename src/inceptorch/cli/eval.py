@@ -47,8 +47,8 @@ def run(args) -> int:
     members = load_model_args(args, runtime_device(args), args.runtime)
     trained_on, run_val_split = _run_split(members[0].source, args.data)
     val_split = args.val_split if args.val_split is not None else run_val_split
-    # The data the run trained on: by default only the images it held out, whose score is not inflated by the
-    # images it learnt from (a folder the run never saw is scored whole).
+    # The data the run trained on: by default only the images it held out, a score not mixed with the images it
+    # learnt from (a folder the run never saw is scored whole).
     chosen = "val" if args.split == "auto" and trained_on else args.split
     data, split = load_eval_data(args.data, chosen, val_split, args.seed)
     if args.skip_bad_images:
