@@ -42,3 +42,10 @@ def cli_in_process(*args: str) -> Completed:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     shown = "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line) for w in caught)
     return Completed(code, out.getvalue(), shown + err.getvalue())
+
+
+def one_line_error(proc: Completed) -> str:
+    """The stderr of a command that failed as bad input should: exit status 2, one line, no traceback."""
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    return proc.stderr

@@ -63,3 +63,15 @@ def randomize_bn_stats(model: torch.nn.Module) -> torch.nn.Module:
             m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
             m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
     return model
+
+
+@pytest.fixture(scope="session")
+def lenet5_run(tmp_path_factory):
+    """A run folder of a 2-class lenet5 (classes a, b): enough for eval, predict and export to get past loading."""
+    from inceptorch.checkpoint import model_metadata, save_model_file
+    from inceptorch.models import create_model
+
+    root = tmp_path_factory.mktemp("lenet5_run")
+    model = create_model("lenet5", num_classes=2)
+    save_model_file(model, root / "best.safetensors", model_metadata(model, {"num_classes": 2}, ["a", "b"]))
+    return root

@@ -10,17 +10,8 @@ import pytest
 from PIL import Image
 
 from _cli import cli_in_process as cli
-from inceptorch.checkpoint import model_metadata, save_model_file
+from _cli import one_line_error
 from inceptorch.fileio import atomic_write
-from inceptorch.models import create_model
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ckpt")
-    model = create_model("lenet5", num_classes=2)
-    save_model_file(model, root / "best.safetensors", model_metadata(model, {"num_classes": 2}, ["a", "b"]))
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +35,9 @@ def test_written_files_get_the_umasks_permissions_and_a_replaced_file_keeps_its_
     try:
         atomic_write(tmp_path / "new.bin", lambda p: Path(p).write_bytes(b"x"))
         assert _mode(tmp_path / "new.bin") == 0o644
+        os.umask(0o077)  # the umask of the moment, as open() would apply it
+        atomic_write(tmp_path / "own.bin", lambda p: Path(p).write_bytes(b"x"))
+        assert _mode(tmp_path / "own.bin") == 0o600
         private = tmp_path / "private.bin"
         private.write_bytes(b"old")
         private.chmod(0o600)
@@ -53,21 +47,15 @@ def test_written_files_get_the_umasks_permissions_and_a_replaced_file_keeps_its_
         os.umask(old)
 
 
-def _one_line(proc) -> str:
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    return proc.stderr
-
-
-def test_an_output_under_a_file_is_one_line_naming_that_file(checkpoint, data, tmp_path):
+def test_an_output_under_a_file_is_one_line_naming_that_file(lenet5_run, data, tmp_path):
     blocker = tmp_path / "metrics.csv"
     blocker.write_text("epoch\n")
     commands = [
-        ("export", "--checkpoint", checkpoint, "--format", "weights", "--output", blocker / "model.safetensors"),
-        ("eval", "--checkpoint", checkpoint, "--data", data, "--device", "cpu", "--confusion-png", blocker / "c.png"),
+        ("export", "--checkpoint", lenet5_run, "--format", "weights", "--output", blocker / "model.safetensors"),
+        ("eval", "--checkpoint", lenet5_run, "--data", data, "--device", "cpu", "--confusion-png", blocker / "c.png"),
     ]
     for command in commands:
-        assert f"Not a directory: {blocker}" in _one_line(cli(*command))
+        assert f"Not a directory: {blocker}" in one_line_error(cli(*command))
     assert blocker.read_text() == "epoch\n"
 
 
@@ -79,4 +67,4 @@ def test_a_run_folder_that_cannot_be_created_is_one_line_without_a_lock_error(da
     proc = cli("train", "--model", "lenet5", "--data", data, "--epochs", "1", "--output", blocker / "run",
                "--no-progress")
     assert "Exception ignored" not in proc.stderr and "RunFolderLock" not in proc.stderr
-    assert str(blocker) in _one_line(proc)
+    assert str(blocker) in one_line_error(proc)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import secrets
 import stat
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,21 +19,22 @@ if TYPE_CHECKING:
 DIGEST_KEY = "inceptorch.sha256"  # safetensors metadata key of `state_digest`, checked on every load
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask()  # read once: setting it to read it is not thread-safe
-
-
-def _new_file_mode(path: Path) -> int:
-    """The permissions `open(path, "w")` would leave: the old file's, or 0o666 less the umask for a new one."""
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        return 0o666 & ~_UMASK
+def _temporary_file_beside(path: Path) -> str:
+    """A new, empty file next to `path` (`.NAME.RANDOM.tmp`), created with the permissions a plain write gives:
+    0o666 less the umask, applied by the kernel as for open() (mkstemp's are owner-only), or the old file's own."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        try:
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))  # replacing a file: keep what its owner chose
+        except FileNotFoundError:
+            pass
+        return str(tmp)
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(path))
 
 
 def _as_target(exc: OSError, path: Path) -> OSError:
@@ -45,19 +46,17 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     """Write through `write(tmp_path)`, fsync, then rename over `path`: readers see the old file or the new one.
 
     A failure (a full disk, a crash) leaves the previous file intact and removes the partial one. The file gets the
-    permissions a plain write would give it (mkstemp's temporary file is owner-only).
+    permissions a plain write would give it.
     """
     path = Path(path)
     if path.parent.exists() and not path.parent.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path.parent))
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = _temporary_file_beside(path)
     except OSError as exc:
         raise _as_target(exc, path) from None
-    os.close(fd)
     try:
-        os.chmod(tmp, _new_file_mode(path))
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())

@@ -5,6 +5,7 @@ also loads during training. Threads suffice for speed: Pillow releases the GIL w
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -177,8 +178,8 @@ def preflight_splits(splits: list[ImageList], skip_bad: bool = False, max_bad_fr
     kept_splits, start = [], 0
     for split in splits:
         end = start + len(split.samples)
-        bad_here = [b for b in report.bad if start <= b.index < end]
-        drop = {b.index - start for b in bad_here}
+        bad_here = [dataclasses.replace(b, index=b.index - start) for b in report.bad if start <= b.index < end]
+        drop = {b.index for b in bad_here}
         kept = ImageList([s for i, s in enumerate(split.samples) if i not in drop], split.class_names,
                          split.transform)
         kept.skipped = list(split.skipped) + bad_here
