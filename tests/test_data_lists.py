@@ -17,16 +17,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from _cli import Completed
 from _cli import cli_in_process as cli
-from inceptorch.checkpoint import model_metadata, save_model_file
+from _cli import one_line_error
 from inceptorch.cli.main import main
 from inceptorch.data.checks import image_files, preflight
 from inceptorch.data.datasets import allow_paths_outside_lists, build_dataset
 from inceptorch.data.io import BadImageError, load_image
 from inceptorch.errors import UserError
 from inceptorch.evaluation import collect_images, load_eval_data
-from inceptorch.models import create_model
 
 APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "  # the header of a macOS `._name` side file
 
@@ -37,27 +35,12 @@ def _png(path: Path, colour=(200, 30, 30)) -> Path:
     return path
 
 
-def one_line_error(proc: Completed) -> str:
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    return proc.stderr
-
-
 @pytest.fixture(autouse=True)
 def _no_outside_paths():
     """`--allow-outside-paths` is a process-wide setting: each test starts, and leaves, with it off."""
     allow_paths_outside_lists(False)
     yield
     allow_paths_outside_lists(False)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """A run folder of a 2-class lenet5 (classes a, b): enough for eval and predict to get past loading."""
-    root = tmp_path_factory.mktemp("ckpt")
-    model = create_model("lenet5", num_classes=2)
-    save_model_file(model, root / "best.safetensors", model_metadata(model, {"num_classes": 2}, ["a", "b"]))
-    return root
 
 
 @pytest.fixture
@@ -78,12 +61,12 @@ def macos_folder(tmp_path) -> tuple[Path, set[str]]:
 
 
 # ------------------------------------------------------------------------------------ files that are not lists
-def test_an_image_given_as_data_is_refused_in_one_line(tmp_path, checkpoint):
+def test_an_image_given_as_data_is_refused_in_one_line(tmp_path, lenet5_run):
     image = _png(tmp_path / "some" / "image.jpg")
     with pytest.raises(UserError, match="is one .jpg file, not a data set"):
         build_dataset(image, "train")
     for argv in (["train", "--model", "lenet5", "--data", str(image), "--output", str(tmp_path / "run")],
-                 ["eval", "--checkpoint", str(checkpoint), "--data", str(image)]):
+                 ["eval", "--checkpoint", str(lenet5_run), "--data", str(image)]):
         assert f"{image} is one .jpg file, not a data set" in one_line_error(cli(*argv))
     assert not (tmp_path / "run").exists()
 
@@ -163,18 +146,18 @@ def test_paths_outside_the_lists_folder_are_refused_unless_allowed(tmp_path, row
     assert {Path(p).resolve() for p, _ in samples} == {(lists / "0.png").resolve(), outside.resolve()}
 
 
-def test_outside_paths_through_the_cli(tmp_path, checkpoint):
+def test_outside_paths_through_the_cli(tmp_path, lenet5_run):
     outside = _png(tmp_path / "outside.png")
     lists = tmp_path / "lists"
     _png(lists / "0.png")
     (lists / "list.csv").write_text(f"0.png,a\n{outside},b\n")
     for command in (["check-data", str(lists / "list.csv")],
-                    ["eval", "--checkpoint", str(checkpoint), "--data", str(lists / "list.csv")],
+                    ["eval", "--checkpoint", str(lenet5_run), "--data", str(lists / "list.csv")],
                     ["train", "--model", "lenet5", "--data", str(lists / "list.csv"), "--output", str(tmp_path / "r")]):
         assert "outside the list's folder" in one_line_error(cli(*command))
     allowed = cli("check-data", str(lists / "list.csv"), "--allow-outside-paths")
     assert allowed.returncode == 0 and "checked 2 image files" in allowed.stdout, allowed.stderr
-    allowed = cli("eval", "--checkpoint", str(checkpoint), "--data", str(lists / "list.csv"), "--allow-outside-paths",
+    allowed = cli("eval", "--checkpoint", str(lenet5_run), "--data", str(lists / "list.csv"), "--allow-outside-paths",
                   "--device", "cpu", "--confusion-png", str(tmp_path / "cm.png"))
     assert allowed.returncode == 0 and "2 images" in allowed.stdout, allowed.stderr
 
@@ -214,7 +197,7 @@ def test_train_does_not_stop_on_apple_double_files(macos_folder, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ empty class folders
-def test_an_empty_class_folder_is_an_error_in_train_eval_and_check_data(tmp_path, checkpoint, capsys):
+def test_an_empty_class_folder_is_an_error_in_train_eval_and_check_data(tmp_path, lenet5_run, capsys):
     root = tmp_path / "data"
     _png(root / "a" / "0.png")
     (root / "b").mkdir()
@@ -222,7 +205,7 @@ def test_an_empty_class_folder_is_an_error_in_train_eval_and_check_data(tmp_path
     for split in ("train", "val"):
         with pytest.raises(UserError, match=r"class folder .*b holds no images"):
             build_dataset(root, split)
-    assert "holds no images" in one_line_error(cli("eval", "--checkpoint", str(checkpoint), "--data", str(root)))
+    assert "holds no images" in one_line_error(cli("eval", "--checkpoint", str(lenet5_run), "--data", str(root)))
     assert main(["check-data", str(root)]) == 1
     out = capsys.readouterr().out
     assert f"{root / 'b'}: empty class folder" in out and "1 empty class folder" in out
@@ -250,14 +233,14 @@ def test_train_val_tree_class_folders(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------- broken links
-def test_a_broken_symlink_is_a_bad_image_everywhere(tmp_path, checkpoint, capsys):
+def test_a_broken_symlink_is_a_bad_image_everywhere(tmp_path, lenet5_run, capsys):
     root = tmp_path / "data"
     _png(root / "a" / "0.png")
     _png(root / "b" / "0.png")
     link = root / "a" / "1.png"
     os.symlink(tmp_path / "deleted.png", link)
     assert str(link) in {str(p) for p in collect_images([root])}  # predict does not skip it silently
-    error = one_line_error(cli("predict", "--checkpoint", str(checkpoint), str(root), "--device", "cpu"))
+    error = one_line_error(cli("predict", "--checkpoint", str(lenet5_run), str(root), "--device", "cpu"))
     assert str(link) in error and "broken symbolic link" in error
     assert main(["check-data", str(root)]) == 1
     assert f"{link}: broken symbolic link" in capsys.readouterr().out
@@ -400,7 +383,7 @@ def test_check_data_fails_data_train_would_refuse_and_notes_classes_val_lacks(tm
             "not measured") in capsys.readouterr().out
 
 
-def test_eval_and_predict_skip_bad_images_when_asked(tmp_path, checkpoint):
+def test_eval_and_predict_skip_bad_images_when_asked(tmp_path, lenet5_run):
     """One unreadable file among many stopped a whole prediction with no output; --skip-bad-images names it on
     stderr and scores the rest, as train's option of the same name does."""
     root = tmp_path / "data"
@@ -408,8 +391,8 @@ def test_eval_and_predict_skip_bad_images_when_asked(tmp_path, checkpoint):
         _png(root / name)
     bad = root / "b" / "notes.jpg"
     bad.write_text("not an image")
-    for command in (["eval", "--checkpoint", checkpoint, "--data", root, "--device", "cpu", "--json"],
-                    ["predict", "--checkpoint", checkpoint, root, "--device", "cpu", "--json"]):
+    for command in (["eval", "--checkpoint", lenet5_run, "--data", root, "--device", "cpu", "--json"],
+                    ["predict", "--checkpoint", lenet5_run, root, "--device", "cpu", "--json"]):
         assert str(bad) in one_line_error(cli(*command))
         proc = cli(*command, "--skip-bad-images")
         assert proc.returncode == 0, proc.stderr
