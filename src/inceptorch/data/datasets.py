@@ -4,7 +4,9 @@
 - a folder with `train/` and `val/` class folders (ImageFolder layout),
 - one folder of class folders, split deterministically into train/val by `val_split`,
 - a CSV file (`.csv`, UTF-8) of `path,label` rows (paths relative to the CSV; a `path,label` header is optional),
-- `digits`: scikit-learn's 8x8 handwritten digits, shipped inside its wheel (no download), as 32x32 RGB.
+- `digits`: scikit-learn's 8x8 handwritten digits, shipped inside its wheel (no download), as 32x32 RGB;
+- `inspection`: defect severities drawn on real gray surfaces that scikit-image ships (`inspection.py`), a hard,
+  imbalanced benchmark, split by class (each class keeps its share in val).
 Class names are sorted folder or label names, so the same data always gives the same class indices.
 
 Every command that reads a folder (check-data, train, eval, predict) lists it with `list_images`, so they agree on
@@ -14,6 +16,7 @@ symbolic link is listed, so that decoding it reports it rather than a listing sk
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 import random
@@ -31,7 +34,7 @@ from ..extras import require
 from .io import load_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-EMBEDDED = ("digits",)
+EMBEDDED = ("digits", "inspection")
 LIST_SUFFIX = ".csv"
 DATA_KINDS = f"a folder of class folders, a train/val tree, a CSV list ({LIST_SUFFIX}) or one of: {', '.join(EMBEDDED)}"
 
@@ -66,9 +69,12 @@ def build_dataset(spec: str | Path, split: str, val_split: float = 0.2, seed: in
     """The `split` ("train" or "val") of the data that `spec` names; see the module docstring."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', not {split!r}")
-    if str(spec) in EMBEDDED:
+    if str(spec) == "digits":
         samples, names = _digits()
         return ImageList(_split(samples, split, val_split, seed), names)
+    if str(spec) == "inspection":
+        samples, names = _inspection()
+        return ImageList(stratified_split(samples, split, val_split, seed), names)
     path = Path(spec)
     if not path.exists():
         raise UserError(f"data not found: {path} ({DATA_KINDS})")
@@ -158,6 +164,22 @@ def _split(samples: list, split: str, val_split: float, seed: int) -> list:
     n_val = max(1, round(len(samples) * val_split))
     chosen = sorted(order[:n_val]) if split == "val" else sorted(order[n_val:])
     return [samples[i] for i in chosen]
+
+
+def stratified_split(samples: list, split: str, val_split: float, seed: int) -> list:
+    """A deterministic split that keeps each class's share: `val_split` of every class (at least one image of a
+    class with two or more) goes to val, so a rare class is never missing from it by chance."""
+    if not 0 < val_split < 1:
+        raise UserError(f"--val-split must be between 0 and 1, not {val_split}")
+    by_class: dict[int, list[int]] = {}
+    for i, (_, label) in enumerate(samples):
+        by_class.setdefault(label, []).append(i)
+    held_out = set()
+    for label, indices in sorted(by_class.items()):
+        random.Random(seed * 1_000_003 + label).shuffle(indices)
+        n_val = max(1, round(len(indices) * val_split)) if len(indices) > 1 else 0
+        held_out.update(indices[:n_val])
+    return [sample for i, sample in enumerate(samples) if (i in held_out) == (split == "val")]
 
 
 def _subfolders(root: Path) -> list[str]:
@@ -269,6 +291,14 @@ def _inside(file: str) -> bool:
     folder owner's choice): not absolute, no `..` that climbs out, and not the folder itself."""
     norm = os.path.normpath(file)
     return not os.path.isabs(file) and norm != "." and norm.split(os.sep)[0] != ".."
+
+
+@functools.lru_cache(maxsize=1)
+def _inspection() -> tuple[list[tuple[Image.Image, int]], list[str]]:
+    # made from scikit-image's bundled surfaces on first use (about 10 s), then kept for the process
+    from . import inspection
+
+    return inspection.make_inspection(inspection.COUNT), inspection.class_names()
 
 
 def _digits() -> tuple[list[tuple[Image.Image, int]], list[str]]:
