@@ -13,7 +13,7 @@ from torchvision.transforms.v2 import InterpolationMode
 from ..errors import UserError
 from ..models._registry import ModelCfg
 
-PRESETS = ("small_data", "paper", "inception_v3", "light", "none")
+PRESETS = ("small_data", "inspection", "paper", "inception_v3", "light", "none")
 
 _INTERPOLATION = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC,
                   "nearest": InterpolationMode.NEAREST, "area": InterpolationMode.BOX}
@@ -28,6 +28,11 @@ _COLOR_JITTER = {"brightness": 0.4, "contrast": 0.4, "saturation": 0.4}
 # no object at all, so crops keep at least a quarter of the image; milder colour jitter for the same reason.
 _SMALL_DATA_SCALE = (0.25, 1.0)
 _SMALL_DATA_JITTER = {"brightness": 0.2, "contrast": 0.2, "saturation": 0.2}
+# Images without a canonical orientation or framing (inspection, microscopy, textures, aerial): any of the eight
+# flips and quarter turns shows a possible image of the same class, and crops keep most of the image, since a
+# defect near the border must stay in view for its label to stay true.
+_INSPECTION_SCALE, _INSPECTION_RATIO = (0.64, 1.0), (0.8, 1.25)
+_INSPECTION_JITTER = {"brightness": 0.2, "contrast": 0.2}
 
 
 def _to_tensor(cfg: ModelCfg, normalize: bool = True) -> list:
@@ -48,49 +53,89 @@ def eval_transform(cfg: ModelCfg, input_size: int | None = None, normalize: bool
     """Resize the shorter side to input_size / crop_pct, center-crop input_size, normalise (timm's eval recipe).
 
     `normalize=False` stops at the uint8 tensor (see `train_transform`)."""
-    size = input_size or cfg.input_size
-    resize = round(size / cfg.crop_pct)
-    return v2.Compose([v2.Resize(resize, interpolation=_interpolation(cfg.interpolation), antialias=True),
-                       v2.CenterCrop(size), *_to_tensor(cfg, normalize)])
+    return v2.Compose([*_eval_geometry(cfg, input_size or cfg.input_size), *_to_tensor(cfg, normalize)])
+
+
+def _eval_geometry(cfg: ModelCfg, size: int) -> list:
+    return [v2.Resize(round(size / cfg.crop_pct), interpolation=_interpolation(cfg.interpolation), antialias=True),
+            v2.CenterCrop(size)]
+
+
+AUTO_AUGMENT = ("trivial", "rand", "auto")  # TrivialAugmentWide, RandAugment, AutoAugment (ImageNet policy)
 
 
 def train_transform(preset: str, cfg: ModelCfg, hflip: float = 0.5, input_size: int | None = None,
-                    normalize: bool = True) -> v2.Compose:
-    """The named augmentation preset at the model's input size; `hflip` is the horizontal-flip probability.
+                    normalize: bool = True, auto_augment: str | None = None, random_erasing: float = 0.0) -> v2.Compose:
+    """The named augmentation preset at the model's input size, then optionally an automatic augmentation policy
+    and random erasing; `hflip` is the horizontal-flip probability.
+
+    - `auto_augment`: "trivial" (TrivialAugmentWide, Müller & Hutter 2021: one random operation at a random
+      strength, no tuning), "rand" (RandAugment, Cubuk et al. 2020: two operations at magnitude 9) or "auto"
+      (AutoAugment's ImageNet policy, Cubuk et al. 2019), applied after the preset's crop and flips;
+    - `random_erasing`: the probability of erasing one random rectangle (Zhong et al. 2020), filled with the
+      model's mean colour (0 after normalisation), last.
 
     `normalize=False` ends in the (3, S, S) uint8 tensor instead: DataLoader workers then hand over a quarter of the
     bytes, and `uint8_batches.DeviceNormalize` converts and normalises whole batches where the model runs.
 
     - `small_data` (the default): crops of 25-100% of the area (aspect 3/4-4/3), mild colour jitter, flips: photos
       of centred objects, from a few hundred to tens of thousands of images.
+    - `inspection`: crops of 64-100% of the area, quarter turns, horizontal and vertical flips, mild brightness and
+      contrast jitter: images without an "up" whose label a tight crop could change (surfaces, microscopy, aerial).
     - `paper`: GoogLeNet section 6 crops (area 8-100%, aspect 3/4-4/3), colour jitter, a random one of four
       interpolations, flips.
     - `inception_v3`: the same crops and colour at the model's size (299 for v3) with its bilinear resize.
     - `light`: for small data sets: mild scale/translation jitter (area 64-100%, a few percent of shift), flips.
     - `none`: the evaluation transform.
     """
-    size = input_size or cfg.input_size
+    steps = _preset_steps(preset, cfg, hflip, input_size or cfg.input_size)
+    if auto_augment is not None:
+        steps.append(_auto_augment(auto_augment, cfg))
+    steps += _to_tensor(cfg, normalize)
+    if random_erasing > 0:
+        fill = 0.0 if normalize else [round(255 * m) for m in cfg.mean]
+        steps.append(v2.RandomErasing(random_erasing, value=fill))
+    return v2.Compose(steps)
+
+
+def _auto_augment(name: str, cfg: ModelCfg):
+    interpolation = _interpolation(cfg.interpolation)
+    if name == "trivial":
+        return v2.TrivialAugmentWide(interpolation=interpolation)
+    if name == "rand":
+        return v2.RandAugment(interpolation=interpolation)
+    if name == "auto":
+        return v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET, interpolation=interpolation)
+    raise UserError(f"unknown auto_augment {name!r}; choose from {', '.join(AUTO_AUGMENT)}")
+
+
+def _preset_steps(preset: str, cfg: ModelCfg, hflip: float, size: int) -> list:
+    """The preset's transforms on PIL images, before the tensor conversion."""
     flip = [v2.RandomHorizontalFlip(hflip)] if hflip > 0 else []
     if preset == "paper":
         crops = [v2.RandomResizedCrop(size, scale=_CROP_SCALE, ratio=_CROP_RATIO, interpolation=_interpolation(n),
                                       antialias=True) for n in _PAPER_INTERPOLATIONS]
-        return v2.Compose([v2.RandomChoice(crops), v2.ColorJitter(**_COLOR_JITTER), *flip,
-                           *_to_tensor(cfg, normalize)])
+        return [v2.RandomChoice(crops), v2.ColorJitter(**_COLOR_JITTER), *flip]
     if preset == "small_data":
         crop = v2.RandomResizedCrop(size, scale=_SMALL_DATA_SCALE, ratio=_CROP_RATIO,
                                     interpolation=_interpolation(cfg.interpolation), antialias=True)
-        return v2.Compose([crop, v2.ColorJitter(**_SMALL_DATA_JITTER), *flip, *_to_tensor(cfg, normalize)])
+        return [crop, v2.ColorJitter(**_SMALL_DATA_JITTER), *flip]
+    if preset == "inspection":
+        crop = v2.RandomResizedCrop(size, scale=_INSPECTION_SCALE, ratio=_INSPECTION_RATIO,
+                                    interpolation=_interpolation(cfg.interpolation), antialias=True)
+        turns = v2.RandomChoice([v2.RandomRotation((angle, angle)) for angle in (0, 90, 180, 270)])
+        return [crop, turns, *flip, v2.RandomVerticalFlip(0.5 if hflip > 0 else 0.0),
+                v2.ColorJitter(**_INSPECTION_JITTER)]
     if preset == "inception_v3":
         crop = v2.RandomResizedCrop(size, scale=_CROP_SCALE, ratio=_CROP_RATIO,
                                     interpolation=_interpolation(cfg.interpolation), antialias=True)
-        return v2.Compose([crop, v2.ColorJitter(**_COLOR_JITTER), *flip, *_to_tensor(cfg, normalize)])
+        return [crop, v2.ColorJitter(**_COLOR_JITTER), *flip]
     if preset == "light":
         resize = round(size / cfg.crop_pct)
-        return v2.Compose([v2.Resize(resize, interpolation=_interpolation(cfg.interpolation), antialias=True),
-                           v2.RandomAffine(degrees=8, translate=(0.08, 0.08), scale=(0.9, 1.1)),
-                           v2.CenterCrop(size), *flip, *_to_tensor(cfg, normalize)])
+        return [v2.Resize(resize, interpolation=_interpolation(cfg.interpolation), antialias=True),
+                v2.RandomAffine(degrees=8, translate=(0.08, 0.08), scale=(0.9, 1.1)), v2.CenterCrop(size), *flip]
     if preset == "none":
-        return eval_transform(cfg, size, normalize)
+        return _eval_geometry(cfg, size)
     raise UserError(f"unknown augmentation preset {preset!r}; choose from {', '.join(PRESETS)}")
 
 

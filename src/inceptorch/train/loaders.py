@@ -76,8 +76,9 @@ def build_loaders(cfg: TrainConfig, model_cfg: ModelCfg, train_base: ImageList, 
                            **worker_options(workers, prefetch=4))  # batches of file bytes are small
         train = DeviceBatches(files, augment, device)
     else:  # workers decode and augment; batches cross as uint8 and are normalised on the device
-        augment = SeededDataset(train_base, train_transform(cfg.aug, model_cfg, cfg.hflip, input_size,
-                                                            normalize=False), cfg.seed)
+        transform = train_transform(cfg.aug, model_cfg, cfg.hflip, input_size, normalize=False,
+                                    auto_augment=cfg.auto_augment, random_erasing=cfg.random_erasing)
+        augment = SeededDataset(train_base, transform, cfg.seed)
         images = DataLoader(augment, batch_size=batch_size, sampler=EpochTagged(sampler), pin_memory=pin,
                             generator=generator, **worker_options(workers))
         train = NormalizedBatches(images, normalize)
