@@ -38,7 +38,7 @@ def nan_on_rank_1(rank: int, store_path: str, out_dir: str) -> None:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     outcome = "finished"
     try:
-        engine.train_one_epoch(model, batches, optimizer, scheduler, device=torch.device("cpu"))
+        engine.train_one_epoch(engine.ForwardLoss(model), batches, optimizer, scheduler, device=torch.device("cpu"))
     except engine.NonFiniteLoss:
         outcome = f"stopped at batch {len(calls)}"
     after = model.module.state_dict()

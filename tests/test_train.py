@@ -339,7 +339,7 @@ def test_on_a_tie_the_best_checkpoint_is_the_epoch_with_the_lower_val_loss(folde
     rows = read_metrics(run / "metrics.csv")
     best = max(rows, key=lambda r: (r["val_top1"], -r["val_loss"]))
     assert len({r["val_top1"] for r in rows}) < len(rows), "no tie: the test needs one"
-    assert load_state(run / "last.state.pt")["best_epoch"] == best["epoch"]
+    assert load_state(run / "last.state.pt")["best"]["epoch"] == best["epoch"]
     assert read_metadata(run / "best.safetensors")["train"]["epoch"] == best["epoch"]
 
 
@@ -503,14 +503,14 @@ def test_cpu_training_runs_in_channels_last_where_that_is_faster(folder, tmp_pat
 
     seen = []
 
-    def spy(model, batches, *args, **kwargs):
+    def spy(forward_loss, batches, *args, **kwargs):
         def watched():
             for images, labels in batches:
                 seen.append(images.is_contiguous(memory_format=torch.channels_last))
                 yield images, labels
-        weights = [p for p in model.parameters() if p.dim() == 4]
+        weights = [p for p in forward_loss.model.parameters() if p.dim() == 4]
         seen.append(all(w.is_contiguous(memory_format=torch.channels_last) for w in weights))
-        return engine.train_one_epoch(model, watched(), *args, **kwargs)
+        return engine.train_one_epoch(forward_loss, watched(), *args, **kwargs)
 
     monkeypatch.setattr(run_module, "train_one_epoch", spy)
     args = ["train", "--model", "googlenet_bn", "--width", "0.0625", *model_args, "--no-progress",

@@ -54,7 +54,7 @@ def run(args) -> int:
             return exc.exit_code
         model, meta = load_model_file(out / name / "best.safetensors")
         summary = summarize(model, meta["model_cfg"]["input_size"])  # the inference network: no aux heads
-        rows.append({"model": name, "best_val_top1": result.best_top1, "best_epoch": result.best_epoch,
+        rows.append({"model": name, "best_val_top1": result.best.top1, "best_epoch": result.best.epoch,
                      "params": summary.params, "params_with_aux": sum(p.numel() for p in model.parameters()),
                      "macs": summary.macs, "seconds": result.seconds,
                      "metrics": read_metrics(out / name / "metrics.csv")})

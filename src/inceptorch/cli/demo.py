@@ -52,7 +52,7 @@ def run(args) -> int:
     # Steps 2 and 3 are the user's own commands, run on the saved files: what the README shows is what they get.
     evaluate = ["eval", "--checkpoint", str(out), "--data", str(cfg.data), "--val-split", str(cfg.val_split),
                 "--workers", "0", "--device", "cpu"]
-    print(f"[2/3] inceptorch {' '.join(evaluate)}   (best epoch {result.best_epoch} of {cfg.epochs})")
+    print(f"[2/3] inceptorch {' '.join(evaluate)}   (best epoch {result.best.epoch} of {cfg.epochs})")
     if rc := main(evaluate):
         return rc
     samples = _write_samples(out, cfg)

@@ -1,6 +1,7 @@
 """`inceptorch train`: train a model on a folder, a CSV list or an embedded data set, with a recipe."""
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -21,9 +22,13 @@ def add_train_options(p, with_model: bool = True) -> None:
     p.add_argument("--config", default=None, help="a recipe: a bundled name (finetune, googlenet_paper, "
                                                   "inception_v3_paper, modern, demo) or a YAML file; without it, "
                                                   "the defaults for training a small data set from scratch")
-    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--epochs", type=int_or_auto, default=None, metavar="N|auto",
+                   help="the run's length (default auto: about step_budget optimizer steps, 3000, at least 10 "
+                        "epochs)")
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None, help="base learning rate")
+    p.add_argument("--lr", type=float_or_auto, default=None, metavar="LR|auto",
+                   help="base learning rate (default 0.002 for batch 32); auto: run the learning-rate range test "
+                        "(inceptorch lr-find) first and train at its suggestion")
     add_device_argument(p)
     p.add_argument("--pretrained", default=None, metavar="imagenet|TAG|FILE",
                    help="fine-tune from the model's public ImageNet weights (imagenet, or a tag from `inceptorch "
@@ -31,6 +36,7 @@ def add_train_options(p, with_model: bool = True) -> None:
                         "classifier and auxiliary classifiers are reset to the data's classes")
     p.add_argument("--aug", choices=AUGMENTATIONS, default=None,
                    help="augmentation preset (default small_data: crops keeping 25-100%% of the image, flips; "
+                        "inspection: quarter turns, both flips, crops keeping 64-100%% for images without an 'up'; "
                         "paper: GoogLeNet's ImageNet crops of 8-100%%; light: small shifts for digit-like images)")
     p.add_argument("--class-balance", choices=CLASS_BALANCE, default=None,
                    help="imbalanced classes: sampler draws every class equally often, loss weighs each class's "
@@ -67,6 +73,23 @@ def add_train_options(p, with_model: bool = True) -> None:
                    help="with --skip-bad-images, still stop if more than this fraction is bad (default: 0.01)")
     add_pixel_limit_argument(p)
     add_outside_paths_argument(p)
+
+
+def int_or_auto(text: str):
+    return _or_auto(text, int)
+
+
+def float_or_auto(text: str):
+    return _or_auto(text, float)
+
+
+def _or_auto(text: str, kind: type):
+    if text == "auto":
+        return text
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r} (or auto)") from None
 
 
 def register(subparsers) -> None:
@@ -174,12 +197,19 @@ def run(args) -> int:
               + (f"--resume {cfg.output} continues from its last checkpoint" if saved else
                  "there was no checkpoint yet"), file=sys.stderr)
         return 130
-    run_dir = result.run_dir
     if dist_env().is_main:
-        print(f"best val top-1 {result.best_top1:.2f}% (balanced {result.best_balanced:.2f}%, {result.best_weights} "
-              f"weights) at epoch {result.best_epoch} ({result.seconds:.0f}s); run folder {run_dir}: "
-              "best.safetensors, last.safetensors, metrics.csv, curves.png")
+        print(run_summary(result))
     return 0
+
+
+def run_summary(result) -> str:
+    """The line that ends a run: the best epoch's scores, which weights, the last diagnosis, the files."""
+    best = result.best
+    ranked = "" if best.metric == "top1" else ", ranked by balanced accuracy"
+    diagnosis = f"; the last epoch shows {result.diagnosis} (see above)" if result.diagnosis else ""
+    return (f"best val top-1 {best.top1:.2f}% (balanced {best.balanced:.2f}%, {best.weights} weights{ranked}) at "
+            f"epoch {best.epoch} ({result.seconds:.0f}s){diagnosis}; run folder {result.run_dir}: best.safetensors, "
+            "last.safetensors, metrics.csv, curves.png")
 
 
 def _elastic_restart(output: str) -> bool:

@@ -116,9 +116,9 @@ def train_once(cfg: TrainConfig, log: Callable[[str], None] = print, progress: b
         _write_record(record_path, {"status": "diverged", "message": str(exc), "config": wanted,
                                     "seconds_to_divergence": time.perf_counter() - tic})
         return f"diverged ({exc})"
-    _write_record(record_path, {"status": "finished", "best_top1": result.best_top1, "best_epoch": result.best_epoch,
+    _write_record(record_path, {"status": "finished", "best_top1": result.best.top1, "best_epoch": result.best.epoch,
                                 "seconds": result.seconds, "last_metrics": result.last_metrics, "config": wanted})
-    return f"finished: best val top-1 {result.best_top1:.2f}% at epoch {result.best_epoch}, {result.seconds:.0f}s"
+    return f"finished: best val top-1 {result.best.top1:.2f}% at epoch {result.best.epoch}, {result.seconds:.0f}s"
 
 
 def _ended_twin(folder: Path, wanted: dict) -> Path | None:

@@ -20,11 +20,13 @@ from ..errors import UserError
 
 OPTIMIZERS = ("sgd", "rmsprop", "adamw")
 SCHEDULES = ("step", "cosine", "constant")
-AUGMENTATIONS = ("small_data", "paper", "inception_v3", "light", "none")  # = data.transforms.PRESETS
+AUGMENTATIONS = ("small_data", "inspection", "paper", "inception_v3", "light", "none")  # = data.transforms.PRESETS
 PRECISE_BN = ("auto", "always", "never")
 DATA_INIT = ("auto", "never")
 CLASS_BALANCE = ("none", "sampler", "loss")
-BEST_METRICS = ("top1", "balanced")
+BEST_METRICS = ("auto", "top1", "balanced")
+AUTO_AUGMENT = ("trivial", "rand", "auto")  # = data.transforms.AUTO_AUGMENT
+AUTO = "auto"  # lr (the range test's suggestion) and epochs (a budget of steps) take it as their value
 
 
 @dataclass
@@ -41,13 +43,14 @@ class TrainConfig:
     val_split: float = 0.2  # for a single folder or a CSV list
     output: str = ""
     pretrained: str | None = None  # fine-tune from a local weights file; the classifier is reset to the data
-    # length and batch
-    epochs: int = 30
+    # length and batch: "auto" sizes the run to a budget of optimizer steps (length.py)
+    epochs: int | str = AUTO
+    step_budget: int = 3000
     batch_size: int = 32
     accum_steps: int = 1  # gradient accumulation: the optimizer steps every accum_steps batches
     # optimizer
     optimizer: str = "adamw"
-    lr: float = 0.002  # for batch_size 32
+    lr: float | str = 0.002  # for batch_size 32; "auto": the learning-rate range test's suggestion (lr_find.py)
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 0.05
@@ -76,7 +79,9 @@ class TrainConfig:
     # networks without normalisation layers, trained from scratch: rescale each layer on a batch of training
     # images first (data_init.py); auto or never
     data_init: str = "auto"
-    best_metric: str = "top1"  # which validation score picks best.safetensors: top1 or balanced (accuracy)
+    # which validation score picks best.safetensors: top1, balanced (accuracy), or auto: balanced when the classes
+    # are imbalanced or balanced by class_balance, else top1
+    best_metric: str = "auto"
     # imbalanced classes: none, sampler (each class drawn equally often) or loss (class-weighted cross-entropy)
     class_balance: str = "none"
     # fine-tuning from --pretrained: the loaded layers learn at lr x trunk_lr_scale, the new classifiers at lr;
@@ -84,8 +89,12 @@ class TrainConfig:
     trunk_lr_scale: float = 1.0
     freeze_epochs: int = 0
     # data pipeline
-    aug: str = "small_data"  # train_transform presets: small_data, paper, inception_v3, light, none
+    aug: str = "small_data"  # train_transform presets: small_data, inspection, paper, inception_v3, light, none
     hflip: float = 0.5
+    auto_augment: str | None = None  # after the preset: trivial (TrivialAugmentWide), rand (RandAugment), auto
+    random_erasing: float = 0.0  # probability of erasing a random rectangle, last
+    mixup: float = 0.0  # MixUp's Beta(alpha, alpha) for whole batches (0: off)
+    cutmix: float = 0.0  # CutMix's alpha (0: off); with mixup too, each batch gets one of the two
     input_size: int | None = None  # None: the model's default_cfg.input_size
     workers: int | None = None  # loader processes; None: 0 on the CPU, about one per free core on a GPU (run.py)
     gpu_decode: bool = False  # workers only read files; JPEGs are decoded and augmented on the device
@@ -191,8 +200,23 @@ _CHECKS = {
 }
 
 
+_AUTO_FIELDS = {name for name, f in FIELDS.items() if _KINDS[name] in ("int", "float") and "str" in str(f.type)}
+
+
 def _coerce(key: str, value: Any) -> Any:
-    """Check one value against its field's type; ints pass as floats, lists as tuples, float text as floats."""
+    """Check one value against its field's type; ints pass as floats, lists as tuples, float text as floats;
+    `auto` where a number may be left to the run (lr, epochs)."""
+    if key in _AUTO_FIELDS:
+        if value == AUTO:
+            return AUTO
+        try:
+            return _coerce_value(key, value)
+        except UserError as exc:
+            raise UserError(f"{exc}, or {AUTO}") from None
+    return _coerce_value(key, value)
+
+
+def _coerce_value(key: str, value: Any) -> Any:
     if value is None:
         if key in _NULLABLE:
             return None
@@ -233,18 +257,26 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 
         cfg.model_kwargs = check_model_kwargs(cfg.model, cfg.model_kwargs, "model_kwargs")
     check_device_name(cfg.device)  # its spelling; whether this machine has it is for the run (devices.py)
+    if cfg.auto_augment is not None and cfg.auto_augment not in AUTO_AUGMENT:
+        raise UserError(f"auto_augment must be one of {', '.join(AUTO_AUGMENT)} (or empty), not {cfg.auto_augment!r}")
+    if cfg.gpu_decode and (cfg.auto_augment or cfg.random_erasing):
+        raise UserError("--gpu-decode augments on the device, which has no auto_augment or random_erasing; "
+                        "drop --gpu-decode or those settings")
     for key, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
                          ("aug", AUGMENTATIONS), ("precise_bn", PRECISE_BN), ("class_balance", CLASS_BALANCE),
                          ("best_metric", BEST_METRICS), ("data_init", DATA_INIT)):
         if getattr(cfg, key) not in choices:
             raise UserError(f"{key} must be one of {', '.join(choices)}, not {getattr(cfg, key)!r}")
-    for key in ("epochs", "batch_size", "accum_steps"):
-        if getattr(cfg, key) < 1:
+    for key in ("epochs", "batch_size", "accum_steps", "step_budget"):
+        if getattr(cfg, key) != AUTO and getattr(cfg, key) < 1:
             raise UserError(f"{key} must be at least 1, not {getattr(cfg, key)}")
     for key in ("lr", "step_epochs"):
-        if not getattr(cfg, key) > 0:
+        if getattr(cfg, key) != AUTO and not getattr(cfg, key) > 0:
             raise UserError(f"{key} must be positive, not {getattr(cfg, key)}")
+    if not 0 <= cfg.random_erasing <= 1:
+        raise UserError(f"random_erasing is a probability, in [0, 1], not {cfg.random_erasing}")
     for key in ("weight_decay", "momentum", "warmup_epochs", "label_smoothing", "workers", "checkpoint_every",
+                "mixup", "cutmix",
                 "hflip", "min_lr", "warmup_lr", "precise_bn_images", "trunk_lr_scale", "freeze_epochs"):
         if getattr(cfg, key) is not None and getattr(cfg, key) < 0:
             raise UserError(f"{key} must not be negative, not {getattr(cfg, key)}")

@@ -113,25 +113,21 @@ class ForwardLoss:
         return self.fn(images, targets)
 
 
-def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer, scheduler, *,
-                    device: torch.device, aux_weight: float = 0.0, label_smoothing: float = 0.0,
-                    accum_steps: int = 1, clip_grad: float | None = None, ema=None, amp: bool = True,
-                    channels_last: bool = False, forward_loss: ForwardLoss | None = None,
-                    eval_modules: Iterable[nn.Module] = (), step: int = 0, batches_done: int = 0, meter: Meter | None = None,
-                    on_step: Callable[[StepInfo], None] | None = None) -> Meter:
-    """One pass over `batches` (which start at batch `batches_done` of the epoch); returns the epoch's meter.
-
-    `forward_loss` computes each batch's loss (default: a plain `ForwardLoss` over `model` with `aux_weight`,
-    `label_smoothing` and, on a GPU with `amp`, bf16 autocast).
+def train_one_epoch(forward_loss: ForwardLoss, batches: Iterable, optimizer: torch.optim.Optimizer, scheduler, *,
+                    device: torch.device, accum_steps: int = 1, clip_grad: float | None = None, ema=None,
+                    channels_last: bool = False, mix: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
+                    eval_modules: Iterable[nn.Module] = (), step: int = 0, batches_done: int = 0,
+                    meter: Meter | None = None, on_step: Callable[[StepInfo], None] | None = None) -> Meter:
+    """One pass over `batches` (which start at batch `batches_done` of the epoch) with the model and loss that
+    `forward_loss` holds; returns the epoch's meter.
 
     Gradients accumulate over `accum_steps` batches, each loss divided by `accum_steps` so the step matches one
-    large batch. A non-finite loss raises `NonFiniteLoss` before the optimizer step. `eval_modules` stay in eval
-    mode (the BN layers of a frozen pretrained trunk keep their statistics).
+    large batch. A non-finite loss raises `NonFiniteLoss` before the optimizer step. `mix` turns a batch and its
+    labels into a mixed batch and soft labels (MixUp / CutMix); top-1 is then counted against each image's larger
+    share. `eval_modules` stay in eval mode (the BN layers of a frozen pretrained trunk keep their statistics).
     """
     meter = meter or Meter()
-    if forward_loss is None:
-        forward_loss = ForwardLoss(model, aux_weight, label_smoothing,
-                                   autocast_dtype=torch.bfloat16 if amp and device.type == "cuda" else None)
+    model = forward_loss.model
     model.train()
     for module in eval_modules:
         module.eval()
@@ -142,8 +138,11 @@ def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.
         targets = targets.to(device, non_blocking=True)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
+        if mix is not None:
+            images, targets = mix(images, targets)
         loss, logits = forward_loss(images, targets)
-        correct = (logits.argmax(1) == targets).sum()
+        hard = targets.argmax(1) if targets.dim() == 2 else targets
+        correct = (logits.argmax(1) == hard).sum()
         (loss / accum_steps).backward()
         # Read the loss only now: on a GPU, `.item()` before backward would make the host wait for the forward
         # and leave the device idle while backward is launched. The weights are still untouched here (the
@@ -153,9 +152,9 @@ def train_one_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.
         if not math.isfinite(total):
             raise NonFiniteLoss(value if not math.isfinite(value) else total)
         batches_done += 1
-        meter.loss_sum += value * targets.numel()
+        meter.loss_sum += value * hard.numel()
         meter.correct += int(correct)
-        meter.count += targets.numel()
+        meter.count += hard.numel()
         if batches_done % accum_steps:
             continue
         if clip_grad is not None:

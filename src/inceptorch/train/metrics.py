@@ -2,7 +2,8 @@
 
 Columns: `val_*` score the raw weights, `ema_val_*` the averaged (EMA) weights when the recipe keeps an average;
 `*_balanced` is balanced accuracy (the mean per-class recall) and `*_recall_<class>` each class's recall, so that
-a top-1 equal to the majority class's share shows as what it is.
+a top-1 equal to the majority class's share shows as what it is; `diagnosis` is "underfitting", "overfitting" or
+empty (`diagnosis.py`).
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ TIMING_FIELDS = ("images_per_s", "epoch_time_s")
 
 def metric_fields(class_names: list[str], ema: bool) -> list[str]:
     prefixes = ("val", "ema_val") if ema else ("val",)
-    fields = [*BASE_FIELDS, *(f"{p}_{k}" for p in prefixes for k in EVAL_FIELDS), "best_weights", *TIMING_FIELDS]
+    fields = [*BASE_FIELDS, *(f"{p}_{k}" for p in prefixes for k in EVAL_FIELDS), "best_weights", *TIMING_FIELDS,
+              "diagnosis"]
     return fields + [f"{p}_recall_{name}" for p in prefixes for name in class_names]
 
 

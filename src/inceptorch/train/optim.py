@@ -36,8 +36,10 @@ def param_groups(model: nn.Module, weight_decay: float, lr: float, trunk: set[st
     for name, p in model.named_parameters():
         if p.requires_grad:
             groups.setdefault((p.ndim > 1, name in trunk), []).append(p)
+    # Named when fine-tuning, so that the log can say which lr is whose.
+    names = {True: "pretrained", False: "new layers"} if trunk else {True: "all", False: "all"}
     return [{"params": params, "weight_decay": weight_decay if decays else 0.0,
-             "lr": lr * (trunk_lr_scale if in_trunk else 1.0)}
+             "lr": lr * (trunk_lr_scale if in_trunk else 1.0), "name": names[in_trunk]}
             for (decays, in_trunk), params in sorted(groups.items())]
 
 

@@ -42,10 +42,13 @@ from ..errors import UserError
 from ..extras import MissingExtra
 from ..models import create_model
 from ..text import count
+from .best import BestSoFar
 from .config import TrainConfig, save_config
 from .data_init import data_dependent_init, has_normalization
+from .diagnosis import diagnose
 from .distributed import (
     DistributedTrainModel,
+    all_reduce_sum,
     barrier,
     init_distributed,
     is_distributed,
@@ -53,16 +56,10 @@ from .distributed import (
     shutdown_distributed,
 )
 from .ema import ModelEMA
-from .engine import (
-    ForwardLoss,
-    Meter,
-    NonFiniteLoss,
-    StepInfo,
-    autocast,
-    evaluate,
-    train_one_epoch,
-)
+from .engine import ForwardLoss, Meter, NonFiniteLoss, StepInfo, autocast, evaluate, train_one_epoch
+from .length import epochs_for_budget
 from .loaders import build_loaders, loader_workers
+from .lr_find import LR_FIND_END, LR_FIND_START, LR_FIND_STEPS, LRFindResult, repeat, sweep, write_lr_find
 from .metrics import (
     append_row,
     class_share_note,
@@ -71,7 +68,9 @@ from .metrics import (
     missing_classes_note,
     plot_curves,
     prediction_note,
+    read_metrics,
 )
+from .mixing import batch_mixing
 from .optim import build_optimizer, build_scheduler, fit_warmup
 from .precise_bn import BATCH_NORMS, needs_recompute, recompute_bn_stats
 from .progress import EpochProgress
@@ -80,6 +79,7 @@ from .samplers import balanced_class_weights
 from .state import DIVERGED_NAME, STATE_NAME, load_state, rng_state, save_state, set_rng_state
 
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+LR_FIND_EPOCHS = 1_000_000  # the range test's data order and augmentation are drawn as epochs from here on
 
 
 class Interrupted(Exception):
@@ -90,15 +90,18 @@ class Interrupted(Exception):
         self.exit_code = SIGNAL_EXIT.get(signum, 1)
 
 
+class Diverged(UserError):
+    """The loss became NaN or infinite; the state at that step was kept apart from the last good checkpoint."""
+
+
 @dataclass
 class RunResult:
     run_dir: Path
-    best_top1: float = 0.0
-    best_epoch: int = -1
-    best_weights: str = "raw"  # which weights best.safetensors holds: "raw" or "ema"
-    best_balanced: float = 0.0
+    best: BestSoFar = field(default_factory=BestSoFar)  # what best.safetensors holds
     last_metrics: dict = field(default_factory=dict)
     seconds: float = 0.0
+    diagnosis: str = ""  # the last epoch's finding ("underfitting", "overfitting") or ""
+    config: TrainConfig | None = None  # the settings the run used, the data-dependent defaults resolved
 
 
 def build_model(cfg: TrainConfig, num_classes: int, log: Callable[[str], None] = print,
@@ -125,8 +128,9 @@ class Trainer:
     """Owns one run; `run()` trains to `cfg.epochs` and returns a `RunResult`."""
 
     def __init__(self, cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print,
-                 progress: bool = True):
+                 progress: bool = True, on_epoch: Callable[[dict], None] | None = None):
         self.dist = init_distributed(cfg.device)
+        self.on_epoch = on_epoch  # called with each epoch's metrics row (a recipe search prunes trials with it)
         self.is_main = self.dist.is_main
         # Rank 0 alone logs, draws progress and writes files; the other ranks train and evaluate their shards.
         self.cfg, self.log, self.show_progress = cfg, (log if self.is_main else _quiet), progress and self.is_main
@@ -151,7 +155,7 @@ class Trainer:
             raise
 
     def _setup(self, cfg: TrainConfig, resume: bool, log: Callable[[str], None]) -> None:
-        """Data, model, optimizer and loaders; the state of a resumed run."""
+        """Data, model, loaders, loss and optimizer, each built by its own step below; the state of a resumed run."""
         self.device = resolve_device(cfg.device)
         if self.device.type == "cuda" and self.dist.enabled:
             self.device = torch.device("cuda", self.dist.local_rank)
@@ -162,10 +166,36 @@ class Trainer:
             # rank doing it could remove a file the writer is still writing.
             for partial in self.run_dir.glob(".*.tmp"):
                 partial.unlink()
+        self.notes: list[str] = []  # how the defaults were resolved, printed with the run's header
         self._build_data()
         state = load_state(self.run_dir / STATE_NAME) if resume else None
+        self._build_model(state, log)
+        self.workers = loader_workers(cfg.workers, self.device)
+        self.loaders = build_loaders(cfg, self.model.default_cfg, self.train_base, self.val_base, self.input_size,
+                                     self.device, self.channels_last, self.workers, self.dist, cfg.precise_bn_images)
+        self.steps_per_epoch, self.batches_per_epoch = self.loaders.steps_per_epoch, self.loaders.batches_per_epoch
+        if state is None and not cfg.pretrained and cfg.data_init == "auto" and not has_normalization(self.model):
+            self._data_dependent_init()
+        self._resolve_defaults()
+        self._build_loss()
+        self.optimizer, self.scheduler = self._build_optimizer()
+        if self.cfg.lr == "auto":  # only a new run: a resumed one reads the lr it found from its config.yaml
+            self._choose_lr()
+        self.ema = ModelEMA(self.model, self.cfg.ema_decay, self.cfg.ema_warmup) if self.cfg.ema_decay else None
+        self.epoch, self.batch, self.step = 0, 0, 0
+        self.best = BestSoFar(metric=self.cfg.best_metric)
+        self.meter = Meter()
+        self.history: list[dict] = []  # metrics.csv's rows so far, for the diagnosis
+        if state is not None:
+            self._load_state(state)
+        self.fields = metric_fields(self.class_names, ema=self.ema is not None)
+        self._signal = None
+
+    def _build_model(self, state: dict | None, log: Callable[[str], None]) -> None:
+        """The model on its device and in its layout; fine-tuning's trunk; a data-dependent init where it needs one."""
+        cfg = self.cfg
         # On resume the state holds every weight: the --pretrained file is not read again (it may be gone).
-        self.model, self.model_kwargs, fresh = build_model(cfg, len(self.class_names), log, load_weights=not resume)
+        self.model, self.model_kwargs, fresh = build_model(cfg, len(self.class_names), log, load_weights=state is None)
         self.fresh_keys = list(state.get("fresh_keys", [])) if state is not None else fresh
         if state is not None and (self.run_dir / "last.safetensors").is_file():
             # The weights' preprocessing (transform_input, mean/std) and provenance, as the run started with them.
@@ -175,16 +205,52 @@ class Trainer:
             raise UserError(f"input size {self.input_size} is below {cfg.model}'s minimum of "
                             f"{self.model.default_cfg.min_input_size} (try --small-input for 28-64 px images)")
         self.channels_last = cfg.channels_last and prefers_channels_last(self.device, self.model.default_cfg)
-        self.workers = loader_workers(cfg.workers, self.device)
-        self.loaders = build_loaders(cfg, self.model.default_cfg, self.train_base, self.val_base, self.input_size,
-                                     self.device, self.channels_last, self.workers, self.dist, cfg.precise_bn_images)
-        self.steps_per_epoch, self.batches_per_epoch = self.loaders.steps_per_epoch, self.loaders.batches_per_epoch
         self.model.to(self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.aux_weight = self.model.default_cfg.aux_weight if cfg.aux_weight is None else cfg.aux_weight
-        if state is None and not cfg.pretrained and cfg.data_init == "auto" and not has_normalization(self.model):
-            self._data_dependent_init()
+        self.train_model = self._wrap_distributed()
+        # Fine-tuning: the layers that came from the file form the trunk (lr x trunk_lr_scale, frozen at first).
+        fresh_names = set(self.fresh_keys)
+        self.trunk = ({name for name, _ in self.model.named_parameters() if name not in fresh_names}
+                      if cfg.pretrained else set())
+        self.trunk_norms = [m for name, m in self.model.named_modules()
+                            if isinstance(m, BATCH_NORMS) and f"{name}.weight" in self.trunk]
+
+    def _resolve_defaults(self) -> None:
+        """The settings whose default depends on the data: the length (`epochs: auto`, a budget of optimizer steps)
+        and what picks best.safetensors (`best_metric: auto`). config.yaml records what they resolved to."""
+        cfg = self.cfg
+        changes = {}
+        if cfg.epochs == "auto":
+            changes["epochs"], note = epochs_for_budget(cfg.step_budget, self.steps_per_epoch)
+            self.notes.append(note)
+        if cfg.best_metric == "auto":
+            imbalanced = class_share_note(self.val_base.targets, self.class_names) is not None
+            metric = "balanced" if imbalanced or cfg.class_balance != "none" else "top1"
+            changes["best_metric"] = metric
+            if metric == "balanced":
+                why = "the classes are imbalanced" if imbalanced else f"--class-balance {cfg.class_balance}"
+                self.notes.append(f"best.safetensors: the epoch with the best val balanced accuracy ({why}; "
+                                  "--set best_metric=top1 to rank by top-1)")
+        if changes:
+            self.cfg = dataclasses.replace(cfg, **changes)
+
+    def _build_loss(self) -> None:
+        """The loss as one object (`ForwardLoss`: model, auxiliary weight, label smoothing, class weights, autocast;
+        what --compile compiles), and the batch mixing (MixUp / CutMix) in front of it."""
+        cfg = self.cfg
+        self.class_weights = (balanced_class_weights(self.train_base.targets, len(self.class_names)).to(self.device)
+                              if cfg.class_balance == "loss" else None)
+        # The whole forward + loss is what --compile compiles: one graph, except under DDP.
+        self.forward_loss = ForwardLoss(self.train_model, self.aux_weight, cfg.label_smoothing, self.class_weights,
+                                        torch.bfloat16 if cfg.amp and self.device.type == "cuda" else None,
+                                        compile=cfg.compile, fullgraph=not self.dist.enabled)
+        self.mix = batch_mixing(cfg, len(self.class_names))
+
+    def _build_optimizer(self):
+        """The optimizer and its per-step schedule at the configured lr (scaled by the number of processes)."""
+        cfg = self.cfg
         # The schedule and learning rate actually used; config.yaml keeps the settings as given.
         # Its notes are printed with the run's header (_describe): a finished run that is resumed trains nothing.
         schedule_cfg, note = fit_warmup(cfg)
@@ -195,31 +261,22 @@ class Trainer:
                 f"{self.dist.world_size} processes: global batch {cfg.batch_size * self.dist.world_size}, "
                 f"lr {cfg.lr:g} x {self.dist.world_size} = {lr:g} (linear scaling; scale_lr: false keeps it)")
             schedule_cfg = dataclasses.replace(schedule_cfg, lr=lr)
-        # Fine-tuning: the layers that came from the file form the trunk (lr x trunk_lr_scale, frozen at first).
-        fresh_names = set(self.fresh_keys)
-        self.trunk = ({name for name, _ in self.model.named_parameters() if name not in fresh_names}
-                      if cfg.pretrained else set())
-        self.trunk_norms = [m for name, m in self.model.named_modules()
-                            if isinstance(m, BATCH_NORMS) and f"{name}.weight" in self.trunk]
-        self.optimizer = build_optimizer(self.model, schedule_cfg, self.trunk)
-        self.scheduler = build_scheduler(self.optimizer, schedule_cfg, self.steps_per_epoch)
-        self.ema = ModelEMA(self.model, cfg.ema_decay, cfg.ema_warmup) if cfg.ema_decay else None
-        self.class_weights = (balanced_class_weights(self.train_base.targets, len(self.class_names)).to(self.device)
-                              if cfg.class_balance == "loss" else None)
-        self.epoch, self.batch, self.step = 0, 0, 0
-        self.best_score, self.best_top1, self.best_balanced, self.best_epoch, self.best_weights = -1.0, -1.0, -1.0, \
-            -1, "raw"
-        self.best_loss = math.inf
-        self.meter = Meter()
-        if state is not None:
-            self._load_state(state)
-        self.train_model = self._wrap_distributed()
-        # The whole forward + loss is what --compile compiles: one graph, except under DDP.
-        self.forward_loss = ForwardLoss(self.train_model, self.aux_weight, cfg.label_smoothing, self.class_weights,
-                                        torch.bfloat16 if cfg.amp and self.device.type == "cuda" else None,
-                                        compile=cfg.compile, fullgraph=not self.dist.enabled)
-        self.fields = metric_fields(self.class_names, ema=self.ema is not None)
-        self._signal = None
+        optimizer = build_optimizer(self.model, schedule_cfg, self.trunk)
+        return optimizer, build_scheduler(optimizer, schedule_cfg, self.steps_per_epoch)
+
+    def _choose_lr(self) -> None:
+        """`--lr auto`: the range test's suggestion becomes the run's lr; its curve is saved in the run folder."""
+        self.cfg = dataclasses.replace(self.cfg, lr=LR_FIND_START)  # the sweep sets its own rates
+        self.optimizer, self.scheduler = self._build_optimizer()
+        result = self.find_lr()
+        if not math.isfinite(result.suggestion):
+            raise UserError(f"--lr auto: the learning-rate range test found no lr ({result.stopped}); give --lr")
+        if self.is_main:
+            write_lr_find(result, self.run_dir, f"{self.cfg.model} on {self.cfg.data}", self.log)
+        self.cfg = dataclasses.replace(self.cfg, lr=float(f"{result.suggestion:.2g}"))
+        self.notes.append(f"--lr auto: {result.summary()}; training at lr {self.cfg.lr:g} "
+                          f"(curve in {self.run_dir / 'lr_find.png'})")
+        self.optimizer, self.scheduler = self._build_optimizer()
 
     # ---- setup -------------------------------------------------------------------------------------------------
     def _wrap_distributed(self) -> nn.Module:
@@ -260,14 +317,39 @@ class Trainer:
         self.log(f"{self.cfg.model} has no normalisation layers: {layers} layers rescaled to unit-variance outputs on "
                  f"{images.shape[0]} training images (data-dependent init; data_init: never turns it off)")
 
+    # ---- learning-rate range test -------------------------------------------------------------------------------
+    def find_lr(self, start_lr: float = LR_FIND_START, end_lr: float = LR_FIND_END,
+                steps: int = LR_FIND_STEPS) -> LRFindResult:
+        """The learning-rate range test (`lr_find.py`) on this run's model, data, loss and optimizer (a fine-tuned
+        trunk keeps its lr x trunk_lr_scale). Weights, optimizer and random generators are restored afterwards, so
+        the run that follows is the one it would have been. Under torchrun the ranks sweep together on the
+        average of their losses, so that every rank reads the same suggestion."""
+        rng = rng_state()
+        world = self.dist.world_size
+
+        def average(value: float) -> float:
+            total = all_reduce_sum(torch.tensor([value], dtype=torch.float64, device=self.device))
+            return total.item() / world
+
+        def set_epoch(epoch: int) -> None:  # epochs of their own: the run's first epochs keep their draws
+            self.loaders.augment.set_epoch(LR_FIND_EPOCHS + epoch)
+            self.loaders.sampler.set_epoch(LR_FIND_EPOCHS + epoch, 0)
+
+        frozen_norms = self._set_trunk_frozen(self.cfg.freeze_epochs > 0)
+        try:
+            result = sweep(self.train_model, repeat(self.loaders.train, set_epoch), self.optimizer,
+                           self.forward_loss, self.device, self.channels_last, start_lr, end_lr, steps,
+                           eval_modules=frozen_norms, average=average if world > 1 else None)
+        finally:
+            set_rng_state(rng)
+            self._set_trunk_frozen(False)
+        return result
+
     # ---- checkpoints --------------------------------------------------------------------------------------------
     def _state(self) -> dict:
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "batch": self.batch,
-                 "step": self.step, "best_score": self.best_score, "best_loss": self.best_loss,
-                 "best_top1": self.best_top1,
-                 "best_balanced": self.best_balanced, "best_epoch": self.best_epoch,
-                 "best_weights": self.best_weights, "fresh_keys": self.fresh_keys,
+                 "step": self.step, "best": self.best.state_dict(), "fresh_keys": self.fresh_keys,
                  "meter": [self.meter.loss_sum, self.meter.correct, self.meter.count, self.meter.seconds],
                  "rng": rng_state()}
         if self.ema is not None:
@@ -286,11 +368,9 @@ class Trainer:
             raise UserError(f"the training state in {self.run_dir} does not fit this configuration: {first[:160]}") \
                 from None
         self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
-        self.best_top1, self.best_epoch = state["best_top1"], state["best_epoch"]
-        self.best_score = state.get("best_score", self.best_top1)
-        self.best_loss = state.get("best_loss", math.inf)
-        self.best_balanced = state.get("best_balanced", -1.0)
-        self.best_weights = state.get("best_weights", "ema" if self.ema is not None else "raw")
+        self.best = BestSoFar.from_state(state, self.cfg.best_metric, averaged=self.ema is not None)
+        if self.is_main and (self.run_dir / "metrics.csv").is_file():
+            self.history = [row for row in read_metrics(self.run_dir / "metrics.csv") if row["epoch"] <= self.epoch]
         loss_sum, correct, seen, seconds = state["meter"]
         self.meter = Meter(loss_sum, correct, seen, seconds)
         set_rng_state(state["rng"])
@@ -374,13 +454,13 @@ class Trainer:
                     self.log(f"no curves.png: {exc}")
             if self.lock is not None:
                 self.lock.release()
-        result.best_top1, result.best_epoch, result.seconds = self.best_top1, self.best_epoch, time.perf_counter() - tic
-        result.best_weights, result.best_balanced = self.best_weights, self.best_balanced
+        result.best, result.seconds, result.config = self.best, time.perf_counter() - tic, self.cfg
+        result.diagnosis = self.history[-1].get("diagnosis", "") if self.history else ""
         return result
 
     def _describe(self) -> None:
         cfg = self.cfg
-        for note in self.schedule_notes:
+        for note in [*self.notes, *self.schedule_notes]:
             self.log(note)
         aux = sum(p.numel() for head in getattr(self.model, "aux_taps", {}).values()
                   if getattr(self.model, head, None) is not None for p in getattr(self.model, head).parameters())
@@ -438,50 +518,58 @@ class Trainer:
         epoch_tic = time.perf_counter()
         try:
             with bar:
-                train_one_epoch(self.train_model, self.loaders.train, self.optimizer, self.scheduler,
-                                device=self.device, aux_weight=self.aux_weight, label_smoothing=cfg.label_smoothing,
-                                accum_steps=cfg.accum_steps, clip_grad=cfg.clip_grad, ema=self.ema, amp=cfg.amp,
-                                channels_last=self.channels_last, forward_loss=self.forward_loss,
+                train_one_epoch(self.forward_loss, self.loaders.train, self.optimizer, self.scheduler,
+                                device=self.device, accum_steps=cfg.accum_steps, clip_grad=cfg.clip_grad,
+                                ema=self.ema, channels_last=self.channels_last, mix=self.mix,
                                 eval_modules=frozen_norms, step=self.step, batches_done=self.batch,
                                 meter=self.meter, on_step=on_step)
         except NonFiniteLoss as exc:
             if self.is_main:
                 save_state(self.run_dir / DIVERGED_NAME, self._state())
-            raise UserError(f"training diverged: {exc} at epoch {self.epoch + 1} step {self.step + 1}; its state is "
+            raise Diverged(f"training diverged: {exc} at epoch {self.epoch + 1} step {self.step + 1}; its state is "
                             f"in {self.run_dir / DIVERGED_NAME}, the last good checkpoint is untouched "
                             "(lower the learning rate, or add clip_grad / warmup)") from None
         results = self._validate()
-        score_key = "top1" if cfg.best_metric == "top1" else "balanced"
+        metric = self.best.metric
         # The better of the two; on a tie the average, the smoother of them.
-        which = max(results, key=lambda k: (results[k][1][score_key], k == "ema"))
+        which = max(results, key=lambda k: (results[k][1][metric], k == "ema"))
         best_model, best = results[which]
         row = {"epoch": self.epoch + 1, "step": self.step, "lr": self.optimizer.param_groups[-1]["lr"],
                "train_loss": self.meter.loss, "train_top1": self.meter.top1, "best_weights": which,
                "images_per_s": self.meter.images_per_s, "epoch_time_s": time.perf_counter() - epoch_tic}
         for name, (_, result) in results.items():
             row.update(eval_columns("val" if name == "raw" else "ema_val", result, self.class_names))
+        finding = diagnose([*self.history, row], *self._majority_of_training())
+        row["diagnosis"] = finding.kind if finding else ""
         self.epoch, self.batch, self.meter = self.epoch + 1, 0, Meter()
-        # On a tie the lower validation loss: small validation sets often tie at 100%, and the first such epoch is
-        # the least trained.
-        if (best[score_key], -best["loss"]) > (self.best_score, -self.best_loss):
-            self.best_score, self.best_top1, self.best_balanced = best[score_key], best["top1"], best["balanced"]
-            self.best_loss = best["loss"]
-            self.best_epoch, self.best_weights = self.epoch, which
+        if self.best.beaten_by(best):
+            self.best.take(best, self.epoch, which)
             self._save_best(best_model, which, best)
         # The row before the checkpoint: a crash in between repeats the epoch, whose new row then replaces this one.
         if self.is_main:
             append_row(self.run_dir / "metrics.csv", row, self.fields)
+        self.history.append(row)
         self.save_checkpoint()
         if writer is not None:
             for key, value in row.items():
-                if key not in ("epoch", "best_weights") and "_recall_" not in key:
+                if key not in ("epoch", "best_weights", "diagnosis") and "_recall_" not in key:
                     writer.add_scalar(key.replace("_", "/", 1), value, row["epoch"])
         self.log(self._epoch_line(row, results))
-        note = prediction_note(best, self.class_names, which)
-        if note:
-            self.log(note)
+        for note in (prediction_note(best, self.class_names, which), finding and finding.message):
+            if note:
+                self.log(note)
         self._check_signal()
+        if self.on_epoch is not None:
+            self.on_epoch(row)
         return row
+
+    def _majority_of_training(self) -> tuple[float, str]:
+        """What always answering one class scores on the training batches, and that class: the largest class's
+        share, or an even share when the sampler draws every class equally often."""
+        counts = torch.bincount(torch.tensor(self.train_base.targets), minlength=len(self.class_names))
+        top = int(counts.argmax())
+        share = 1 / len(self.class_names) if self.cfg.class_balance == "sampler" else float(counts[top]) / counts.sum()
+        return float(share), self.class_names[top]
 
     def _epoch_line(self, row: dict, results: dict) -> str:
         def scores(result: dict) -> str:
@@ -493,8 +581,17 @@ class Trainer:
                  f"val {scores(results['raw'][1])}"]
         if "ema" in results:
             parts.append(f"ema val {scores(results['ema'][1])}")
-        parts += [f"lr {row['lr']:.4g}", f"{row['images_per_s']:.0f} img/s", f"{row['epoch_time_s']:.1f}s"]
+        parts += [self._lr_text(), f"{row['images_per_s']:.0f} img/s", f"{row['epoch_time_s']:.1f}s"]
         return "  ".join(parts)
+
+    def _lr_text(self) -> str:
+        """The learning rate now; when fine-tuning, the new layers' and the pretrained trunk's, labelled."""
+        rates = {}
+        for group in self.optimizer.param_groups:
+            rates.setdefault(group.get("name", "all"), group["lr"])
+        if len(rates) == 1:
+            return f"lr {next(iter(rates.values())):.4g}"
+        return "lr " + " ".join(f"{lr:.4g} ({name})" for name, lr in rates.items())
 
     def _tensorboard(self):
         if not self.cfg.tensorboard:
@@ -509,9 +606,9 @@ class Trainer:
 
 
 def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print,
-          progress: bool = True) -> RunResult:
+          progress: bool = True, on_epoch: Callable[[dict], None] | None = None) -> RunResult:
     try:
-        result = Trainer(cfg, resume, log, progress).run()
+        result = Trainer(cfg, resume, log, progress, on_epoch).run()
         # Every rank leaves together, once rank 0 has written its files: a rank that tore its process group down
         # while rank 0 was still at work sometimes aborted ("terminate called without an active exception"), and
         # torchrun then failed the finished run and stopped rank 0 with SIGTERM.
