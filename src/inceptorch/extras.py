@@ -1,10 +1,12 @@
 """Optional dependencies, installed by need: which extra brings each, and a one-line error naming it.
 
-    pip install 'inceptorch[demo]'         scikit-learn: the embedded digits (`inceptorch demo`, `--data digits`)
+    pip install 'inceptorch[demo]'         scikit-learn, scikit-image: the embedded data sets (`--data digits`,
+                                           `--data inspection`)
     pip install 'inceptorch[plot]'         matplotlib: curves.png, confusion matrices, `inceptorch draw`
     pip install 'inceptorch[tensorboard]'  TensorBoard logs of training runs
     pip install 'inceptorch[onnx]'         onnx, onnxruntime, onnxscript: ONNX export and ONNX Runtime
     pip install 'inceptorch[hub]'          huggingface_hub: timm's pretrained weights from the Hugging Face hub
+    pip install 'inceptorch[tune]'         optuna: the recipe search (`inceptorch tune`)
     pip install 'inceptorch[all]'          all of the above
 """
 from __future__ import annotations
@@ -14,9 +16,9 @@ from types import ModuleType
 
 from .errors import UserError
 
-EXTRAS = {"sklearn": "demo", "matplotlib": "plot", "tensorboard": "tensorboard", "onnx": "onnx",
+EXTRAS = {"sklearn": "demo", "skimage": "demo", "optuna": "tune", "matplotlib": "plot", "tensorboard": "tensorboard", "onnx": "onnx",
           "onnxruntime": "onnx", "onnxscript": "onnx", "huggingface_hub": "hub"}  # top-level module -> the extra that installs it
-PACKAGES = {"sklearn": "scikit-learn", "huggingface_hub": "huggingface-hub"}  # where the package's name on PyPI is not its module's
+PACKAGES = {"sklearn": "scikit-learn", "skimage": "scikit-image", "huggingface_hub": "huggingface-hub"}  # where the package's name on PyPI is not its module's
 
 
 class MissingExtra(UserError):
