@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inceptorch.data.datasets import build_dataset, stratified_split
+from inceptorch.data.datasets import build_dataset
 from inceptorch.data.inspection import (
     SEVERITIES,
     SURFACES,
@@ -16,6 +16,7 @@ from inceptorch.data.inspection import (
     surfaces,
     write_inspection,
 )
+from inceptorch.data.splits import stratified_split
 
 pytest.importorskip("skimage")
 

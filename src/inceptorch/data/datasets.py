@@ -19,7 +19,6 @@ import csv
 import functools
 import io
 import os
-import random
 import unicodedata
 from collections import Counter
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from PIL import Image
 from ..errors import UserError
 from ..extras import require
 from .io import load_image
+from .splits import random_split, stratified_split
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 EMBEDDED = ("digits", "inspection")
@@ -71,7 +71,7 @@ def build_dataset(spec: str | Path, split: str, val_split: float = 0.2, seed: in
         raise ValueError(f"split must be 'train' or 'val', not {split!r}")
     if str(spec) == "digits":
         samples, names = _digits()
-        return ImageList(_split(samples, split, val_split, seed), names)
+        return ImageList(random_split(samples, split, val_split, seed), names)
     if str(spec) == "inspection":
         samples, names = _inspection()
         return ImageList(stratified_split(samples, split, val_split, seed), names)
@@ -80,7 +80,7 @@ def build_dataset(spec: str | Path, split: str, val_split: float = 0.2, seed: in
         raise UserError(f"data not found: {path} ({DATA_KINDS})")
     if path.is_file():
         samples, names = _csv_samples(path)
-        return ImageList(_split(samples, split, val_split, seed), names)
+        return ImageList(random_split(samples, split, val_split, seed), names)
     if is_tree(path):
         names = _class_names(path / "train")
         if split == "val":
@@ -90,7 +90,7 @@ def build_dataset(spec: str | Path, split: str, val_split: float = 0.2, seed: in
                                 f"left out); add it to {path / 'train'} or move it out of {path / 'val'}")
         return ImageList(_folder_samples(path / split, names, subset=split == "val"), names)
     names = _class_names(path)
-    return ImageList(_split(_folder_samples(path, names), split, val_split, seed), names)
+    return ImageList(random_split(_folder_samples(path, names), split, val_split, seed), names)
 
 
 # Folder names that mean a split of the data, not a class: a class folder named so is a train/val tree misspelled.
@@ -153,33 +153,6 @@ def class_folders(root: str | Path) -> list[Path]:
     root = Path(root)
     parts = [root / "train", root / "val"] if is_tree(root) else [root]
     return [part / name for part in parts for name in _subfolders(part)]
-
-
-def _split(samples: list, split: str, val_split: float, seed: int) -> list:
-    """A deterministic split: the same seed and data always put the same samples in val."""
-    if not 0 < val_split < 1:
-        raise UserError(f"--val-split must be between 0 and 1, not {val_split}")
-    order = list(range(len(samples)))
-    random.Random(seed).shuffle(order)
-    n_val = max(1, round(len(samples) * val_split))
-    chosen = sorted(order[:n_val]) if split == "val" else sorted(order[n_val:])
-    return [samples[i] for i in chosen]
-
-
-def stratified_split(samples: list, split: str, val_split: float, seed: int) -> list:
-    """A deterministic split that keeps each class's share: `val_split` of every class (at least one image of a
-    class with two or more) goes to val, so a rare class is never missing from it by chance."""
-    if not 0 < val_split < 1:
-        raise UserError(f"--val-split must be between 0 and 1, not {val_split}")
-    by_class: dict[int, list[int]] = {}
-    for i, (_, label) in enumerate(samples):
-        by_class.setdefault(label, []).append(i)
-    held_out = set()
-    for label, indices in sorted(by_class.items()):
-        random.Random(seed * 1_000_003 + label).shuffle(indices)
-        n_val = max(1, round(len(indices) * val_split)) if len(indices) > 1 else 0
-        held_out.update(indices[:n_val])
-    return [sample for i, sample in enumerate(samples) if (i in held_out) == (split == "val")]
 
 
 def _subfolders(root: Path) -> list[str]:

@@ -133,7 +133,7 @@ def write_inspection(root: str | Path, count: int = COUNT, seed: int = 0, size: 
                      val_fraction: float = VAL_FRACTION) -> Path:
     """The set as an ImageFolder tree of PNG files, ROOT/train/<severity>/*.png and ROOT/val/<severity>/*.png,
     split as `--data inspection` splits it (`datasets.stratified_split`), so both name the same validation images."""
-    from .datasets import stratified_split
+    from .splits import stratified_split
 
     root = Path(root)
     names = class_names()
