@@ -31,6 +31,9 @@ def register(subparsers) -> None:
     p.add_argument("--confusion-png", default=None,
                    help="where to write the confusion matrix (default: confusion_DATA_SPLIT.png next to the "
                         "first checkpoint, e.g. confusion_photos_val.png; others end _last, _10crops, _ensemble_of_N)")
+    p.add_argument("--predictions", default=None, metavar="FILE.csv",
+                   help="also write one row per image: path, label, predicted, probability, the label's probability, "
+                        "correct, loss, top-k (with --json, the rows are in the output too)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--skip-bad-images", action="store_true",
                    help="score the images that decode, naming each one left out on stderr, instead of stopping at "
@@ -58,7 +61,7 @@ def run(args) -> int:
                          warn=lambda line: print(f"inceptorch eval: {line}", file=sys.stderr))
     match_imagenet_ids(members, data.class_names)
     workers = args.workers if args.workers is not None else (0 if len(data) < 256 else min(4, os.cpu_count() or 1))
-    result = evaluate(members, data, args.crops, args.batch_size, workers)
+    result = evaluate(members, data, args.crops, args.batch_size, workers, data_name=str(args.data))
     png = Path(args.confusion_png) if args.confusion_png else default_confusion_png(members[0].source, args.data, split,
                                                                                       len(members), args.crops)
     try:
@@ -66,10 +69,19 @@ def run(args) -> int:
     except MissingExtra as exc:  # the accuracy stands without the picture
         print(f"inceptorch eval: no confusion matrix PNG: {exc}", file=sys.stderr)
         png = None
+    scores, pictures = _scores_and_pictures(result, png)
+    rows = result.rows() if args.predictions else None
+    if rows is not None:
+        from ..evaluation.per_image import write_csv
+
+        write_csv(rows, args.predictions)
     if args.json:
         out = result.to_dict()
         del out["confusion_matrix"]  # in the PNG; a 1000x1000 list would drown the output
-        out.update(confusion_matrix_png=str(png) if png else None, data=str(args.data), split=split)
+        out.update(confusion_matrix_png=str(png) if png else None, data=str(args.data), split=split,
+                   scores=scores.to_dict() if scores else None, pictures={k: str(v) for k, v in pictures.items()})
+        if rows is not None:
+            out.update(predictions_csv=str(args.predictions), predictions=rows)
         print(json.dumps(_finite(out), indent=1))
         return 0
     k = result.topk
@@ -83,14 +95,58 @@ def run(args) -> int:
     print(f"top-1 {result.top1:.2%}   {topk}balanced {result.balanced:.2%}   "
           f"(the largest class is {result.majority_share:.2%} of the images)")
     width = max(len("class"), *(len(n) for n in result.data_classes))
-    print(f"{'class':<{width}}  images   recall")
+    if scores is None:
+        print(f"{'class':<{width}}  images   recall")
+    else:
+        print(f"{'class':<{width}}  images   recall  precision      F1  ROC-AUC      AP")
+    by_name = {c.name: c for c in scores.classes} if scores else {}
     for name in result.data_classes:
         acc = result.per_class[name]
-        print(f"{name:<{width}}  {result.class_counts[name]:>6}  {acc:>7.2%}" if not math.isnan(acc) else
-              f"{name:<{width}}  {0:>6}      --")
+        line = (f"{name:<{width}}  {result.class_counts[name]:>6}  {acc:>7.2%}" if not math.isnan(acc) else
+                f"{name:<{width}}  {0:>6}      --")
+        c = by_name.get(name)
+        if c is not None:
+            line += f"  {c.precision:>9.2%}  {c.f1:>6.2%}  {_score(c.roc_auc, 7)}  {_score(c.average_precision, 6)}"
+        print(line)
+    if scores is not None:
+        print(f"macro F1 {scores.macro_f1:.2%}   weighted F1 {scores.weighted_f1:.2%}   macro ROC-AUC "
+              f"{_score(scores.macro_roc_auc, 0)}   macro AP {_score(scores.macro_average_precision, 0)}   "
+              f"calibration error (ECE) {scores.ece:.3f}")
     if png:
         print(f"confusion matrix: {png}")
+    for name, path in pictures.items():
+        print(f"{name}: {path}")
+    if args.predictions:
+        print(f"per-image results: {args.predictions}")
     return 0
+
+
+def _score(value: float, width: int) -> str:
+    return f"{'--':>{width}}" if math.isnan(value) else f"{value:>{width}.3f}"
+
+
+def _scores_and_pictures(result, confusion_png: Path | None) -> tuple:
+    """The practitioners' scores and their pictures beside the confusion matrix (pr_roc_*.png, reliability_*.png);
+    without torchmetrics or matplotlib, one line says what is left out."""
+    from ..evaluation.pictures import curves_png, reliability_png
+
+    try:
+        scores = result.scores()
+    except MissingExtra as exc:
+        print(f"inceptorch eval: no precision, F1, ROC-AUC or calibration scores: {exc}", file=sys.stderr)
+        return None, {}
+    pictures = {}
+    if confusion_png is not None:
+        stem = confusion_png.name.removeprefix("confusion_")
+        try:
+            pictures["precision-recall and ROC curves"] = curves_png(
+                result.probabilities, result.targets, result.model_classes, scores,
+                confusion_png.with_name(f"pr_roc_{stem}"))
+            pictures["reliability diagram"] = reliability_png(result.probabilities, result.targets, scores.ece,
+                                                              confusion_png.with_name(f"reliability_{stem}"))
+        except MissingExtra as exc:
+            print(f"inceptorch eval: no curve pictures: {exc}", file=sys.stderr)
+    return scores, pictures
 
 
 def default_confusion_png(checkpoint: str, data: str, split: str, members: int = 1, crops: int = 1) -> Path:

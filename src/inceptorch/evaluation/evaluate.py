@@ -18,6 +18,7 @@ from ..extras import require
 from ..fileio import atomic_write
 from .ensemble import Member, _few, ensemble_probabilities
 from .options import PROTOCOLS, SPLITS
+from .per_image import sample_names
 
 
 @dataclass
@@ -34,6 +35,7 @@ class EvalResult:
     crops: int
     topk: int = 5                         # top-5 is top-min(5, classes)
     checkpoints: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)  # each image's file (or DATA#INDEX), in `targets` order
 
     @property
     def num_images(self) -> int:
@@ -55,6 +57,18 @@ class EvalResult:
     def majority_share(self) -> float:
         """The largest class's share of the images: the top-1 of always answering that class."""
         return max(self.class_counts.values(), default=0) / max(self.num_images, 1)
+
+    def scores(self):
+        """Precision, recall, F1, ROC-AUC, average precision and calibration error (`scores.py`)."""
+        from .scores import practitioner_scores
+
+        return practitioner_scores(self.probabilities, self.targets, self.model_classes)
+
+    def rows(self, k: int = 5) -> list[dict]:
+        """One row per image (`per_image.py`)."""
+        from .per_image import labelled_rows
+
+        return labelled_rows(self.sources, self.probabilities, self.targets, self.model_classes, k)
 
     def to_dict(self) -> dict:
         return {"top1": self.top1, "top5": self.top5, "topk": self.topk, "balanced_accuracy": self.balanced,
@@ -104,7 +118,7 @@ def _collate(batch):
 
 
 def evaluate(members: list[Member], dataset: ImageList, crops: int = 1, batch_size: int = 256,
-             workers: int = 0) -> EvalResult:
+             workers: int = 0, data_name: str = "data") -> EvalResult:
     """Score `members` (one model or an ensemble) on `dataset` with `crops` (1, 10 or 144) per image.
 
     `batch_size` counts crops per forward pass; images are batched so that about that many crops go at once.
@@ -134,11 +148,11 @@ def evaluate(members: list[Member], dataset: ImageList, crops: int = 1, batch_si
         probs.append(ensemble_probabilities(members, [views[s] for s in slot], crops, batch_size))
         targets.append(to_model[labels])
     return score(torch.cat(probs), torch.cat(targets), dataset.class_names, model_classes, crops,
-                 [m.source for m in members])
+                 [m.source for m in members], sample_names(dataset.samples, data_name))
 
 
 def score(probs: torch.Tensor, targets: torch.Tensor, data_classes: list[str], model_classes: list[str],
-          crops: int, checkpoints: list[str]) -> EvalResult:
+          crops: int, checkpoints: list[str], sources: list[str] | None = None) -> EvalResult:
     """Metrics from averaged probabilities [images, model classes] and targets (model class indices)."""
     if len(targets) == 0:
         raise UserError("no images to evaluate")
@@ -157,7 +171,7 @@ def score(probs: torch.Tensor, targets: torch.Tensor, data_classes: list[str], m
     return EvalResult(top1=float(top1_hit.float().mean()), top5=float(top5_hit.float().mean()),
                       per_class=per_class, class_counts=counts, confusion=confusion, data_classes=list(data_classes),
                       model_classes=list(model_classes), probabilities=probs.numpy(), targets=targets.numpy(),
-                      crops=crops, topk=k, checkpoints=checkpoints)
+                      crops=crops, topk=k, checkpoints=checkpoints, sources=list(sources or []))
 
 
 def _fit_width(fig) -> None:
