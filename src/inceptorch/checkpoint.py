@@ -105,7 +105,7 @@ def read_folder_config(config: str | Path) -> dict:
         return {"model": data["architecture"], "model_kwargs": data.get("model_kwargs", {}),
                 "class_names": data.get("class_names", []), "model_cfg": data.get("model_cfg", {}),
                 "preprocessing": data.get("preprocessing", {}), "pretrained": data.get("pretrained"),
-                "num_classes": data.get("num_classes")}
+                "num_classes": data.get("num_classes"), "calibration": data.get("calibration")}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserError(f"cannot read {config}: {type(exc).__name__}: {first_line(exc)}") from None
 
@@ -148,7 +148,8 @@ def load_model_file(path: str | Path, **overrides) -> tuple[nn.Module, dict]:
 
 def restore_recorded(model: nn.Module, meta: dict) -> None:
     """Put what a model file records besides the weights back on a model rebuilt from it: the preprocessing of its
-    weights (`model_cfg`: mean/std, crop, interpolation), `transform_input`, and their provenance (`pretrained`)."""
+    weights (`model_cfg`: mean/std, crop, interpolation), `transform_input`, their provenance (`pretrained`) and a
+    fitted temperature (`calibration`)."""
     cfg, recorded = getattr(model, "default_cfg", None), meta.get("model_cfg")
     if recorded and cfg is not None:
         known = {f.name for f in dataclasses.fields(cfg)}
@@ -158,3 +159,4 @@ def restore_recorded(model: nn.Module, meta: dict) -> None:
         model.transform_input = True
         model.model_kwargs = {**getattr(model, "model_kwargs", {}), "transform_input": True}
     model.pretrained_cfg = meta.get("pretrained")
+    model.calibration = meta.get("calibration")  # a fitted temperature (`evaluation/calibration.py`), or None

@@ -42,7 +42,17 @@ def check_model_meta(meta: Any, where: str, overrides: dict | None = None) -> di
     out = {**meta, "model_kwargs": kwargs, "class_names": names, "model_cfg": cfg}
     if meta.get("preprocessing"):
         out["preprocessing"] = _preprocessing(meta["preprocessing"], cfg, where)
+    if meta.get("calibration") is not None:
+        out["calibration"] = _calibration(meta["calibration"], where)
     return out
+
+
+def _calibration(calibration: Any, where: str) -> dict:
+    """A temperature that divides the logits (`evaluation/calibration.py`): a positive, finite number."""
+    t = calibration.get("temperature") if isinstance(calibration, dict) else None
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or not 0 < t <= 100:
+        raise UserError(f"{where}: calibration.temperature must be a number in (0, 100], not {_show(t)}")
+    return {**calibration, "temperature": float(t)}
 
 
 def _class_names(names: Any, num_classes: int, where: str) -> list[str]:

@@ -29,6 +29,7 @@ class Member:
     model_cfg: dict   # ModelCfg as a dict: input_size, mean, std, interpolation, crop_pct
     source: str       # the weights file it came from
     channels_last: bool = False  # feed the model NHWC batches (`inference_model` put its weights in that layout)
+    temperature: float = 1.0  # logits are divided by it before the softmax (`calibration.py`; 1: uncalibrated)
 
     def transform(self, protocol: int) -> CropTransform:
         cfg = self.model_cfg
@@ -45,7 +46,7 @@ class Member:
         for chunk in crops.split(batch_size):
             chunk = chunk.to(device, non_blocking=True).contiguous(memory_format=layout)  # uint8: the cheap copy
             x = normalize(chunk, self.model_cfg["mean"], self.model_cfg["std"])
-            probs.append(self.model(x).float().softmax(dim=1).cpu())
+            probs.append((self.model(x).float() / self.temperature).softmax(dim=1).cpu())
         probs = torch.cat(probs)
         return probs.view(-1, n_crops, probs.shape[1]).mean(dim=1)
 
@@ -75,7 +76,8 @@ def load_members(checkpoints: list[str | Path], device: str | torch.device = "cp
         if not names:  # a file saved without names: its outputs are known by index only
             names = [str(i) for i in range(_num_outputs(model))]
         cfg = meta.get("model_cfg") or dataclass_dict(getattr(model, "default_cfg", None))
-        members.append(Member(model, names, cfg, str(path), channels_last))
+        temperature = float((meta.get("calibration") or {}).get("temperature", 1.0))
+        members.append(Member(model, names, cfg, str(path), channels_last, temperature))
     reference = members[0]
     for m in members[1:]:
         if set(m.class_names) != set(reference.class_names) or len(m.class_names) != len(reference.class_names):

@@ -39,7 +39,7 @@ def model_config(model: nn.Module, class_names: list[str] | None = None, model_k
             "architecture": model.model_name, "model_kwargs": kwargs, "num_classes": num_classes,
             "class_names": class_names, "preprocessing": preprocessing(model, input_size),
             "model_cfg": dataclasses.asdict(cfg) if cfg is not None else {},
-            "pretrained": getattr(model, "pretrained_cfg", None)}
+            "pretrained": getattr(model, "pretrained_cfg", None), "calibration": getattr(model, "calibration", None)}
 
 
 def save_pretrained(model: nn.Module, folder: str | Path, class_names: list[str] | None = None,
@@ -55,7 +55,8 @@ def save_pretrained(model: nn.Module, folder: str | Path, class_names: list[str]
     config = model_config(model, class_names, model_kwargs, input_size)
     meta = {"model": config["architecture"], "model_kwargs": config["model_kwargs"],
             "class_names": config["class_names"], "model_cfg": config["model_cfg"],
-            "preprocessing": config["preprocessing"], "pretrained": config["pretrained"]}
+            "preprocessing": config["preprocessing"], "pretrained": config["pretrained"],
+            "calibration": config["calibration"]}
     save_model_file(model, folder / "model.safetensors", meta)
     text = json.dumps(config, indent=2) + "\n"
     atomic_write(folder / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text))

@@ -47,11 +47,13 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: int | None = Non
         out = model(example)
     if not isinstance(out, Tensor):
         raise UserError(f"the model returns {type(out).__name__}, not a logits tensor; export needs eval logits")
-    proto = _export_proto(_batchnorm_folded(model), example)
+    proto = _export_proto(calibrated(_batchnorm_folded(model)), example)
     names = list(class_names if class_names is not None else getattr(model, "class_names", None) or [])
     meta = {"model": getattr(model, "model_name", type(model).__name__),
             "model_kwargs": getattr(model, "model_kwargs", {}), "class_names": names, "preprocessing": pre,
             "num_classes": int(out.shape[1]), "opset": _opset(proto)}
+    if getattr(model, "calibration", None):  # the graph's logits are divided already: readers must not again
+        meta["calibration"] = {**model.calibration, "in_graph": True}
     for key, value in {META_KEY: meta, "class_names": names, "preprocessing": pre}.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, json.dumps(value)
@@ -60,6 +62,24 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: int | None = Non
         onnx.checker.check_model(proto, full_check=True)
     atomic_write(path, lambda tmp: onnx.save(proto, tmp))
     return Path(path)
+
+
+class TemperatureScaled(nn.Module):
+    """logits / T: a calibrated model's temperature (`evaluation/calibration.py`) inside the exported graph, so
+    that every runtime's softmax gives the calibrated probabilities."""
+
+    def __init__(self, model: nn.Module, temperature: float):
+        super().__init__()
+        self.model, self.temperature = model, float(temperature)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x) / self.temperature
+
+
+def calibrated(model: nn.Module) -> nn.Module:
+    """`model`, divided by its recorded temperature when it has one."""
+    calibration = getattr(model, "calibration", None)
+    return TemperatureScaled(model, calibration["temperature"]) if calibration else model
 
 
 def _batchnorm_folded(model: nn.Module) -> nn.Module:
@@ -117,6 +137,6 @@ def onnx_parity(model: nn.Module, path: str | Path, input_size: int, batch_sizes
     for b in batch_sizes:
         x = torch.randn(b, 3, input_size, input_size, generator=gen)
         with torch.no_grad():
-            ref = model.eval()(x)
+            ref = calibrated(model.eval())(x)
         results[b] = parity(session.logits(x), ref)
     return results
