@@ -14,7 +14,7 @@ $(BIN)/python:
 
 # Re-install only when the project's metadata changes, so a repeated `make demo` or `make test` is quick.
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[demo,plot,tensorboard]"
+	$(BIN)/python -m pip install --quiet -e ".[demo,plot,tensorboard,metrics,explain]"
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python

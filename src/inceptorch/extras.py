@@ -7,6 +7,8 @@
     pip install 'inceptorch[onnx]'         onnx, onnxruntime, onnxscript: ONNX export and ONNX Runtime
     pip install 'inceptorch[hub]'          huggingface_hub: timm's pretrained weights from the Hugging Face hub
     pip install 'inceptorch[tune]'         optuna: the recipe search (`inceptorch tune`)
+    pip install 'inceptorch[metrics]'      torchmetrics, scikit-learn: precision, F1, ROC-AUC, calibration error
+    pip install 'inceptorch[explain]'      captum: Grad-CAM heat maps (`predict --explain`, reports)
     pip install 'inceptorch[all]'          all of the above
 """
 from __future__ import annotations
@@ -16,9 +18,12 @@ from types import ModuleType
 
 from .errors import UserError
 
-EXTRAS = {"sklearn": "demo", "skimage": "demo", "optuna": "tune", "matplotlib": "plot", "tensorboard": "tensorboard", "onnx": "onnx",
-          "onnxruntime": "onnx", "onnxscript": "onnx", "huggingface_hub": "hub"}  # top-level module -> the extra that installs it
-PACKAGES = {"sklearn": "scikit-learn", "skimage": "scikit-image", "huggingface_hub": "huggingface-hub"}  # where the package's name on PyPI is not its module's
+# top-level module -> the extra that installs it
+EXTRAS = {"sklearn": "demo", "skimage": "demo", "optuna": "tune", "torchmetrics": "metrics", "captum": "explain",
+          "matplotlib": "plot", "tensorboard": "tensorboard", "onnx": "onnx", "onnxruntime": "onnx",
+          "onnxscript": "onnx", "huggingface_hub": "hub"}
+# where the package's name on PyPI is not its module's
+PACKAGES = {"sklearn": "scikit-learn", "skimage": "scikit-image", "huggingface_hub": "huggingface-hub"}
 
 
 class MissingExtra(UserError):

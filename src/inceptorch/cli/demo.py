@@ -1,4 +1,5 @@
-"""`inceptorch demo`: train a small-input GoogLeNet on the embedded digits, evaluate it, predict a few images.
+"""`inceptorch demo`: train a small-input GoogLeNet on the embedded digits, evaluate it, predict a few images and
+write its report.
 
 Everything comes from the wheel (scikit-learn ships the digits); nothing is downloaded. The recipe is
 `configs/demo.yaml`.
@@ -43,7 +44,7 @@ def run(args) -> int:
     tic = time.perf_counter()
     out = Path(args.output) if args.output else _free_folder(Path("runs/demo"))
     cfg = resolve(read_recipe("demo"), {"output": str(out), "epochs": args.epochs}, "recipe demo")
-    print(f"[1/3] training {cfg.model} {cfg.model_kwargs} on {cfg.data} (recipe demo, {count(cfg.epochs, 'epoch')})")
+    print(f"[1/4] training {cfg.model} {cfg.model_kwargs} on {cfg.data} (recipe demo, {count(cfg.epochs, 'epoch')})")
     try:
         result = train(cfg, progress=not args.no_progress)
     except Interrupted as exc:
@@ -52,19 +53,24 @@ def run(args) -> int:
     # Steps 2 and 3 are the user's own commands, run on the saved files: what the README shows is what they get.
     evaluate = ["eval", "--checkpoint", str(out), "--data", str(cfg.data), "--val-split", str(cfg.val_split),
                 "--workers", "0", "--device", "cpu"]
-    print(f"[2/3] inceptorch {' '.join(evaluate)}   (best epoch {result.best.epoch} of {cfg.epochs})")
+    print(f"[2/4] inceptorch {' '.join(evaluate)}   (best epoch {result.best.epoch} of {cfg.epochs})")
     if rc := main(evaluate):
         return rc
     samples = _write_samples(out, cfg)
     predict = ["predict", "--checkpoint", str(out), str(samples), "--topk", "2", "--device", "cpu"]
-    print(f"[3/3] inceptorch {' '.join(predict)}   (file names hold the true label)")
+    print(f"[3/4] inceptorch {' '.join(predict)}   (file names hold the true label)")
     if rc := main(predict):
+        return rc
+    report = ["report", str(out), "--device", "cpu"]
+    print(f"[4/4] inceptorch {' '.join(report)}   (the worst mistakes with their heat maps, every score, one page)")
+    if rc := main(report):
         return rc
     print(f"done in {time.perf_counter() - tic:.0f}s")
     print(f"  run folder:  {out}")
     print(f"  checkpoint:  {out / 'best.safetensors'}  (inceptorch eval/predict take it, or the folder)")
     confusion = default_confusion_png(str(out / "best.safetensors"), str(cfg.data), "val")  # step 2's picture
-    for label, path in (("curves:", out / "curves.png"), ("confusion:", confusion)):
+    for label, path in (("curves:", out / "curves.png"), ("confusion:", confusion),
+                        ("report:", out / "report.html")):
         if path.is_file():  # without matplotlib (pip install 'inceptorch[plot]') there are no pictures
             print(f"  {label:12s} {path}")
     board = f"  (TensorBoard: tensorboard --logdir {out / 'tensorboard'})" if (out / "tensorboard").is_dir() else ""

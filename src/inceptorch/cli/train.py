@@ -98,6 +98,9 @@ def register(subparsers) -> None:
     p.add_argument("--output", default=None, metavar="RUN_DIR", help="the run folder")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR from its last checkpoint, exactly (flags may raise --epochs)")
+    p.add_argument("--no-report", action="store_true",
+                   help="no RUN_DIR/report.html at the end (it evaluates the best weights once more, draws the "
+                        "pictures and the heat maps of the worst mistakes)")
     p.set_defaults(func=run)
 
 
@@ -186,6 +189,8 @@ def run(args) -> int:
     if note and dist_env().is_main:
         print(note)
     resume = bool(args.resume) or _elastic_restart(cfg.output)
+    if dist_env().is_main:
+        _record_command(Path(cfg.output))
     try:
         result = train(cfg, resume=resume, progress=not args.no_progress)
     except Interrupted as exc:
@@ -199,8 +204,38 @@ def run(args) -> int:
         return 130
     if dist_env().is_main:
         print(run_summary(result))
+        if not args.no_report and result.best.epoch > 0:
+            _report(result)
     return 0
 
+
+def _record_command(run_dir: Path) -> None:
+    """The command line, appended to RUN_DIR/command.txt (a resumed run adds its own line): the report shows it."""
+    import shlex
+    import time
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    line = f"{time.strftime('%Y-%m-%d %H:%M:%S')}  inceptorch {' '.join(shlex.quote(a) for a in sys.argv[1:])}"
+    with open(run_dir / "command.txt", "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+
+
+def _report(result) -> None:
+    """The run's report, and the scores it found on the best weights, in one line each; a report that cannot be
+    made (an extra missing) says why and leaves the run as it is."""
+    from ..devices import resolve_device
+    from ..report import write_report
+
+    try:
+        report = write_report(result.run_dir, device=str(resolve_device(result.config.device)))
+    except UserError as exc:
+        print(f"no report: {exc}")
+        return
+    s = report.scores
+    scores = (f"macro F1 {s.macro_f1:.2%}, weighted F1 {s.weighted_f1:.2%}, macro ROC-AUC {s.macro_roc_auc:.3f}, "
+              f"calibration error {s.ece:.3f}; " if s is not None else "")
+    print(f"best.safetensors on {report.result.num_images} val images: {scores}report {report.path} "
+          f"({report.seconds:.0f}s; --no-report skips it)")
 
 def run_summary(result) -> str:
     """The line that ends a run: the best epoch's scores, which weights, the last diagnosis, the files."""
