@@ -11,10 +11,12 @@ in the middle of an epoch), and nothing is converted silently wrong:
 """
 from __future__ import annotations
 
+import io
 import os
 import struct
 import warnings
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -95,29 +97,45 @@ def load_image(path: str | Path, draft: bool = False) -> Image.Image:
     `draft=True` lets JPEGs decode at a reduced scale (libjpeg's DCT scaling, up to 8x smaller): every byte of the
     entropy-coded data is still read, so truncation is still detected; `check-data` uses it to verify files faster.
     """
-    limit = max_image_pixels()
     try:
         with open(path, "rb") as f:
             if os.fstat(f.fileno()).st_size == 0:
                 raise BadImageError(path, "empty file (0 bytes)")
-            img = Image.open(f)  # reads the header only
-            width, height = img.size
-            if width * height > limit:
-                raise BadImageError(path, _bomb_message(f"{width}x{height} = {width * height:,}"))
-            if draft and img.format == "JPEG":
-                img.draft(None, (1, 1))  # the smallest scale libjpeg offers: 1/8 per side
-            img.load()  # decode every pixel now, so a truncated file fails here and not later in a transform
-            ImageOps.exif_transpose(img, in_place=True)  # all 8 EXIF orientations (mirrors and rotations)
-            return _to_rgb(img, path)
+            return _decode(f, path, draft, lambda: _what_it_is(path))
+    except BadImageError:
+        raise
+    except _DECODE_ERRORS as exc:  # opening the file itself failed: a missing file, a broken link, no permission
+        raise BadImageError(path, _describe(exc)) from None
+
+
+def decode_image(data: bytes, name: str = "the upload") -> Image.Image:
+    """`load_image` for bytes received (an HTTP body): the same checks, conversions and one-line errors."""
+    if not data:
+        raise BadImageError(name, "empty (0 bytes)")
+    return _decode(io.BytesIO(data), name, False, lambda: _kind_of(data[:512], len(data)))
+
+
+def _decode(f, name: str | Path, draft: bool, what: Callable[[], str]) -> Image.Image:
+    limit = max_image_pixels()
+    try:
+        img = Image.open(f)  # reads the header only
+        width, height = img.size
+        if width * height > limit:
+            raise BadImageError(name, _bomb_message(f"{width}x{height} = {width * height:,}"))
+        if draft and img.format == "JPEG":
+            img.draft(None, (1, 1))  # the smallest scale libjpeg offers: 1/8 per side
+        img.load()  # decode every pixel now, so a truncated file fails here and not later in a transform
+        ImageOps.exif_transpose(img, in_place=True)  # all 8 EXIF orientations (mirrors and rotations)
+        return _to_rgb(img, name)
     except BadImageError:
         raise
     except UnidentifiedImageError:
-        raise BadImageError(path, f"not an image in a format Pillow can read ({_what_it_is(path)})") from None
+        raise BadImageError(name, f"not an image in a format Pillow can read ({what()})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         pixels = next((w for w in str(exc).replace("(", " ").split() if w.isdigit()), "?")
-        raise BadImageError(path, _bomb_message(f"{int(pixels):,}" if pixels != "?" else "too many")) from None
+        raise BadImageError(name, _bomb_message(f"{int(pixels):,}" if pixels != "?" else "too many")) from None
     except _DECODE_ERRORS as exc:
-        raise BadImageError(path, _describe(exc)) from None
+        raise BadImageError(name, _describe(exc)) from None
 
 
 def _to_rgb(img: Image.Image, path: str | Path) -> Image.Image:
@@ -190,6 +208,10 @@ def _what_it_is(path: str | Path) -> str:
             size = os.fstat(f.fileno()).st_size
     except OSError:
         return "unreadable"
+    return _kind_of(head, size)
+
+
+def _kind_of(head: bytes, size: int) -> str:
     try:
         head.decode("utf-8")
         text = b"\0" not in head
