@@ -303,7 +303,6 @@ def test_predict_cli_runtime_errors_are_one_line(tiny_onnx, tmp_path, capsys):
     no_mean = _rewrite_metadata(path, tmp_path / "no_mean.onnx", _without_mean)
     cases = [
         (["--runtime", "onnxruntime", "--checkpoint", str(path.parent / "saved")], "needs an .onnx file"),
-        (["--checkpoint", str(path)], "is an ONNX file: run it with --runtime onnxruntime"),
         (["--runtime", "onnxruntime", "--checkpoint", str(bare)],
          "carries no inceptorch metadata: preprocessing input_size, mean, std, crop_pct, interpolation missing"),
         (["--runtime", "onnxruntime", "--checkpoint", str(no_mean)], "carries incomplete metadata: preprocessing mean"),

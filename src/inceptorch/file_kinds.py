@@ -23,7 +23,7 @@ def file_kind(path: str | Path) -> str | None:
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return "a pickle (torch.save's legacy format, or Python's pickle)"
     if path.suffix.lower() == ".onnx":
-        return "an ONNX file (eval and predict run it with --runtime onnxruntime)"
+        return "an ONNX file (eval, predict and serve run it through ONNX Runtime)"
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
         return "an HDF5 file (Keras?)"
     if len(head) >= 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] < 100_000_000:
@@ -31,6 +31,16 @@ def file_kind(path: str | Path) -> str | None:
     if head.lstrip()[:1] in (b"{", b"["):
         return "a JSON file (a saved folder's config.json? give the folder)"
     return "not a model file (no format recognised)"
+
+
+def is_int8_model(path: str | Path) -> bool:
+    """Whether `path` is an int8 model file `inceptorch quantize` wrote: TorchScript carrying our metadata."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(n.endswith("/extra/inceptorch.json") for n in archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
 
 
 def _zip_kind(path: Path) -> str:

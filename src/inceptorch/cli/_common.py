@@ -27,12 +27,16 @@ def add_model_args(p) -> None:
 
 
 def runtime_device(args) -> torch.device:
-    """The device of --device, which ONNX Runtime (the CPU build this package uses) must leave at the CPU."""
+    """The device of --device, which ONNX Runtime (the CPU build this package uses) and int8 files must leave at
+    the CPU: `auto` is the CPU for them, and any other device one line."""
     from ..devices import resolve_device
+    from ..evaluation.ensemble import cpu_only
 
-    if args.runtime == "onnxruntime" and args.device not in (None, "auto", "cpu"):
-        raise UserError(f"--runtime onnxruntime runs on the CPU; drop --device {args.device}")
-    return resolve_device("cpu" if args.runtime == "onnxruntime" else args.device)
+    runs_on_cpu = args.runtime == "onnxruntime" or any(cpu_only(c) for c in getattr(args, "checkpoint", []) or [])
+    if runs_on_cpu and args.device not in (None, "auto", "cpu"):
+        what = "--runtime onnxruntime" if args.runtime == "onnxruntime" else "an .onnx or int8 model file"
+        raise UserError(f"{what} runs on the CPU; drop --device {args.device}")
+    return resolve_device("cpu" if runs_on_cpu else args.device)
 
 
 def load_model_args(args, device: torch.device, runtime: str = "torch") -> list:

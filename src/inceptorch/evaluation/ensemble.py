@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from ..checkpoint import load_model_file, resolve_model_file
 from ..devices import prefers_channels_last
 from ..errors import UserError
+from ..file_kinds import is_int8_model
 from .crops import CropTransform, normalize
 from .options import RUNTIMES
 
@@ -64,11 +65,14 @@ def load_members(checkpoints: list[str | Path], device: str | torch.device = "cp
         raise UserError(f"--runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
     members = []
     for ckpt in checkpoints:
-        if runtime == "onnxruntime":
+        # Every kind of model file runs: an .onnx export through ONNX Runtime, an int8 file from `quantize` as the
+        # TorchScript it is (both on the CPU whatever `device` says), anything else as an inceptorch model file.
+        if runtime == "onnxruntime" or Path(ckpt).suffix.lower() == ".onnx":
             members.append(_onnx_member(Path(ckpt)))
             continue
-        if Path(ckpt).suffix.lower() == ".onnx":
-            raise UserError(f"{ckpt} is an ONNX file: run it with --runtime onnxruntime")
+        if Path(ckpt).is_file() and is_int8_model(ckpt):
+            members.append(_int8_member(Path(ckpt)))
+            continue
         path = resolve_model_file(ckpt)
         model, meta = load_model_file(path)
         model, channels_last = inference_model(model, device)
@@ -96,6 +100,34 @@ def inference_model(model: nn.Module, device: str | torch.device) -> tuple[nn.Mo
     if channels_last:
         model.to(memory_format=torch.channels_last)
     return model, channels_last
+
+
+def cpu_only(checkpoint: str | Path) -> bool:
+    """Whether a model file runs on the CPU only: an ONNX file (this package's ONNX Runtime is the CPU build) or
+    an int8 file (x86 int8 kernels)."""
+    path = Path(checkpoint)
+    return path.suffix.lower() == ".onnx" or (path.is_file() and is_int8_model(path))
+
+
+def _int8_member(path: Path) -> Member:
+    """An int8 file from `inceptorch quantize`: TorchScript on normalised batches, with the preprocessing, class
+    names (and temperature) its metadata records."""
+    from ..export.quantize import load_quantized
+
+    module, meta = load_quantized(path)
+    pre = meta.get("preprocessing") or {}
+    missing = [k for k in ("input_size", "mean", "std") if k not in pre]
+    if missing:
+        raise UserError(f"{path} is an int8 model without the preprocessing it needs ({', '.join(missing)})")
+    cfg = {"input_size": int(pre["input_size"]), "mean": tuple(pre["mean"]), "std": tuple(pre["std"]),
+           "crop_pct": pre.get("crop_pct", 0.875), "interpolation": pre.get("interpolation", "bilinear")}
+    names = list(meta.get("class_names") or [])
+    if not names:
+        with torch.no_grad():
+            names = [str(i) for i in range(module(torch.zeros(1, 3, cfg["input_size"], cfg["input_size"])).shape[1])]
+    module.model_name = f"{meta.get('model', 'model')} (int8)"
+    temperature = float((meta.get("calibration") or {}).get("temperature", 1.0))
+    return Member(module, names, cfg, str(path), False, temperature)
 
 
 def _onnx_member(path: Path) -> Member:
