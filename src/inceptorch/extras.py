@@ -9,6 +9,7 @@
     pip install 'inceptorch[tune]'         optuna: the recipe search (`inceptorch tune`)
     pip install 'inceptorch[metrics]'      torchmetrics, scikit-learn: precision, F1, ROC-AUC, calibration error
     pip install 'inceptorch[explain]'      captum: Grad-CAM heat maps (`predict --explain`, reports)
+    pip install 'inceptorch[serve]'        starlette, uvicorn, python-multipart, prometheus-client: `inceptorch serve`
     pip install 'inceptorch[all]'          all of the above
 """
 from __future__ import annotations
@@ -21,9 +22,11 @@ from .errors import UserError
 # top-level module -> the extra that installs it
 EXTRAS = {"sklearn": "demo", "skimage": "demo", "optuna": "tune", "torchmetrics": "metrics", "captum": "explain",
           "matplotlib": "plot", "tensorboard": "tensorboard", "onnx": "onnx", "onnxruntime": "onnx",
-          "onnxscript": "onnx", "huggingface_hub": "hub"}
+          "onnxscript": "onnx", "huggingface_hub": "hub", "starlette": "serve", "uvicorn": "serve",
+          "multipart": "serve", "prometheus_client": "serve"}
 # where the package's name on PyPI is not its module's
-PACKAGES = {"sklearn": "scikit-learn", "skimage": "scikit-image", "huggingface_hub": "huggingface-hub"}
+PACKAGES = {"sklearn": "scikit-learn", "skimage": "scikit-image", "huggingface_hub": "huggingface-hub",
+            "multipart": "python-multipart", "prometheus_client": "prometheus-client"}
 
 
 class MissingExtra(UserError):
