@@ -178,6 +178,32 @@ def _recognise_file(path: Path) -> Origin:
     return Origin(path, ws, "sha256", ws.layout, known.label_offset, ws.preprocessing, class_names(ws.classes), sha)
 
 
+def recorded_architecture(pretrained) -> tuple[Path, str, dict] | None:
+    """(file, model name, builder options) that an inceptorch model file, run folder or saved folder records, the
+    head options (HEAD_OPTIONS, which fine-tuning sets anew) left out; None for a weight set's name and for a file
+    of any other kind. Fine-tuning from such a file builds this architecture, as it takes the file's preprocessing."""
+    if not isinstance(pretrained, (str, Path)) or not str(pretrained):
+        return None
+    path = Path(pretrained).expanduser()
+    if path.is_dir():
+        from .checkpoint import resolve_model_file
+
+        path = resolve_model_file(path)
+    if not path.is_file():
+        return None
+    try:
+        meta = _model_file_meta(path)
+    except Exception:  # noqa: BLE001 - not a safetensors file after all: loading its weights will say what it is
+        return None
+    if meta is None:
+        return None
+    from .meta_checks import check_model_meta
+
+    meta = check_model_meta(meta, str(path))  # text anyone can edit: checked before a setting is taken from it
+    kwargs = {k: v for k, v in meta["model_kwargs"].items() if k not in HEAD_OPTIONS}
+    return path, meta["model"], kwargs
+
+
 def _model_file_meta(path: Path) -> dict | None:
     """The metadata of a safetensors model file that inceptorch wrote; None for any other file."""
     if path.suffix != ".safetensors":

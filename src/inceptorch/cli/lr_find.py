@@ -21,7 +21,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..train.config import read_recipe, resolve
+    from ..train.config import from_model_file, read_recipe, resolve
     from ..train.lr_find import LR_FIND_END, LR_FIND_START, LR_FIND_STEPS, write_lr_find
     from ..train.run import Trainer
 
@@ -36,6 +36,9 @@ def run(args) -> int:
     if over.get("lr") == "auto":
         raise UserError("lr-find finds the lr; drop --lr auto (train --lr auto runs this sweep itself)")
     recipe, where = (read_recipe(args.config), args.config) if args.config else ({}, "config")
+    recipe, over, notes = from_model_file(recipe, over, f"recipe {where}")
+    for note in notes:
+        print(note)
     cfg = resolve(recipe, {**over, "output": args.output, "tensorboard": False, "plot": False}, where)
     trainer = Trainer(cfg, progress=False)
     try:

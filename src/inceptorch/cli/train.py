@@ -33,7 +33,8 @@ def add_train_options(p, with_model: bool = True) -> None:
     p.add_argument("--pretrained", default=None, metavar="imagenet|TAG|FILE",
                    help="fine-tune from the model's public ImageNet weights (imagenet, or a tag from `inceptorch "
                         "weights list`, fetched once) or a weights file (ours, torchvision's or timm's); the "
-                        "classifier and auxiliary classifiers are reset to the data's classes")
+                        "classifier and auxiliary classifiers are reset to the data's classes. A model file or run "
+                        "folder of ours also gives the model and its builder options (--model, --width, ...)")
     p.add_argument("--aug", choices=AUGMENTATIONS, default=None,
                    help="augmentation preset (default small_data: crops keeping 25-100%% of the image, flips; "
                         "inspection: quarter turns, both flips, crops keeping 64-100%% for images without an 'up'; "
@@ -154,7 +155,7 @@ def overrides_from_args(args) -> dict:
 
 def run(args) -> int:
     from ..devices import resolve_device
-    from ..train.config import RESUME_SETTINGS, left_out_note, load_saved_config
+    from ..train.config import RESUME_SETTINGS, from_model_file, left_out_note, load_saved_config
     from ..train.distributed import dist_env
     from ..train.run import Interrupted, train
 
@@ -169,6 +170,8 @@ def run(args) -> int:
         recipe, where = load_saved_config(args.resume), f"{args.resume}/config.yaml"
     else:
         recipe, where = (read_recipe(args.config), args.config) if args.config else ({}, "config")
+        # A model file of our own brings its architecture (a resumed run has it in its config.yaml already).
+        recipe, over, notes = from_model_file(recipe, over, f"recipe {where}")
     cfg = resolve(recipe, over, where)
     if args.resume:
         saved = resolve(recipe, {"output": args.resume}, where)
@@ -185,9 +188,10 @@ def run(args) -> int:
         over["model_kwargs"] = {**over.get("model_kwargs", {}), **own[cfg.model]}
         cfg = resolve(recipe, over, where)
     resolve_device(cfg.device)  # a GPU this machine lacks stops the run before its folder is made
-    note = None if args.resume else left_out_note(recipe, cfg, f"recipe {where}")
-    if note and dist_env().is_main:
-        print(note)
+    if not args.resume and dist_env().is_main:
+        for note in [*notes, left_out_note(recipe, cfg, f"recipe {where}")]:
+            if note:
+                print(note)
     resume = bool(args.resume) or _elastic_restart(cfg.output)
     if dist_env().is_main:
         _record_command(Path(cfg.output))

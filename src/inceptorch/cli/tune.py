@@ -35,7 +35,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from ..extras import require
     from ..models import create_model
-    from ..train.config import read_recipe, resolve
+    from ..train.config import from_model_file, read_recipe, resolve
     from ..train.distributed import dist_env
     from ..train.run import Interrupted
     from ..tune.report import print_table, trial_rows, write_report
@@ -53,6 +53,9 @@ def run(args) -> int:
     if epochs == "auto":
         epochs = None
     recipe, where = (read_recipe(args.config), args.config) if args.config else ({}, "config")
+    recipe, fixed, notes = from_model_file(recipe, fixed, f"recipe {where}")
+    for note in notes:
+        print(note)
     cfg = resolve(recipe, {**fixed, "output": args.output}, where)  # every fixed setting checked before trial 1
     if not cfg.model or not cfg.data:
         raise UserError("tune needs --model and --data (or a recipe that names them)")

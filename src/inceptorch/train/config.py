@@ -180,6 +180,60 @@ def _for_model(recipe: dict, model: str | None) -> dict:
     return {**recipe, "model_kwargs": {k: v for k, v in recipe["model_kwargs"].items() if k in takes}}
 
 
+def from_model_file(recipe: dict, overrides: dict, where: str) -> tuple[dict, dict, list[str]]:
+    """(recipe, overrides, notes) for fine-tuning from a model file of our own (`--pretrained FILE_OR_RUN`): the
+    model it records and its builder options become settings, as if given on the command line, so that the model
+    built is the one whose weights the file holds. A flag that says otherwise is a UserError naming both; the
+    recipe's builder options give way to the file's (each change is a note). The head options (classes, auxiliary
+    heads, dropout) stay the run's. Any other `pretrained` (a weight set, a foreign file) changes nothing."""
+    from ..models._options import check_model_kwargs, model_options
+    from ..pretrained import HEAD_OPTIONS, recorded_architecture
+
+    found = recorded_architecture(overrides.get("pretrained") or recipe.get("pretrained"))
+    if found is None:
+        return recipe, overrides, []
+    path, model, recorded = found
+    trained = f"{path}, a {model}" + (f" trained with {_options_text(recorded)}" if recorded else "")
+    if overrides.get("model") and overrides["model"] != model:
+        raise UserError(f"--model {overrides['model']} contradicts {trained}: drop --model (fine-tuning builds the "
+                        "architecture of the file's weights)")
+    options = model_options(model)
+    given = overrides.get("model_kwargs") or {}
+    for key, value in check_model_kwargs(model, {k: v for k, v in given.items() if k in options},
+                                         "--model-kwarg").items():
+        if key not in HEAD_OPTIONS and value != recorded.get(key, options[key].default):
+            raise UserError(f"{_option_flag(key, value)} contradicts {trained}: drop it (fine-tuning builds the "
+                            "architecture of the file's weights)")
+    notes = []
+    if isinstance(recipe.get("model_kwargs"), dict):  # the file's architecture whole: no recipe option stays in it
+        ours = {k: v for k, v in recipe["model_kwargs"].items() if k not in HEAD_OPTIONS}
+        if any(k not in options or v != recorded.get(k, options[k].default) for k, v in ours.items()):
+            notes.append(f"{where} sets {_options_text(ours)}{' for ' + recipe['model'] if recipe.get('model') else ''}"
+                         f"; fine-tuning builds what {path} holds, a {model}"
+                         f"{' with ' + _options_text(recorded) if recorded else ''}")
+        recipe = {**recipe, "model_kwargs": {k: v for k, v in recipe["model_kwargs"].items() if k in HEAD_OPTIONS}}
+    overrides = {**overrides, "model": model, "model_kwargs": {**recorded, **given}}
+    return recipe, overrides, notes
+
+
+def _options_text(kwargs: dict) -> str:
+    return ", ".join(f"{k} {_value_text(v)}" for k, v in kwargs.items())
+
+
+def _value_text(value: Any) -> str:
+    """A setting's value as a recipe or --set writes it (true, 0.125)."""
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def _option_flag(key: str, value: Any) -> str:
+    """The flag that gives a builder option on the command line, as a user would have typed it."""
+    if key == "width":
+        return f"--width {value:g}"
+    if key == "small_input" and value is True:
+        return "--small-input"
+    return f"--model-kwarg {key}={_value_text(value)}"
+
+
 def left_out_note(recipe: dict, cfg: TrainConfig, where: str) -> str | None:
     """A line naming the recipe's builder options that `_for_model` left out for the model the command line named."""
     left = sorted(set(recipe.get("model_kwargs") or {}) - set(cfg.model_kwargs))

@@ -1,0 +1,86 @@
+"""Fine-tuning from a model file of our own: the architecture it records, the frozen trunk, and what the log says."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from _cli import cli_in_process, one_line_error
+from _train_helpers import make_jpeg_folder
+from inceptorch.checkpoint import model_metadata, read_metadata, save_model_file
+from inceptorch.models import create_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# What TINY in _train_helpers.py gives by flags, left out here: the file brings it.
+QUIET = ["--no-progress", "--set", "tensorboard=false", "--set", "plot=false"]
+SHORT = ["--epochs", "1", "--batch-size", "4", *QUIET]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return make_jpeg_folder(tmp_path_factory.mktemp("data") / "colours")
+
+
+@pytest.fixture(scope="module")
+def own_file(tmp_path_factory) -> Path:
+    """A run folder's model file: a small-input GoogLeNet-BN at width 0.0625, trained on two other classes."""
+    kwargs = {"width": 0.0625, "small_input": True, "num_classes": 2}
+    model = create_model("googlenet_bn", **kwargs)
+    run = tmp_path_factory.mktemp("runs") / "photos"
+    run.mkdir()
+    save_model_file(model, run / "best.safetensors", model_metadata(model, kwargs, ["china", "flower"]))
+    return run / "best.safetensors"
+
+
+@pytest.mark.parametrize("config", [[], ["--config", "finetune"]])
+@pytest.mark.parametrize("as_folder", [False, True])
+def test_fine_tuning_from_our_own_file_builds_the_architecture_it_records(folder, own_file, tmp_path, config,
+                                                                          as_folder):
+    """Without --model, --width or --small-input: the file's model and builder options, not the registry's."""
+    run = tmp_path / "run"
+    pretrained = own_file.parent if as_folder else own_file
+    proc = cli_in_process("train", *config, "--pretrained", pretrained, "--data", folder, "--output", run, *SHORT)
+    assert proc.returncode == 0, proc.stderr
+    meta = read_metadata(run / "last.safetensors")
+    assert meta["model"] == "googlenet_bn"
+    assert (meta["model_kwargs"]["width"], meta["model_kwargs"]["small_input"]) == (0.0625, True)
+    assert meta["class_names"] == ["blue", "green", "red"]  # the data's classes, the file's two reset
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"] == "googlenet_bn" and saved["model_kwargs"] == {"width": 0.0625, "small_input": True}
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--width", "0.125"], "--width 0.125"),
+    (["--model", "googlenet_bn", "--model-kwarg", "small_input=false"], "--model-kwarg small_input=false"),
+    (["--model", "lenet5"], "--model lenet5"),
+])
+def test_a_flag_that_contradicts_the_file_is_one_line_naming_both(folder, own_file, tmp_path, flags, named):
+    proc = cli_in_process("train", "--config", "finetune", "--pretrained", own_file, *flags, "--data", folder,
+                          "--output", tmp_path / "run", *SHORT)
+    err = one_line_error(proc)
+    assert named in err and str(own_file) in err and "width 0.0625, small_input true" in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_flags_that_agree_with_the_file_and_head_options_are_taken(folder, own_file, tmp_path):
+    run = tmp_path / "run"
+    proc = cli_in_process("train", "--model", "googlenet_bn", "--width", "0.0625", "--small-input", "--no-aux",
+                          "--model-kwarg", "drop_rate=0.5", "--pretrained", own_file, "--data", folder,
+                          "--output", run, *SHORT)
+    assert proc.returncode == 0, proc.stderr
+    kwargs = read_metadata(run / "last.safetensors")["model_kwargs"]
+    assert (kwargs["width"], kwargs["small_input"], kwargs["aux_logits"], kwargs["drop_rate"]) == \
+        (0.0625, True, False, 0.5)
+
+
+def test_a_recipes_builder_options_give_way_to_the_files_with_a_note(folder, own_file, tmp_path):
+    """The demo recipe's width 0.125 would not fit the file's 0.0625 weights."""
+    run = tmp_path / "run"
+    proc = cli_in_process("train", "--config", "demo", "--pretrained", own_file, "--data", folder, "--output", run,
+                          *SHORT)
+    assert proc.returncode == 0, proc.stderr
+    assert read_metadata(run / "last.safetensors")["model_kwargs"]["width"] == 0.0625
+    note = next(line for line in proc.stdout.splitlines() if line.startswith("recipe demo sets"))
+    assert "width 0.125" in note and f"{own_file} holds, a googlenet_bn with width 0.0625" in note, note
