@@ -4,7 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+from safetensors.torch import load_file
 
 from _cli import cli_in_process, one_line_error
 from _train_helpers import make_jpeg_folder
@@ -84,3 +86,29 @@ def test_a_recipes_builder_options_give_way_to_the_files_with_a_note(folder, own
     assert read_metadata(run / "last.safetensors")["model_kwargs"]["width"] == 0.0625
     note = next(line for line in proc.stdout.splitlines() if line.startswith("recipe demo sets"))
     assert "width 0.125" in note and f"{own_file} holds, a googlenet_bn with width 0.0625" in note, note
+
+
+def _file_with_classes(path: Path, classes: list[str]) -> Path:
+    kwargs = {"width": 0.0625, "small_input": True, "num_classes": len(classes)}
+    model = create_model("googlenet_bn", **kwargs)
+    torch.nn.init.constant_(model.fc.weight, 0.5)  # unlike any initialisation, so that a kept one is known
+    save_model_file(model, path, model_metadata(model, kwargs, classes))
+    return path
+
+
+@pytest.mark.parametrize("classes, kept", [(["blue", "green", "red"], True), (["cat", "dog", "eel"], False)])
+def test_classifiers_are_kept_only_for_the_very_classes_they_name(folder, tmp_path, classes, kept):
+    """A run of ours trained on to other settings keeps its classifiers, and with nothing new there is nothing to
+    freeze (the frozen epoch trained no parameter at all and stopped in a traceback); three other classes get new
+    classifiers, although the shapes would fit."""
+    weights = _file_with_classes(tmp_path / "three.safetensors", classes)
+    run = tmp_path / "run"
+    proc = cli_in_process("train", "--config", "finetune", "--pretrained", weights, "--data", folder, "--output", run,
+                          *SHORT)
+    assert proc.returncode == 0, proc.stderr
+    before, after = load_file(str(weights)), load_file(str(run / "last.safetensors"))
+    assert torch.allclose(before["fc.weight"], after["fc.weight"], atol=1e-2) == kept
+    assert ("classifiers already name these 3 classes, in this order: kept" in proc.stdout) == kept
+    assert ("no layer is new, so none is frozen" in proc.stdout) == kept
+    # Frozen or not: the trunk moved only where it learns in epoch 1.
+    assert torch.equal(before["conv1.conv.weight"], after["conv1.conv.weight"]) != kept

@@ -87,13 +87,15 @@ def create_model(name: str, pretrained: bool | str | Path | None = None, **kwarg
 
 
 def load_pretrained(model: nn.Module, pretrained, reset_classifier: bool = False,
-                    log: Callable[[str], None] | None = None) -> list[str]:
+                    log: Callable[[str], None] | None = None, classes: list[str] | None = None) -> list[str]:
     """Load weights into `model` (built by `create_model`); returns the keys left at initialisation.
 
     `pretrained`: True or "imagenet" (the model's default weight set), a tag such as "tf_in1k" or
     "inception_v3.tf_in1k" (fetched once into the cache), or a weights file of any supported layout. The model
     then carries the weights' preprocessing (`default_cfg`, `transform_input`), their class names (unless
     `reset_classifier`, for fine-tuning) and where they came from (`pretrained_cfg`, which saved files record).
+    `reset_classifier` starts the classifiers afresh, unless the weights name exactly `classes`, in that order:
+    then what they learnt is what the new data asks for, and they are kept.
     """
     log = log or _stderr
     name = getattr(model, "model_name", "")
@@ -101,6 +103,8 @@ def load_pretrained(model: nn.Module, pretrained, reset_classifier: bool = False
     state = read_state_dict(origin.path)
     if not origin.recognised_by:
         origin = _recognise_file(origin.path)
+    if reset_classifier and classes and list(origin.class_names) == list(classes):
+        reset_classifier = False
     layout, fitted, missing = match_layout(model, state, reset_classifier, origin.label_offset)
     if not origin.recognised_by and _public_architecture(model):
         origin = _by_layout(name, origin, layout, state)

@@ -76,7 +76,8 @@ def fit_state_dict(model: nn.Module, state: StateDict, reset_classifier: bool = 
 
     Auxiliary heads are independent of the file: a file's aux weights are dropped when the model has no heads,
     and heads the file lacks keep their initialisation (returned as the missing keys).
-    With `reset_classifier`, classifier weights of another class count are dropped too (fine-tuning).
+    With `reset_classifier` the classifiers' weights are dropped (fine-tuning: the classes are others, even where
+    their number is the same).
     `label_offset` rows are dropped from the front of classifiers that have that many more (TensorFlow's
     1001-class heads, whose row 0 is "background").
     """
@@ -117,7 +118,7 @@ def match_layout(model: nn.Module, state: StateDict, reset_classifier: bool = Fa
                                 f"build it with num_classes={n_file} or fine-tune (reset the classifier)")
             k = next(k for k in wrong if k not in droppable)
             raise UserError(f"shape mismatch for {k}: file {tuple(cand[k].shape)}, model {tuple(target[k].shape)}")
-        cand = {k: v for k, v in cand.items() if k not in wrong}
+        cand = {k: v for k, v in cand.items() if k not in wrong and k not in droppable}
         return source, cand, [k for k in target if k not in cand]
     raise UserError(f"the weights do not fit {getattr(model, 'model_name', type(model).__name__)}: {best_error}")
 

@@ -105,9 +105,10 @@ class RunResult:
 
 
 def build_model(cfg: TrainConfig, num_classes: int, log: Callable[[str], None] = print,
-                load_weights: bool = True) -> tuple[nn.Module, dict, list[str]]:
+                load_weights: bool = True, class_names: list[str] | None = None) -> tuple[nn.Module, dict, list[str]]:
     """The model for `cfg` with `num_classes` outputs, fine-tuned from `cfg.pretrained` when given; also the
-    state-dict keys that start fresh (the new classifiers) when weights were loaded."""
+    state-dict keys that start fresh (the new classifiers) when weights were loaded. Weights that name exactly
+    `class_names` keep their classifiers (a run of ours trained on to other settings)."""
     kwargs = {**cfg.model_kwargs, "num_classes": num_classes}
     try:
         model = create_model(cfg.model, **kwargs)
@@ -118,9 +119,11 @@ def build_model(cfg: TrainConfig, num_classes: int, log: Callable[[str], None] =
         from ..pretrained import load_pretrained
 
         # Fine-tuning: every layer but the classifier (and the auxiliary classifiers) comes from the file.
-        fresh = load_pretrained(model, cfg.pretrained, reset_classifier=True, log=log)
-        log(f"fine-tuning from {cfg.pretrained}: {len(fresh)} tensors start fresh "
-            f"(classifier{'s' if getattr(model, 'has_aux', False) else ''} for {num_classes} classes)")
+        fresh = load_pretrained(model, cfg.pretrained, reset_classifier=True, log=log, classes=class_names)
+        heads = f"classifier{'s' if getattr(model, 'has_aux', False) else ''}"
+        log(f"fine-tuning from {cfg.pretrained}: {len(fresh)} tensors start fresh ({heads} for {num_classes} classes)"
+            if fresh else f"fine-tuning from {cfg.pretrained}: its {heads} already name these {num_classes} "
+                          "classes, in this order: kept")
     return model, kwargs, fresh
 
 
@@ -195,7 +198,8 @@ class Trainer:
         """The model on its device and in its layout; fine-tuning's trunk; a data-dependent init where it needs one."""
         cfg = self.cfg
         # On resume the state holds every weight: the --pretrained file is not read again (it may be gone).
-        self.model, self.model_kwargs, fresh = build_model(cfg, len(self.class_names), log, load_weights=state is None)
+        self.model, self.model_kwargs, fresh = build_model(cfg, len(self.class_names), log, load_weights=state is None,
+                                                           class_names=self.class_names)
         self.fresh_keys = list(state.get("fresh_keys", [])) if state is not None else fresh
         if state is not None and (self.run_dir / "last.safetensors").is_file():
             # The weights' preprocessing (transform_input, mean/std) and provenance, as the run started with them.
@@ -209,6 +213,12 @@ class Trainer:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.aux_weight = self.model.default_cfg.aux_weight if cfg.aux_weight is None else cfg.aux_weight
+        # Classifiers kept from the file (it names these very classes) leave no new layer: a frozen trunk would
+        # leave nothing to train.
+        self.freeze_epochs = cfg.freeze_epochs if self.fresh_keys or not cfg.pretrained else 0
+        if cfg.freeze_epochs and not self.freeze_epochs:
+            self.notes.append(f"no layer is new, so none is frozen (freeze_epochs {cfg.freeze_epochs} left unused): "
+                              f"every layer learns from epoch 1, at lr x trunk_lr_scale ({cfg.trunk_lr_scale:g})")
         self.train_model = self._wrap_distributed()
         # Fine-tuning: the layers that came from the file form the trunk (lr x trunk_lr_scale, frozen at first).
         fresh_names = set(self.fresh_keys)
@@ -286,7 +296,7 @@ class Trainer:
         if self.cfg.sync_bn and self.device.type == "cuda":
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         # Heads whose loss weight is 0 and a frozen trunk get no gradient: DDP must then look for unused ones.
-        unused = (getattr(self.model, "has_aux", False) and self.aux_weight <= 0) or self.cfg.freeze_epochs > 0
+        unused = (getattr(self.model, "has_aux", False) and self.aux_weight <= 0) or self.freeze_epochs > 0
         return DistributedTrainModel(self.model, self.device, find_unused_parameters=unused)
 
     def _build_data(self) -> None:
@@ -335,7 +345,7 @@ class Trainer:
             self.loaders.augment.set_epoch(LR_FIND_EPOCHS + epoch)
             self.loaders.sampler.set_epoch(LR_FIND_EPOCHS + epoch, 0)
 
-        frozen_norms = self._set_trunk_frozen(self.cfg.freeze_epochs > 0)
+        frozen_norms = self._set_trunk_frozen(self.freeze_epochs > 0)
         try:
             result = sweep(self.train_model, repeat(self.loaders.train, set_epoch), self.optimizer,
                            self.forward_loss, self.device, self.channels_last, start_lr, end_lr, steps,
@@ -504,7 +514,7 @@ class Trainer:
         cfg = self.cfg
         self.loaders.augment.set_epoch(self.epoch)  # the train augmentation: SeededDataset, or DeviceAugment
         self.loaders.sampler.set_epoch(self.epoch, self.batch)
-        frozen_norms = self._set_trunk_frozen(self.epoch < cfg.freeze_epochs)
+        frozen_norms = self._set_trunk_frozen(self.epoch < self.freeze_epochs)
         title = f"epoch {self.epoch + 1}/{cfg.epochs}"
         bar = EpochProgress(self.batches_per_epoch, self.batch, title, self.show_progress, self.log)
 
