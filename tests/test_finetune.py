@@ -112,3 +112,23 @@ def test_classifiers_are_kept_only_for_the_very_classes_they_name(folder, tmp_pa
     assert ("no layer is new, so none is frozen" in proc.stdout) == kept
     # Frozen or not: the trunk moved only where it learns in epoch 1.
     assert torch.equal(before["conv1.conv.weight"], after["conv1.conv.weight"]) != kept
+
+
+def _bn_statistics(state: dict) -> dict:
+    return {k: v for k, v in state.items() if k.endswith(("running_mean", "running_var"))}
+
+
+@pytest.mark.parametrize("precise_bn", ["auto", "always"])
+def test_a_frozen_trunk_keeps_its_batchnorm_statistics_under_precise_bn(folder, own_file, tmp_path, precise_bn):
+    """precise_bn auto (the default) recomputes young statistics before each validation; the file's are young
+    (never updated), yet while the trunk is frozen they stay the file's, in the raw and the averaged weights."""
+    run = tmp_path / "run"
+    proc = cli_in_process("train", "--config", "finetune", "--pretrained", own_file, "--data", folder,
+                          "--output", run, "--set", "ema_decay=0.5", "--set", f"precise_bn={precise_bn}", *SHORT)
+    assert proc.returncode == 0, proc.stderr
+    start = _bn_statistics(load_file(str(own_file)))
+    assert len(start) > 100
+    for name in ("last.safetensors", "best.safetensors"):
+        after = load_file(str(run / name))
+        changed = [k for k in start if not torch.equal(start[k], after[k])]
+        assert not changed, f"{name}: {len(changed)} BN statistics changed, e.g. {changed[:3]}"

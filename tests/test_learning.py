@@ -98,6 +98,21 @@ def test_recomputed_statistics_are_the_plain_average_over_batches():
     assert int(bn.num_batches_tracked) == 0 and bn.momentum == 0.1  # training's own count and momentum kept
 
 
+def test_kept_bn_layers_normalise_with_their_own_statistics_and_keep_them():
+    """A frozen trunk's BN layer (keep) is left as it is, in eval mode, and the layer after it gets the statistics
+    of what the frozen one puts out."""
+    model = nn.Sequential(nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3), nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3))
+    model[1].running_mean.fill_(0.5)
+    model[1].running_var.fill_(4.0)
+    x = torch.randn(40, 3, 5, 5)
+    recompute_bn_stats(model, x.split(10), keep=frozenset({"1"}))
+    assert torch.equal(model[1].running_mean, torch.full((3,), 0.5))
+    assert torch.equal(model[1].running_var, torch.full((3,), 4.0))
+    with torch.no_grad():
+        y = model[2](model[1].eval()(model[0](x)))
+    torch.testing.assert_close(model[3].running_mean, torch.stack([b.mean((0, 2, 3)) for b in y.split(10)]).mean(0))
+
+
 def test_precise_bn_auto_only_while_estimates_are_young():
     model = _young_googlenet()
     assert needs_recompute(model, "auto") and not needs_recompute(model, "never")

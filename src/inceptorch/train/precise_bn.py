@@ -44,10 +44,12 @@ def needs_recompute(model: nn.Module, mode: str) -> bool:
 
 
 @torch.no_grad()
-def recompute_bn_stats(model: nn.Module, batches: Iterable[torch.Tensor]) -> int:
+def recompute_bn_stats(model: nn.Module, batches: Iterable[torch.Tensor], keep: frozenset[str] = frozenset()) -> int:
     """Set every BN layer's running mean and variance to their average over `batches` (images already on the
-    model's device, normalised); returns the number of images used. `num_batches_tracked` keeps counting."""
-    norms = batch_norms(model)
+    model's device, normalised); returns the number of images used. `num_batches_tracked` keeps counting. The BN
+    layers named in `keep` (a frozen trunk's) are left as they are and normalise with their own statistics."""
+    tracked = {id(m) for m in batch_norms(model)}
+    norms = [m for name, m in model.named_modules() if id(m) in tracked and name not in keep]
     if not norms:
         return 0
     was_training = model.training

@@ -224,8 +224,9 @@ class Trainer:
         fresh_names = set(self.fresh_keys)
         self.trunk = ({name for name, _ in self.model.named_parameters() if name not in fresh_names}
                       if cfg.pretrained else set())
-        self.trunk_norms = [m for name, m in self.model.named_modules()
-                            if isinstance(m, BATCH_NORMS) and f"{name}.weight" in self.trunk]
+        self.trunk_norm_names = frozenset(name for name, m in self.model.named_modules()
+                                          if isinstance(m, BATCH_NORMS) and f"{name}.weight" in self.trunk)
+        self.trunk_norms = [self.model.get_submodule(name) for name in sorted(self.trunk_norm_names)]
 
     def _resolve_defaults(self) -> None:
         """The settings whose default depends on the data: the length (`epochs: auto`, a budget of optimizer steps)
@@ -501,11 +502,13 @@ class Trainer:
         """Each kept set of weights ("raw", and "ema" when averaging) with its validation result."""
         cfg = self.cfg
         candidates = {"raw": self.model, **({"ema": self.ema.module} if self.ema is not None else {})}
+        # A frozen trunk keeps the BN statistics it came with, PreciseBN or not: only the new layers' are its to set.
+        keep = self.trunk_norm_names if self.epoch < self.freeze_epochs else frozenset()
         results = {}
         for which, model in candidates.items():
             if needs_recompute(model, cfg.precise_bn):
                 with autocast(self.device, cfg.amp):
-                    recompute_bn_stats(model, (images for images, _ in self.loaders.calibration))
+                    recompute_bn_stats(model, (images for images, _ in self.loaders.calibration), keep)
             results[which] = model, evaluate(model, self.loaders.val, self.device, cfg.amp, self.channels_last,
                                              num_classes=len(self.class_names))
         return results
