@@ -1,6 +1,7 @@
 """Fine-tuning from a model file of our own: the architecture it records, the frozen trunk, and what the log says."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,36 @@ def test_a_frozen_trunk_keeps_its_batchnorm_statistics_under_precise_bn(folder, 
         after = load_file(str(run / name))
         changed = [k for k in start if not torch.equal(start[k], after[k])]
         assert not changed, f"{name}: {len(changed)} BN statistics changed, e.g. {changed[:3]}"
+
+
+def test_the_log_says_when_the_trunk_is_frozen_and_when_it_is_unfrozen(folder, own_file, tmp_path):
+    run = tmp_path / "run"
+    proc = cli_in_process("train", "--config", "finetune", "--pretrained", own_file, "--data", folder,
+                          "--output", run, *SHORT, "--epochs", "3", "--freeze-epochs", "2")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    frozen = next(i for i, line in enumerate(lines) if line.startswith("trunk frozen for epochs 1-2 of 3: only the "
+                                                                      "new layers learn"))
+    unfrozen = next(i for i, line in enumerate(lines) if line.startswith("epoch 3: trunk unfrozen: the pretrained "
+                                                                        "layers learn from here on, at lr x "
+                                                                        "trunk_lr_scale (0.1)"))
+    epochs = [i for i, line in enumerate(lines) if re.match(r"epoch \d/3  ", line)]
+    assert frozen < epochs[0] < epochs[1] < unfrozen < epochs[2]
+    # Each parameter group's lr, labelled; the trunk's marked frozen in the epochs that did not train it.
+    rates = [re.search(r"  lr (\S+) \(new layers\) (\S+) \(pretrained(, frozen)?\)  ", lines[i]) for i in epochs]
+    assert [bool(m.group(3)) for m in rates] == [True, True, False]
+    assert all(float(m.group(2)) == pytest.approx(0.1 * float(m.group(1)), rel=1e-3) for m in rates)
+
+
+def test_a_run_frozen_throughout_and_its_resume_say_which_epochs_are_left(folder, own_file, tmp_path):
+    run = tmp_path / "run"
+    proc = cli_in_process("train", "--config", "finetune", "--pretrained", own_file, "--data", folder,
+                          "--output", run, *SHORT, "--freeze-epochs", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "trunk frozen for epoch 1 of 1: only the new layers learn" in proc.stdout
+    assert "from epoch" not in proc.stdout and "unfrozen" not in proc.stdout
+    resumed = cli_in_process("train", "--resume", run, "--epochs", "3", "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "trunk frozen for epoch 2 of 3: only the new layers learn" in resumed.stdout
+    assert "from epoch 3 on they learn too, at lr x trunk_lr_scale (0.1)" in resumed.stdout
+    assert "epoch 3: trunk unfrozen" in resumed.stdout

@@ -487,9 +487,22 @@ class Trainer:
                  f", {self.input_size} px, {count(cfg.epochs, 'epoch')} x {count(self.steps_per_epoch, 'step')}, "
                  f"device {self.device.type}, {count(self.workers, 'loader worker')}; run in {self.run_dir}")
         for note in (missing_classes_note(self.val_base.targets, self.class_names),
-                     class_share_note(self.val_base.targets, self.class_names)):
+                     class_share_note(self.val_base.targets, self.class_names), self._frozen_note()):
             if note:
                 self.log(note)
+
+    def _frozen_note(self) -> str | None:
+        """Which epochs train only the new layers, said when the run starts (or resumes) inside them."""
+        if self.epoch >= self.freeze_epochs:
+            return None
+        last = min(self.freeze_epochs, self.cfg.epochs)
+        epochs = f"epoch {last}" if self.epoch + 1 == last else f"epochs {self.epoch + 1}-{last}"
+        new = sum(p.numel() for name, p in self.model.named_parameters() if name not in self.trunk)
+        then = ("" if last == self.cfg.epochs else
+                f"; from epoch {last + 1} on they learn too, at lr x trunk_lr_scale ({self.cfg.trunk_lr_scale:g})")
+        return (f"trunk frozen for {epochs} of {self.cfg.epochs}: only the new layers learn "
+                f"({count(new, 'parameter')}); the pretrained layers and their BatchNorm statistics stay as "
+                f"loaded{then}")
 
     def _set_trunk_frozen(self, frozen: bool) -> list[nn.Module]:
         """Freeze or thaw the pretrained trunk; returns the BN layers to keep in eval mode while it is frozen."""
@@ -518,6 +531,9 @@ class Trainer:
         self.loaders.augment.set_epoch(self.epoch)  # the train augmentation: SeededDataset, or DeviceAugment
         self.loaders.sampler.set_epoch(self.epoch, self.batch)
         frozen_norms = self._set_trunk_frozen(self.epoch < self.freeze_epochs)
+        if self.freeze_epochs and self.epoch == self.freeze_epochs:
+            self.log(f"epoch {self.epoch + 1}: trunk unfrozen: the pretrained layers learn from here on, at lr x "
+                     f"trunk_lr_scale ({cfg.trunk_lr_scale:g}), and their BatchNorm statistics follow the data")
         title = f"epoch {self.epoch + 1}/{cfg.epochs}"
         bar = EpochProgress(self.batches_per_epoch, self.batch, title, self.show_progress, self.log)
 
@@ -594,14 +610,17 @@ class Trainer:
                  f"val {scores(results['raw'][1])}"]
         if "ema" in results:
             parts.append(f"ema val {scores(results['ema'][1])}")
-        parts += [self._lr_text(), f"{row['images_per_s']:.0f} img/s", f"{row['epoch_time_s']:.1f}s"]
+        parts += [self._lr_text(frozen=row["epoch"] <= self.freeze_epochs), f"{row['images_per_s']:.0f} img/s",
+                  f"{row['epoch_time_s']:.1f}s"]
         return "  ".join(parts)
 
-    def _lr_text(self) -> str:
-        """The learning rate now; when fine-tuning, the new layers' and the pretrained trunk's, labelled."""
+    def _lr_text(self, frozen: bool = False) -> str:
+        """The learning rate now; when fine-tuning, the new layers' and the pretrained trunk's, labelled (the
+        trunk's as frozen in an epoch that did not train it)."""
         rates = {}
         for group in self.optimizer.param_groups:
-            rates.setdefault(group.get("name", "all"), group["lr"])
+            name = group.get("name", "all")
+            rates.setdefault(f"{name}, frozen" if frozen and name == "pretrained" else name, group["lr"])
         if len(rates) == 1:
             return f"lr {next(iter(rates.values())):.4g}"
         return "lr " + " ".join(f"{lr:.4g} ({name})" for name, lr in rates.items())
