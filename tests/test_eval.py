@@ -223,6 +223,8 @@ def test_eval_cli_ensemble_averages_members(jpegs, runs, tmp_path, capsys):
     out = _json(capsys, argv + ["--checkpoint", str(runs["red"]), "--checkpoint", str(runs["soft"])])
     assert out["checkpoints"] == [str(runs[k] / "best.safetensors") for k in ("red", "soft")]
     assert out["top1"] == pytest.approx(both.top1)
+    # As the README and --help write it: one --checkpoint with several values is the same ensemble.
+    assert _json(capsys, argv + ["--checkpoint", str(runs["red"]), str(runs["soft"])]) == out
     # By default the ensemble's picture goes next to its first member, not over that member's own one.
     out = _json(capsys, argv[:-2] + ["--checkpoint", str(runs["red"]), "--checkpoint", str(runs["soft"])])
     assert out["confusion_matrix_png"] == str(runs["red"] / f"confusion_{jpegs.name}_all_10crops_ensemble_of_2.png")

@@ -11,9 +11,18 @@ if TYPE_CHECKING:
     import torch
 
 
-def add_model_args(p) -> None:
-    p.add_argument("--checkpoint", action="append", default=[], metavar="CKPT_OR_RUN_DIR",
-                   help="model file or run folder; repeat it to average an ensemble (paper: 7 models)")
+def add_model_args(p, images_follow: bool = False) -> None:
+    """--checkpoint and the other ways to name the model(s). An ensemble is `--checkpoint A B` or `--checkpoint A
+    --checkpoint B`; where image paths follow as positional arguments (`images_follow`, predict) only the second:
+    `--checkpoint A photo.jpg` would otherwise take the photo for a second checkpoint."""
+    if images_follow:
+        p.add_argument("--checkpoint", action="append", default=[], metavar="CKPT_OR_RUN_DIR",
+                       help="model file or run folder; repeat --checkpoint for an ensemble that averages its "
+                            "members (--checkpoint A --checkpoint B; paper: 7 models)")
+    else:
+        p.add_argument("--checkpoint", nargs="+", action="extend", default=[], metavar="CKPT_OR_RUN_DIR",
+                       help="model file or run folder; several average an ensemble (--checkpoint A B, or "
+                            "--checkpoint A --checkpoint B; paper: 7 models)")
     p.add_argument("--model", default=None, help="instead of --checkpoint: a registered model with --pretrained weights")
     p.add_argument("--pretrained", default=None, metavar="imagenet|TAG|FILE",
                    help="with --model: its public ImageNet weights (imagenet, or a tag from `inceptorch weights "

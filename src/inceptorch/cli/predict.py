@@ -12,7 +12,7 @@ from ._data_flags import add_pixel_limit_argument, apply_data_flags
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("predict", help="class names and probabilities for images or folders of images")
-    add_model_args(p)
+    add_model_args(p, images_follow=True)
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
     p.add_argument("--topk", type=int, default=5, help="how many classes to show per image (default 5)")
     p.add_argument("--batch-size", type=int, default=256, help="crops per forward pass")
