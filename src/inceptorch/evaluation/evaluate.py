@@ -71,7 +71,9 @@ class EvalResult:
         return labelled_rows(self.sources, self.probabilities, self.targets, self.model_classes, k)
 
     def to_dict(self) -> dict:
-        return {"top1": self.top1, "top5": self.top5, "topk": self.topk, "balanced_accuracy": self.balanced,
+        # Top-k of k or fewer classes is 1.0 for any model: left out, as the text output leaves it out.
+        topk = {"top5": self.top5, "topk": self.topk} if self.topk_informative else {}
+        return {"top1": self.top1, **topk, "balanced_accuracy": self.balanced,
                 "majority_class_share": self.majority_share, "per_class": self.per_class,
                 "class_counts": self.class_counts,
                 "num_images": self.num_images, "crops": self.crops, "checkpoints": self.checkpoints,
