@@ -99,7 +99,35 @@ def test_an_option_the_subcommand_lacks_is_named_with_the_subcommand(capsys):
         main(["train", "--epohcs", "3"])
     err = capsys.readouterr().err
     assert info.value.code == 2 and err.count("\n") == 1
-    assert err.startswith("inceptorch train: error: unrecognized arguments: --epohcs 3 (see inceptorch train --help)")
+    assert err.startswith("inceptorch train: error: unrecognized arguments: --epohcs 3; did you mean --epochs or "
+                          "--freeze-epochs? (see inceptorch train --help)")
+
+
+@pytest.mark.parametrize("args", [["train", "--epoch", "3"], ["train", "--lr-f", "1"],
+                                  ["eval", "--data", "d", "--check", "x"], ["demo", "--epoch=1"]])
+def test_an_abbreviated_option_is_not_taken_for_the_option_it_begins(args):
+    """argparse's allow_abbrev took `--epoch 3` for --epochs: a typo of another option went unnoticed."""
+    from inceptorch.cli.main import build_parser
+
+    _, extra = build_parser().parse_known_args(args)
+    assert extra == [a for a in args[1:] if a not in ("--data", "d")]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--epoch", "3"], "unrecognized arguments: --epoch 3; did you mean --epochs or --freeze-epochs?"),
+    (["train", "--epoch=3", "--lr-fnd", "3"], "--epoch: did you mean --epochs or --freeze-epochs?; --lr-fnd: did"),
+    (["trian"], "invalid choice: 'trian'; did you mean train? (choose from"),
+    (["train", "--aug", "small-data"], "invalid choice: 'small-data'; did you mean small_data? (choose from"),
+    (["summary", "googlenet_nb"], "unknown model 'googlenet_nb'; did you mean googlenet_bn, googlenet?"),
+    (["train", "--model", "lenet5", "--set", "epoch=3"], "'epoch' in command line; did you mean epochs or step_epochs?"),
+    (["train", "--config", "finetun"], "; did you mean finetune?"),
+    (["train", "--model", "googlenet_bn", "--model-kwarg", "widht=0.5"], "'widht' (did you mean width? its options:"),
+])
+def test_a_typo_is_one_line_naming_what_was_meant(args, message):
+    result = cli_in_process(*args)
+    assert result.returncode == 2
+    assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_counts_read_as_english():

@@ -12,11 +12,37 @@ import sys
 
 from .. import __version__
 from ..errors import UserError
+from ..text import did_you_mean
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        # argparse would take `--epoch 3` for --epochs and `--lr-f` for whatever it abbreviates: a typo is an error.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # one line, not argparse's usage block
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+    def _check_value(self, action: argparse.Action, value) -> None:
+        """argparse's check of a value against its choices (subcommands too), with the choice that was meant."""
+        if action.choices is not None and value not in action.choices:
+            hint = did_you_mean(value, action.choices) if isinstance(value, str) else ""  # not for numbers
+            known = ", ".join(map(str, action.choices))
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r}{f'; {hint}' if hint else ''} "
+                                                 f"(choose from {known})")
+        super()._check_value(action, value)
+
+
+def _unrecognized(parser: argparse.ArgumentParser, extra: list[str]) -> str:
+    """`--epoch 3; did you mean --epochs?`: the arguments no option of `parser` took, and the flags that the
+    mistyped ones are close to."""
+    flags = [flag for action in parser._actions for flag in action.option_strings]
+    typos = [word.partition("=")[0] for word in extra if word.startswith("--")]
+    hints = {typo: did_you_mean(typo, flags) for typo in typos}
+    hints = {typo: hint for typo, hint in hints.items() if hint}
+    said = "; ".join(hint if len(hints) == 1 else f"{typo}: {hint}" for typo, hint in hints.items())
+    return " ".join(extra) + (f"; {said}" if said else "")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # argparse would name the top-level parser; the subcommand is what the options belong to
-        parser.exit(2, f"inceptorch {args.command}: error: unrecognized arguments: {' '.join(extra)} (see "
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
+        parser.exit(2, f"inceptorch {args.command}: error: unrecognized arguments: {_unrecognized(sub, extra)} (see "
                        f"inceptorch {args.command} --help)\n")
     try:
         return args.func(args) or 0

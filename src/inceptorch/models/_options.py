@@ -96,8 +96,12 @@ def check_model_kwargs(name: str, kwargs: Any, where: str = "model_kwargs") -> d
     for key, value in kwargs.items():
         option = options.get(key)
         if option is None:
+            from ..text import did_you_mean
+
             known = ", ".join(sorted(options))
-            raise UserError(f"{where}: {name} takes no option {key!r} (its options: {known})")
+            hint = did_you_mean(key, options)
+            raise UserError(f"{where}: {name} takes no option {key!r} ({f'{hint} ' if hint else ''}its options: "
+                            f"{known})")
         out[key] = _check_value(option, value, f"{where}: {name} option {key!r}")
     return out
 

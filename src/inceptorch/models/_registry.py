@@ -74,7 +74,10 @@ def create_model(name: str, **kwargs) -> nn.Module:
 def _check_name(name: str) -> None:
     if name not in _BUILDERS:
         from ..errors import UserError
+        from ..text import close_matches
 
-        close = fnmatch.filter(_BUILDERS, f"*{name}*") if name else []
-        hint = f"; did you mean {', '.join(sorted(close))}?" if close else f"; known: {', '.join(list_models())}"
+        # A typo (googlenet_nb) or a part of a name (v3): whatever is close, else every name.
+        close = close_matches(name, _BUILDERS)
+        close += sorted(set(fnmatch.filter(_BUILDERS, f"*{name}*") if name else []) - set(close))
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(list_models())}"
         raise UserError(f"unknown model {name!r}{hint}")

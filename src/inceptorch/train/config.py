@@ -17,6 +17,7 @@ import yaml
 
 from ..devices import check_device_name
 from ..errors import UserError
+from ..text import did_you_mean
 
 OPTIMIZERS = ("sgd", "rmsprop", "adamw")
 SCHEDULES = ("step", "cosine", "constant")
@@ -135,7 +136,9 @@ def read_recipe(name_or_path: str | Path) -> dict:
     if not path.is_file():
         bundled = resources.files("inceptorch").joinpath("configs") / f"{name_or_path}.yaml"
         if not bundled.is_file():
-            raise UserError(f"no recipe {str(name_or_path)!r}: not a file, and not one of: {', '.join(recipe_names())}")
+            hint = did_you_mean(str(name_or_path), recipe_names())
+            raise UserError(f"no recipe {str(name_or_path)!r}: not a file, and not one of: {', '.join(recipe_names())}"
+                            + (f"; {hint}" if hint else ""))
         text, where = bundled.read_text(), f"recipe {name_or_path}"
     else:
         text, where = path.read_text(), str(path)
@@ -159,7 +162,8 @@ def resolve(recipe: dict, overrides: dict, where: str = "config") -> TrainConfig
     for source, values in ((where, recipe), ("command line", overrides)):
         for key, value in values.items():
             if key not in FIELDS:
-                raise UserError(f"unknown setting {key!r} in {source}; known: {', '.join(FIELDS)}")
+                hint = did_you_mean(key, FIELDS)
+                raise UserError(f"unknown setting {key!r} in {source}; {hint or 'known: ' + ', '.join(FIELDS)}")
             if value is None and source == "command line":
                 continue
             if key == "model_kwargs" and source == "command line":
