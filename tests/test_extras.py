@@ -90,3 +90,30 @@ def test_train_and_eval_without_matplotlib_and_tensorboard(monkeypatch, tmp_path
     assert captured.err.strip() == ("inceptorch eval: no confusion matrix PNG: the confusion matrix PNG needs "
                                     "matplotlib, which is not installed: pip install 'inceptorch[plot]'")
     assert not list(Path(run).glob("*.png"))
+
+
+def test_reproduce_without_matplotlib_writes_its_tables_and_says_in_one_line_it_has_no_plot(monkeypatch, tmp_path,
+                                                                                            capsys):
+    """Its plot imported matplotlib unchecked: a ModuleNotFoundError traceback after every run had finished."""
+    data = make_jpeg_folder(tmp_path / "colours", per_class=4)
+    block(monkeypatch, "matplotlib")
+    out = tmp_path / "out"
+    assert main(["reproduce", "inception_module", "--data", str(data), "--seeds", "1", "--epochs", "1",
+                 "--set", "batch_size=8", "--no-progress", "--output", str(out)]) == 0
+    folder = out / "inception_module"
+    assert (folder / "table.md").is_file() and (folder / "table.json").is_file()
+    assert not (folder / "plot.png").exists()
+    lines = capsys.readouterr().out.splitlines()
+    assert (f"table {folder / 'table.md'} and {folder / 'table.json'}, no plot.png: the reproduce plot needs "
+            "matplotlib, which is not installed: pip install 'inceptorch[plot]'") in lines
+
+
+def test_compare_without_matplotlib_writes_its_table(monkeypatch, tmp_path, capsys):
+    data = make_jpeg_folder(tmp_path / "colours", per_class=4)
+    block(monkeypatch, "matplotlib")
+    out = tmp_path / "cmp"
+    assert main(["compare", "lenet5", "nin", "--data", str(data), "--epochs", "1", "--no-progress",
+                 "--set", "tensorboard=false", "--output", str(out)]) == 0
+    assert (out / "compare.csv").is_file() and not (out / "compare.png").exists()
+    assert (f"table {out / 'compare.csv'}; no plot: the comparison plot needs matplotlib, which is not installed: "
+            "pip install 'inceptorch[plot]'") in capsys.readouterr().out.splitlines()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..devices import resolve_device
 from ..errors import UserError
-from ..extras import MissingExtra, require
+from ..extras import MissingExtra
 from ..train.config import read_recipe, resolve
 from ._data_flags import apply_data_flags
 from .train import add_train_options, overrides_from_args, per_model_kwargs
@@ -119,12 +119,9 @@ def _table(rows: list[dict], out: Path) -> None:
 
 
 def _plot(rows: list[dict], path: Path, data: str | None) -> None:
-    matplotlib = require("matplotlib", "the comparison plot")
+    from ..plotting import figure, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_loss, ax_top1) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax_loss, ax_top1) = figure(11, 4, 1, 2, what="the comparison plot")
     for r in rows:
         epochs = [m["epoch"] for m in r["metrics"]]
         ax_loss.plot(epochs, [m["train_loss"] for m in r["metrics"]], marker=".", label=r["model"])
@@ -135,6 +132,4 @@ def _plot(rows: list[dict], path: Path, data: str | None) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(f"convergence on {data}" if data else "convergence")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(fig, path)

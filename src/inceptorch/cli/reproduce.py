@@ -67,9 +67,10 @@ def run(args) -> int:
             print(f"inceptorch reproduce: {exc}; rerun the same command to continue")
             return exc.exit_code
         result = collect(exp, output, args.seeds)
-        paths = write_report(result, folder)
+        paths, no_plot = write_report(result, folder)
         print_table(result)
-        print(f"table {paths['markdown']} and {paths['json']}, plot {paths['plot']}\n")
+        print(f"table {paths['markdown']} and {paths['json']}, "
+              + (f"plot {paths['plot']}\n" if no_plot is None else f"no plot.png: {no_plot}\n"))
         results.append(result)
     if len(experiments) > 1:
         (output / "summary.md").write_text(summary_markdown(results))

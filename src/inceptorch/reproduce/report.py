@@ -249,15 +249,22 @@ def print_table(result: dict) -> None:
         console.print(line, markup=False)
 
 
-def write_report(result: dict, folder: str | Path) -> dict[str, Path]:
-    """table.md, table.json and plot.png in the experiment's folder."""
+def write_report(result: dict, folder: str | Path) -> tuple[dict[str, Path], str | None]:
+    """table.md, table.json and plot.png in the experiment's folder: their paths, and why there is no plot.png
+    (None when there is one). The tables have every number; without matplotlib the plot is left out."""
+    from ..extras import MissingExtra
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"markdown": folder / "table.md", "json": folder / "table.json", "plot": folder / "plot.png"}
     paths["markdown"].write_text(markdown(result))
     paths["json"].write_text(json.dumps(finite(result), indent=1, default=str))
-    plot(result, paths["plot"])
-    return paths
+    try:
+        plot(result, paths["plot"])
+    except MissingExtra as exc:
+        del paths["plot"]
+        return paths, str(exc)
+    return paths, None
 
 
 def finite(value):
@@ -274,14 +281,11 @@ def finite(value):
 def plot(result: dict, path: str | Path) -> None:
     """Bars of final top-1 with seed-spread error bars (dots: single seeds), and by kind: top-1 against MACs,
     training-loss curves (a cross where a run diverged), or validation top-1 curves."""
-    import matplotlib
+    from ..plotting import figure, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    fig, (ax_bar, ax_side) = figure(12, 4.2, 1, 2, what="the reproduce plot")
     rows = result["rows"]
     colors = [f"C{i}" for i in range(len(rows))]
-    fig, (ax_bar, ax_side) = plt.subplots(1, 2, figsize=(12, 4.2))
     x = range(len(rows))
     means = [r["top1"]["mean"] if r["top1"]["mean"] is not None else 0.0 for r in rows]
     errs = [r["top1"]["std"] or 0.0 for r in rows]
@@ -320,9 +324,7 @@ def plot(result: dict, path: str | Path) -> None:
     if ax_side.get_legend_handles_labels()[0]:
         ax_side.legend(fontsize=8)
     fig.suptitle(result["title"], fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(fig, path)
 
 
 def summary_markdown(results: list[dict]) -> str:

@@ -60,17 +60,14 @@ def _number(text: str):
 
 def plot_curves(metrics: str | Path, out: str | Path, title: str = "") -> None:
     """curves.png: loss, accuracy (top-1 and balanced) and learning rate against epochs, raw and EMA labelled."""
-    from ..extras import require
+    from ..plotting import figure, save
 
-    matplotlib = require("matplotlib", "curves.png")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    fig, axes = figure(14, 3.8, 1, 3, what="curves.png")
+    from matplotlib.ticker import MaxNLocator  # after figure(): without matplotlib, its one-line MissingExtra
 
     rows = read_metrics(metrics)
     epochs = [r["epoch"] for r in rows]
     has_ema = any(isinstance(r.get("ema_val_top1"), float) for r in rows)
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     curves = [("train_loss", "train", 0, "-"), ("val_loss", "val (raw weights)", 0, "-"),
               ("train_top1", "train top-1", 1, "-"), ("val_top1", "val top-1 (raw)", 1, "-"),
               ("val_balanced", "val balanced (raw)", 1, ":")]
@@ -91,9 +88,7 @@ def plot_curves(metrics: str | Path, out: str | Path, title: str = "") -> None:
     axes[0].legend(fontsize=8)
     axes[1].legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    save(fig, out)
 
 
 def class_share_note(targets: list[int], class_names: list[str]) -> str | None:
