@@ -138,10 +138,30 @@ def test_verdict_is_honest_about_the_spread_across_seeds(all_runs, tmp_path):
         _set_final_top1(base / "inception_2b" / f"seed-{seed}", value)
     result = collect(exp, out, 2)
     row = next(r for r in result["rows"] if r["variant"] == "inception_2b")
-    assert "+21.00 points" in row["verdict"] and row["verdict"].endswith("agrees")
+    assert "+21.00 points" in row["verdict"] and row["verdict"].endswith(
+        f"agrees (runs of 1 of the experiment's {exp.epochs} epochs)")
+    # Runs of the experiment's own length: the verdict stands alone.
+    config = base / "plain_conv_16" / "seed-0" / "config.yaml"
+    config.write_text(config.read_text().replace("epochs: 1\n", f"epochs: {exp.epochs}\n"))
+    row = next(r for r in collect(exp, out, 2)["rows"] if r["variant"] == "inception_2b")
+    assert row["verdict"].endswith("beyond the spread (±7.07): agrees")
     # one seed: nothing is judged
     row = next(r for r in collect(exp, out, 1)["rows"] if r["variant"] == "inception_2b")
     assert row["top1"]["std"] is None and "not judged" in row["verdict"]
+
+
+def test_verdicts_of_shortened_runs_say_so(all_runs):
+    """`--epochs 1` against the experiments' 8-12: every verdict names the cut, a note under the table says what it
+    means, and the "after epoch 1" column, which would repeat the last epoch's, is left empty."""
+    for exp in EXPERIMENTS:
+        table = json.loads((all_runs / exp.name / "table.json").read_text())
+        assert (table["epochs"], table["experiment_epochs"]) == (1, exp.epochs)
+        judged = [r["verdict"] for r in table["rows"] if r["verdict"]]
+        assert judged and all(v.endswith(f"(runs of 1 of the experiment's {exp.epochs} epochs)") for v in judged)
+        md = (all_runs / exp.name / "table.md").read_text()
+        assert f"Shortened: these runs trained 1 of the {exp.epochs} epochs this experiment runs (--epochs 1)" in md
+        rows = [line.split(" | ") for line in md.splitlines() if line.startswith("| ") and "---" not in line][1:]
+        assert rows and all(cells[2] == "-" for cells in rows)  # "after epoch 1"
 
 
 def test_markdown_says_when_the_spread_exceeds_the_difference(all_runs):

@@ -103,14 +103,21 @@ def collect(exp: Experiment, output: str | Path, seeds: int) -> dict:
             "seconds": describe([r["seconds"] for r in done]),
             **model_cost([f for f in folders if f.is_dir()]),
         })
+    settings = _settings(folder, exp)
+    # Runs cut short (--epochs below the experiment's own) test less than the claim: every verdict says so.
+    ran = settings.get("epochs")
+    short = f"runs of {ran} of the experiment's {exp.epochs} epochs" if ran is not None and ran < exp.epochs else ""
     by_name = {r["variant"]: r for r in rows}
     for row in rows:
         ref = by_name.get(row["versus"]) if row["versus"] else None
         row["macs_vs"] = (row["macs"] / ref["macs"] - 1) if ref and row["macs"] and ref["macs"] else None
         row["verdict"] = verdict(row, ref) if ref and row["expect"] else ""
+        if row["verdict"] and short:
+            row["verdict"] += f" ({short})"
         row["within_spread"] = within_spread(row, ref) if ref and row["expect"] else None
     return {"experiment": exp.name, "title": exp.title, "claim": exp.claim, "source": exp.source,
-            "recipe": exp.recipe, "settings": _settings(folder, exp), "kind": exp.kind, "seeds": seeds,
+            "recipe": exp.recipe, "settings": settings, "kind": exp.kind, "seeds": seeds,
+            "epochs": ran, "experiment_epochs": exp.epochs,
             "units": {"top1": "validation top-1 (%) at the last epoch, mean and sample std over seeds",
                       "macs": "multiply-adds per image (FLOPs = 2 x MACs)", "seconds": "RunResult.seconds"},
             "rows": rows}
@@ -195,7 +202,8 @@ def table_rows(result: dict) -> list[list[str]]:
         if r["macs_vs"] is not None:
             macs += f" ({r['macs_vs']:+.0%})"
         claim = r["claim"] + (f" [vs {r['versus']}]" if r["versus"] else "")
-        row = [r["variant"], _pm(r["top1"]), _pm(r["epoch1_top1"]),
+        # After a single epoch the first epoch is the last: its column would repeat the one before.
+        row = [r["variant"], _pm(r["top1"]), "-" if result.get("epochs") == 1 else _pm(r["epoch1_top1"]),
                "-" if r["params"] is None else f"{r['params']:,}", macs, _pm(r["seconds"], 0),
                f"{r['diverged']}/{r['ended']}", claim, r["verdict"]]
         if result["kind"] == "stability":
@@ -211,6 +219,12 @@ def notes(result: dict) -> list[str]:
     runs = (f"Runs: {result['seeds']} seed(s) per variant; recipe {result['recipe']} ({settings}); data "
             f"{s.get('data')}; device {s.get('device')}. Top-1 is the last epoch's, mean ± sample std.")
     lines = [f"Claim: {result['claim']}", f"Source: {result['source']}", runs]
+    ran, full = result.get("epochs"), result.get("experiment_epochs")
+    if ran is not None and full is not None and ran < full:
+        lines.append(f"Shortened: these runs trained {ran} of the {full} epochs this experiment runs (--epochs "
+                     f"{ran}); their verdicts say what so short a training shows, not whether the claim holds."
+                     + (" After one epoch the last epoch is the first: \"after epoch 1\" is left empty."
+                        if ran == 1 else ""))
     unresolved = [f"{r['variant']} vs {r['versus']}" for r in result["rows"] if r["within_spread"]]
     if unresolved:
         lines.append(f"The spread across seeds is larger than the difference being tested for: "
