@@ -137,6 +137,8 @@ def test_paths_outside_the_lists_folder_are_refused_unless_allowed(tmp_path, row
     with pytest.raises(UserError) as info:
         build_dataset(lists / "list.csv", "train")
     assert "line 2" in str(info.value) and "outside the list's folder" in str(info.value)
+    # What was checked: where the row leads, and the folder it is not under.
+    assert f"it leads to {outside.resolve()}, not to a file under {lists.resolve()};" in str(info.value)
     assert "--allow-outside-paths" in str(info.value)
     allow_paths_outside_lists(True)
     try:
@@ -144,6 +146,38 @@ def test_paths_outside_the_lists_folder_are_refused_unless_allowed(tmp_path, row
     finally:
         allow_paths_outside_lists(False)
     assert {Path(p).resolve() for p, _ in samples} == {(lists / "0.png").resolve(), outside.resolve()}
+
+
+def test_absolute_paths_and_detours_that_lead_inside_the_lists_folder_are_read(tmp_path):
+    """`/data/x/train/a/001.jpg` in `/data/x/list.csv` was refused as "outside" by its spelling alone; so were a
+    `../x/...` that comes back in and an absolute path through another route (a link) to the same folder."""
+    lists = tmp_path / "x"
+    files = [_png(lists / "train" / name / f"{i}.png") for name in ("a", "b") for i in range(2)]
+    (tmp_path / "route").symlink_to(tmp_path)
+    rows = [str(files[0]), f"../x/{files[1].relative_to(lists)}", str(tmp_path / "route" / files[2].relative_to(tmp_path)),
+            str(files[3].relative_to(lists))]
+    (lists / "list.csv").write_text("".join(f"{row},{f.parent.name}\n" for row, f in zip(rows, files)))
+    samples, names = _all(lists / "list.csv")
+    assert names == ["a", "b"]
+    assert sorted((Path(p).resolve(), label) for p, label in samples) == [(f.resolve(), i // 2)
+                                                                         for i, f in enumerate(files)]
+    checked = cli("check-data", str(lists / "list.csv"))
+    assert checked.returncode == 0 and "checked 4 image files" in checked.stdout, checked.stderr
+
+
+def test_a_link_inside_the_folder_is_followed_but_cannot_be_climbed_out_of(tmp_path):
+    """A link inside is the folder owner's choice; `link/..`, which the OS resolves from the link's target, leaves."""
+    elsewhere = tmp_path / "elsewhere"
+    _png(elsewhere / "deep" / "0.png")
+    secret = _png(elsewhere / "secret.png")
+    lists = tmp_path / "lists"
+    _png(lists / "1.png")
+    (lists / "link").symlink_to(elsewhere / "deep")
+    (lists / "list.csv").write_text("link/0.png,a\n1.png,b\n")
+    assert _all(lists / "list.csv")[1] == ["a", "b"]
+    (lists / "list.csv").write_text("link/../secret.png,a\n1.png,b\n")
+    with pytest.raises(UserError, match=f"it leads to {secret.resolve()}, not to a file under"):
+        build_dataset(lists / "list.csv", "train")
 
 
 def test_outside_paths_through_the_cli(tmp_path, lenet5_run):

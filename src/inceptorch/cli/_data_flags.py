@@ -34,8 +34,8 @@ def add_bad_image_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_outside_paths_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-outside-paths", action="store_true",
-                        help="let a CSV list name files outside its own folder (absolute paths, ../); refused by "
-                             "default, as a list may come from anyone")
+                        help="let a CSV list name files outside its own folder (absolute paths or ../ that lead out of "
+                             "it); refused by default, as a list may come from anyone")
 
 
 def apply_pixel_limit(args: argparse.Namespace) -> None:

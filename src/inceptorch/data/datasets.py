@@ -253,17 +253,29 @@ def _csv_row(path: Path, line: int, cells: list[str]) -> tuple[int, str, str]:
         raise UserError(f"{where}: empty {'path' if not file else 'label'}")
     if any(unicodedata.category(c) == "Cc" for c in file + label):  # a quoted line break, a tab inside a name
         raise UserError(f"{where}: control characters in the path or label")
-    if not _outside_allowed and not _inside(file):
-        raise UserError(f"{where}: {file!r} is outside the list's folder {path.parent}; pass --allow-outside-paths to "
-                        f"read files outside it")
+    leads_to = None if _outside_allowed else _outside(path.parent, file)
+    if leads_to is not None:
+        raise UserError(f"{where}: {file!r} is outside the list's folder: it leads to {leads_to}, not to a file under "
+                        f"{os.path.realpath(path.parent)}; pass --allow-outside-paths to read files outside it")
     return line, file, label
 
 
-def _inside(file: str) -> bool:
-    """Whether a list's relative path stays inside the list's folder, by its spelling (links inside are the
-    folder owner's choice): not absolute, no `..` that climbs out, and not the folder itself."""
-    norm = os.path.normpath(file)
-    return not os.path.isabs(file) and norm != "." and norm.split(os.sep)[0] != ".."
+def _outside(folder: Path, file: str) -> str | None:
+    """Where a list's row leads when that is not a file inside the list's folder; None when it is.
+
+    A row spelled inside the folder without `..` is inside, relative or absolute (`/data/x/a/1.jpg` in
+    `/data/x/list.csv`): the links it passes through are the folder owner's choice. Any other row is judged by the
+    resolved path, so that an absolute path through another route to the folder counts as inside, and a `..`
+    after a link, which the OS follows from the link's target, cannot climb out."""
+    root = os.path.normpath(os.path.abspath(folder))
+    if ".." not in Path(file).parts and _under(os.path.normpath(os.path.join(root, file)), root):
+        return None
+    real = os.path.realpath(os.path.join(root, file))
+    return None if _under(real, os.path.realpath(root)) else real
+
+
+def _under(path: str, folder: str) -> bool:
+    return path != folder and path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 @functools.lru_cache(maxsize=1)
