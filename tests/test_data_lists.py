@@ -436,3 +436,58 @@ def test_eval_and_predict_skip_bad_images_when_asked(tmp_path, lenet5_run):
         assert scored == 3
     assert [p["image"] for p in json.loads(cli(*command, "--skip-bad-images").stdout)] == [
         str(root / "a" / "0.png"), str(root / "a" / "1.png"), str(root / "b" / "0.png")]
+
+
+@pytest.mark.parametrize("counts, expected", [
+    ({"C0": 1, "c0": 17, "c1": 17}, [("warning: labels 'C0' (1 image) and 'c0' (17 images) differ only in case, "
+                                     "spacing or punctuation: one class spelt more than one way?")]),
+    ({"cat_1": 9, "Cat 1": 8, "cat-1": 7, "dog": 9}, [("warning: labels 'cat_1' (9 images), 'Cat 1' (8 images) and "
+                                                      "'cat-1' (7 images) differ only in case, spacing or "
+                                                      "punctuation: one class spelt more than one way?")]),
+    ({"a": 30, "b": 28, "e": 29, "c": 2, "d": 1}, [("warning: classes 'c' (2 images) and 'd' (1 image) have under a "
+                                                   "tenth of the median class's 28 images: mislabelled, or too few to "
+                                                   "learn from?")]),
+    ({"a": 5, "b": 4, "+": 3, "-": 3}, []),  # small but alike; punctuation alone is no spelling of anything
+])
+def test_labels_that_look_mistyped_are_named_with_their_counts(counts, expected):
+    from inceptorch.data.checks import class_warnings
+
+    assert class_warnings(counts) == expected
+
+
+def test_a_typo_in_a_lists_label_is_named_by_check_data_and_train(tmp_path):
+    """The last row's `C0 ` made a class of one image, silently: check-data said "all decode" (no classes for a
+    list) and train trained three classes."""
+    good = tmp_path / "good"
+    for name in ("c0", "c1"):
+        for i in range(8):
+            _png(good / name / f"{i}.png", (200, 30, 30) if name == "c0" else (30, 30, 200))
+    rows = [f"{name}/{i}.png,{name}" for name in ("c0", "c1") for i in range(8)] + ["c0/7.png,C0 "]
+    (good / "list.csv").write_text("\n".join(rows) + "\n")
+    warning = ("warning: labels 'C0' (1 image) and 'c0' (8 images) differ only in case, spacing or punctuation: one "
+               "class spelt more than one way?")
+    checked = cli("check-data", str(good / "list.csv"))
+    assert checked.returncode == 0, checked.stderr  # a warning: train would go on
+    lines = checked.stdout.splitlines()
+    assert "layout: CSV list, 3 classes (C0, c0, c1); train holds a validation split out (--val-split)" in lines
+    assert warning in lines
+    report = json.loads(cli("check-data", str(good / "list.csv"), "--json").stdout)
+    assert report["class_counts"] == {"C0": 1, "c0": 8, "c1": 8} and report["class_warnings"] == [warning]
+    assert report["layout"]["kind"] == "CSV list"
+    trained = cli("train", "--model", "lenet5", "--data", str(good / "list.csv"), "--epochs", "1", "--no-progress",
+                  "--set", "tensorboard=false", "--set", "plot=false", "--output", str(tmp_path / "run"))
+    assert trained.returncode == 0, trained.stderr
+    lines = trained.stdout.splitlines()
+    assert warning in lines and lines.index(warning) < next(i for i, line in enumerate(lines)
+                                                            if line.startswith("epoch 1/1"))
+
+
+def test_a_class_folder_far_smaller_than_the_others_is_named_by_check_data(tmp_path):
+    data = tmp_path / "data"
+    for name, n in (("cat", 12), ("dog", 11), ("dgo", 1)):
+        for i in range(n):
+            _png(data / name / f"{i}.png")
+    checked = cli("check-data", str(data))
+    assert checked.returncode == 0, checked.stderr
+    assert ("warning: class 'dgo' (1 image) has under a tenth of the median class's 11 images: mislabelled, or too "
+            "few to learn from?") in checked.stdout.splitlines()

@@ -29,9 +29,11 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..data.checks import (
+        class_warnings,
         empty_class_folders,
         folder_layout,
         image_files,
+        list_layout,
         report_dict,
         scan_images,
         training_problems,
@@ -41,7 +43,7 @@ def run(args) -> int:
     apply_data_flags(args)
     listing = image_files(args.path)
     empty = empty_class_folders(args.path)
-    layout = folder_layout(args.path, listing.images)
+    layout = folder_layout(args.path, listing.images) or list_layout(args.path)
     if not listing.images:
         raise UserError(f"no image files under {args.path} (extensions: {', '.join(IMAGE_EXTENSIONS)})")
     report = scan_images(listing.images, workers=args.workers, draft=not args.full_decode, cache=args.cache)
@@ -49,10 +51,12 @@ def run(args) -> int:
     # class folders are listed on their own; a folder of loose images, for predict, gets its layout line.)
     single_image = Path(args.path).is_file() and Path(args.path).suffix.lower() != LIST_SUFFIX
     for_training = not single_image and (layout is None or layout.kind != "no class folders")
-    problems = training_problems(args.path) if for_training and not empty else []
+    problems, counts = training_problems(args.path) if for_training and not empty else ([], {})
+    # Labels that look mistyped: named, as train names them before epoch 1, but not failed (train goes on).
+    warnings = class_warnings(counts)
     failed = 1 if report.bad or empty or problems else 0
     if args.json:
-        print(json.dumps(report_dict(report, args.path, listing, empty, layout, problems), indent=1))
+        print(json.dumps(report_dict(report, args.path, listing, empty, layout, problems, warnings, counts), indent=1))
         return failed
     for bad in report.bad:
         print(bad)
@@ -66,7 +70,7 @@ def run(args) -> int:
           + (f", {report.cached:,} unchanged since verified" if report.cached else "") + "): "
           + (f"{len(report.bad):,} bad ({report.bad_fraction:.2%})" if report.bad else "all decode")
           + (f"; {count(len(empty), 'empty class folder')}" if empty else ""))
-    for line in layout.notes() if layout else []:
+    for line in [*(layout.notes() if layout else []), *warnings]:
         print(line)
     if listing.ignored:
         kinds = ", ".join(f"{ext} x{n}" for ext, n in listing.ignored.most_common())

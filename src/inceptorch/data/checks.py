@@ -212,7 +212,7 @@ class Layout:
     """How `train` and `eval` read a folder: its kind, its classes, and the images they leave out or fold in."""
 
     root: Path
-    kind: str  # "train/val tree", "class folders" or "no class folders"
+    kind: str  # "train/val tree", "class folders", "no class folders" or "CSV list"
     classes: list[str]
     loose: list[Path]  # image files in no class folder: train and eval leave them out
     nested: list[Path]  # folders inside a class folder that hold images: those count for the class above
@@ -221,6 +221,9 @@ class Layout:
     def notes(self) -> list[str]:
         """One line each, as `check-data` prints them."""
         shown = ", ".join(self.classes[:8]) + (", ..." if len(self.classes) > 8 else "")
+        if self.kind == "CSV list":
+            return [(f"layout: CSV list, {count(len(self.classes), 'class')} ({shown}); train holds a validation "
+                     "split out (--val-split)")]
         if self.kind == "no class folders":
             return [(f"layout: no class folders in {self.root}: train needs {self.root}/CLASS/IMAGE files (or a "
                      f"train/val tree of them); eval needs them for accuracy; predict reads the images as they are")]
@@ -273,24 +276,78 @@ def folder_layout(root: str | Path, images: Iterable[Path]) -> Layout | None:
                   unvalidated)
 
 
-def training_problems(spec: str | Path) -> list[str]:
+def training_problems(spec: str | Path) -> tuple[list[str], dict[str, int]]:
     """Why `inceptorch train` would refuse this data (one class, a val/ class that train/ lacks, ...), in train's
-    own words: its dataset building and class checks run here as they would there. Empty when it would train."""
+    own words: its dataset building and class checks run here as they would there; empty when it would train. And
+    the images per class over train and val as train reads them ({} where it would refuse)."""
     from .datasets import build_dataset, check_training_classes
 
     try:
         train = build_dataset(spec, "train")
         check_training_classes(train.class_names, spec)
-        build_dataset(spec, "val")
+        val = build_dataset(spec, "val")
     except UserError as exc:
-        return [str(exc)]
-    return []
+        return [str(exc)], {}
+    return [], counts_by_name(train.targets + val.targets, train.class_names)
+
+
+def list_layout(path: str | Path) -> Layout | None:
+    """The classes of a CSV list, as a layout (`check-data` prints it as it prints a folder's); None for others."""
+    path = Path(path)
+    if not path.is_file() or path.suffix.lower() != LIST_SUFFIX:
+        return None
+    return Layout(path, "CSV list", _csv_samples(path)[1], [], [])
+
+
+# A class this much smaller than the median one is named: at a tenth, a class of 1 image among classes of 17.
+SMALL_CLASS = 0.1
+
+
+def counts_by_name(targets: list[int], names: list[str]) -> dict[str, int]:
+    counts = [0] * len(names)
+    for t in targets:
+        counts[t] += 1
+    return dict(zip(names, counts))
+
+
+def class_warnings(counts: dict[str, int]) -> list[str]:
+    """Lines naming the classes that look like mistakes in the labels: labels that differ from another only in
+    case, spacing or punctuation (`C0` beside `c0`: one class spelt two ways), and classes under a tenth of the
+    median class (a mislabelled image makes a class of one). Training still proceeds; the user decides."""
+    import statistics
+    import unicodedata
+
+    def key(label: str) -> str:
+        return "".join(c for c in unicodedata.normalize("NFKC", label).casefold() if c.isalnum())
+
+    def shown(names: list[str]) -> str:
+        each = [f"{n!r} ({count(counts[n], 'image')})" for n in names]
+        return each[0] if len(each) == 1 else f"{', '.join(each[:-1])} and {each[-1]}"
+
+    groups: dict[str, list[str]] = {}
+    for name in counts:
+        if key(name):  # labels of punctuation only ("+", "-") have nothing to compare
+            groups.setdefault(key(name), []).append(name)
+    lines, named = [], set()
+    for names in groups.values():
+        if len(names) > 1:
+            lines.append(f"warning: labels {shown(names)} differ only in case, spacing or punctuation: one class "
+                         "spelt more than one way?")
+            named.update(names)
+    median = statistics.median(counts.values()) if counts else 0
+    small = [n for n, c in counts.items() if c < SMALL_CLASS * median and n not in named]
+    if small:
+        lines.append(f"warning: {'class' if len(small) == 1 else 'classes'} {shown(small)} "
+                     f"{'has' if len(small) == 1 else 'have'} under a tenth of the median class's "
+                     f"{median:g} images: mislabelled, or too few to learn from?")
+    return lines
 
 
 def report_dict(report: ScanReport, root: str | Path, listing: Listing, empty: list[Path],
-                layout: Layout | None = None, train_problems: list[str] | None = None) -> dict:
+                layout: Layout | None = None, train_problems: list[str] | None = None,
+                warnings: list[str] | None = None, counts: dict[str, int] | None = None) -> dict:
     return {"root": str(root), **report.to_dict(), "ignored": dict(listing.ignored), "hidden": listing.hidden,
             "empty_class_folders": [str(f) for f in empty], "layout": layout.to_dict() if layout else None,
-            "train_problems": train_problems or []}
+            "train_problems": train_problems or [], "class_counts": counts or {}, "class_warnings": warnings or []}
 
 

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import model_metadata, read_metadata, restore_recorded, save_model_file
-from ..data.checks import preflight_splits
+from ..data.checks import class_warnings, counts_by_name, preflight_splits
 from ..data.datasets import build_dataset, check_training_classes
 from ..devices import prefers_channels_last, resolve_device
 from ..errors import UserError
@@ -316,6 +316,8 @@ class Trainer:
         self.train_base, self.val_base = preflight_splits(
             [train_base, val_base], skip_bad=cfg.skip_bad_images, max_bad_fraction=cfg.max_bad_fraction,
             workers=cfg.workers or None, warn=self.log, cache=cache)
+        # Labels that look mistyped (a class spelt two ways, a class of one image), said before epoch 1.
+        self.class_warnings = class_warnings(counts_by_name(train_base.targets + val_base.targets, self.class_names))
 
     def _data_dependent_init(self) -> None:
         """Rescale a network without normalisation layers on one batch of training images (`data_init.py`)."""
@@ -487,7 +489,8 @@ class Trainer:
                  f", {self.input_size} px, {count(cfg.epochs, 'epoch')} x {count(self.steps_per_epoch, 'step')}, "
                  f"device {self.device.type}, {count(self.workers, 'loader worker')}; run in {self.run_dir}")
         for note in (missing_classes_note(self.val_base.targets, self.class_names),
-                     class_share_note(self.val_base.targets, self.class_names), self._frozen_note()):
+                     class_share_note(self.val_base.targets, self.class_names), *self.class_warnings,
+                     self._frozen_note()):
             if note:
                 self.log(note)
 
