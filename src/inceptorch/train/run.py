@@ -487,12 +487,19 @@ class Trainer:
         self.log(f"{where}: {cfg.model} ({params:,} params{aux_note}) on {len(self.train_base)} train / "
                  f"{len(self.val_base)} val images, {count(len(self.class_names), 'class')}"
                  f", {self.input_size} px, {count(cfg.epochs, 'epoch')} x {count(self.steps_per_epoch, 'step')}, "
-                 f"device {self.device.type}, {count(self.workers, 'loader worker')}; run in {self.run_dir}")
+                 f"device {self._device_text()}, {count(self.workers, 'loader worker')}; run in {self.run_dir}")
         for note in (missing_classes_note(self.val_base.targets, self.class_names),
                      class_share_note(self.val_base.targets, self.class_names), *self.class_warnings,
                      self._frozen_note()):
             if note:
                 self.log(note)
+
+    def _device_text(self) -> str:
+        """The device; on the CPU with its thread count, which decides how the kernels split their sums: the same
+        run with another count rounds otherwise and ends at other figures."""
+        if self.device.type != "cpu":
+            return self.device.type
+        return f"cpu ({count(torch.get_num_threads(), 'thread')})"
 
     def _frozen_note(self) -> str | None:
         """Which epochs train only the new layers, said when the run starts (or resumes) inside them."""
