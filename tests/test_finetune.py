@@ -166,3 +166,17 @@ def test_a_run_frozen_throughout_and_its_resume_say_which_epochs_are_left(folder
     assert "trunk frozen for epoch 2 of 3: only the new layers learn" in resumed.stdout
     assert "from epoch 3 on they learn too, at lr x trunk_lr_scale (0.1)" in resumed.stdout
     assert "epoch 3: trunk unfrozen" in resumed.stdout
+
+
+@pytest.mark.parametrize("pretrained, message", [
+    ("{tmp}/runs/nope", "weights file not found: {tmp}/runs/nope"),
+    ("{tmp}/weights.pth", ("--pretrained {tmp}/weights.pth is not an inceptorch model file or run folder, so it does "
+                          "not say which model its weights are for: give --model")),
+    ("imagenet", "--pretrained imagenet needs --model: which model's weights?"),
+])
+def test_pretrained_weights_that_do_not_name_their_model_ask_for_model(folder, tmp_path, pretrained, message):
+    """Each said `missing setting: model`, although the first is a typo of a path and the others name no model."""
+    torch.save(create_model("lenet5", num_classes=2).state_dict(), tmp_path / "weights.pth")
+    proc = cli_in_process("train", "--pretrained", pretrained.format(tmp=tmp_path), "--data", folder,
+                          "--output", tmp_path / "run", *SHORT)
+    assert message.format(tmp=tmp_path) in one_line_error(proc)

@@ -193,8 +193,11 @@ def from_model_file(recipe: dict, overrides: dict, where: str) -> tuple[dict, di
     from ..models._options import check_model_kwargs, model_options
     from ..pretrained import HEAD_OPTIONS, recorded_architecture
 
-    found = recorded_architecture(overrides.get("pretrained") or recipe.get("pretrained"))
+    pretrained = overrides.get("pretrained") or recipe.get("pretrained")
+    found = recorded_architecture(pretrained)
     if found is None:
+        if pretrained and not (overrides.get("model") or recipe.get("model")):
+            raise UserError(_no_model(str(pretrained)))
         return recipe, overrides, []
     path, model, recorded = found
     trained = f"{path}, a {model}" + (f" trained with {_options_text(recorded)}" if recorded else "")
@@ -218,6 +221,19 @@ def from_model_file(recipe: dict, overrides: dict, where: str) -> tuple[dict, di
         recipe = {**recipe, "model_kwargs": {k: v for k, v in recipe["model_kwargs"].items() if k in HEAD_OPTIONS}}
     overrides = {**overrides, "model": model, "model_kwargs": {**recorded, **given}}
     return recipe, overrides, notes
+
+
+def _no_model(pretrained: str) -> str:
+    """Why --pretrained alone does not say which model to build, in the terms of what it names."""
+    from ..pretrained import WEIGHT_SUFFIXES
+
+    path = Path(pretrained).expanduser()
+    if not path.exists() and (any(sep in pretrained for sep in "/\\") or path.suffix.lower() in WEIGHT_SUFFIXES):
+        return f"weights file not found: {path}"
+    if path.exists():
+        return (f"--pretrained {pretrained} is not an inceptorch model file or run folder, so it does not say which "
+                "model its weights are for: give --model")
+    return f"--pretrained {pretrained} needs --model: which model's weights? (see `inceptorch weights list`)"
 
 
 def _options_text(kwargs: dict) -> str:
