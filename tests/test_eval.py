@@ -249,6 +249,11 @@ def test_predict_cli_files_dir_topk_json(jpegs, runs, capsys):
         assert as_dict[2][name] == pytest.approx((as_dict[0][name] + as_dict[1][name]) / 2, abs=1e-6)
     assert main(["predict", "--checkpoint", str(runs["red"]), files[0], "--topk", "1"]) == 0
     assert capsys.readouterr().out.splitlines() == [files[0], "  100.00%  red"]
+    # eval's `--checkpoint A B` spelling: B would be read as a folder of images (its PNGs classified).
+    assert main(["predict", "--checkpoint", str(runs["red"]), str(runs["soft"]), files[0]]) == 2
+    err = capsys.readouterr().err
+    assert f"{runs['soft']} is a model, not images: for an ensemble repeat --checkpoint" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_eval_split_choices(tmp_path):

@@ -37,6 +37,7 @@ def run(args) -> int:
 
     apply_data_flags(args)
     device = runtime_device(args)
+    _no_checkpoints_among_images(args.images)
     files = collect_images(args.images)  # before loading models: a typo in a path fails fast
     members = load_model_args(args, device, args.runtime)
     skipped = []
@@ -96,3 +97,17 @@ def _explain(member, predictions, args) -> dict[str, str]:
             f" ({probability:.1%})" if probability is not None else "")
         written[p.image] = str(save_overlay(crop, heat, out / f"{name}_gradcam.png", caption))
     return written
+
+
+def _no_checkpoints_among_images(paths: list[str]) -> None:
+    """`predict --checkpoint A B photo.jpg` (eval's spelling of an ensemble) reads B as images: a run folder's
+    curves.png and confusion PNGs would be classified. A model file or a run or saved-model folder among the images
+    is refused, with the spelling that works."""
+    from pathlib import Path
+
+    for path in map(Path, paths):
+        model = path.suffix == ".safetensors" or path.is_dir() and any(
+            (path / name).is_file() for name in ("best.safetensors", "last.safetensors", "model.safetensors"))
+        if model:
+            raise UserError(f"{path} is a model, not images: for an ensemble repeat --checkpoint (--checkpoint A "
+                            f"--checkpoint {path}); the images follow")
