@@ -117,6 +117,7 @@ def test_an_abbreviated_option_is_not_taken_for_the_option_it_begins(args):
     (["train", "--epoch", "3"], "unrecognized arguments: --epoch 3; did you mean --epochs or --freeze-epochs?"),
     (["train", "--epoch=3", "--lr-fnd", "3"], "--epoch: did you mean --epochs or --freeze-epochs?; --lr-fnd: did"),
     (["trian"], "invalid choice: 'trian'; did you mean train? (choose from"),
+    (["--vers"], "inceptorch: error: unrecognized arguments: --vers; did you mean --version?"),
     (["train", "--aug", "small-data"], "invalid choice: 'small-data'; did you mean small_data? (choose from"),
     (["summary", "googlenet_nb"], "unknown model 'googlenet_nb'; did you mean googlenet_bn, googlenet?"),
     (["train", "--model", "lenet5", "--set", "epoch=3"], "'epoch' in command line; did you mean epochs or step_epochs?"),

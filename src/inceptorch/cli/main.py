@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    known = [flag for action in parser._actions for flag in action.option_strings]
+    if argv and argv[0].startswith("-") and argv[0].partition("=")[0] not in known:  # `inceptorch --vers`
+        parser.exit(2, f"inceptorch: error: unrecognized arguments: {_unrecognized(parser, argv[:1])} (see "
+                       "inceptorch --help)\n")
     args, extra = parser.parse_known_args(argv)
     if extra:  # argparse would name the top-level parser; the subcommand is what the options belong to
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
