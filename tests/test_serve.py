@@ -205,3 +205,35 @@ def test_every_model_file_runs_in_predict_and_serve(run, tmp_path):
         assert r.status_code == 200 and r.json()["model"].endswith("(int8)")
     finally:
         s.stop()
+
+
+def test_int8_onnx_export_agrees_with_fp32_carries_its_accuracy_and_runs_everywhere(run, tmp_path):
+    """export --int8: calibrated on the run's images, scored against fp32 on its held-out ones, the scores in the
+    file's metadata; predict runs it; a threshold no int8 file can meet refuses it in one line and leaves none."""
+    pytest.importorskip("onnxruntime")
+    data, out = run
+    path = tmp_path / "m-int8.onnx"
+    done = cli_in_process("export", "--checkpoint", out, "--format", "onnx", "--int8", "--calibration", data,
+                          "--output", path, "--max-drop", "100")
+    assert done.returncode == 0, done.stderr
+    from inceptorch.export.onnx_runtime import OnnxClassifier
+
+    info = OnnxClassifier(path).meta["int8"]
+    assert info["method"] == "minmax" and info["calibration_images"] > 0 and info["val_images"] > 0
+    assert abs(info["top1_drop_points"] - 100 * (info["top1_fp32"] - info["top1_int8"])) < 1e-6
+    assert f"int8: top-1 {info['top1_int8']:.2%}" in done.stdout
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ: ONNX Runtime runs the convs in int8
+    fp32 = json.loads(cli_in_process("predict", "--checkpoint", tmp_path / "m-int8.fp32.onnx",
+                                     *sorted(data.rglob("*.jpg")), "--topk", "1", "--json").stdout)
+    int8 = json.loads(cli_in_process("predict", "--checkpoint", path, *sorted(data.rglob("*.jpg")), "--topk", "1",
+                                     "--json").stdout)
+    agree = np.mean([a["predictions"][0]["class"] == b["predictions"][0]["class"] for a, b in zip(fp32, int8)])
+    assert agree >= 0.8
+    refused = tmp_path / "refused.onnx"
+    done = cli_in_process("export", "--checkpoint", out, "--format", "onnx", "--int8", "--calibration", data,
+                          "--output", refused, "--max-drop", "-101")
+    assert done.returncode == 2 and "no int8 file written" in done.stderr and len(done.stderr.splitlines()) == 1
+    assert not refused.exists()

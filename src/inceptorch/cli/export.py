@@ -33,6 +33,19 @@ def register(subparsers) -> None:
     p.add_argument("--num-classes", type=int, default=None, help="with --model: classifier size (default 1000)")
     p.add_argument("--small-input", action="store_true", help="with --model: GoogLeNet's small-input stem")
     p.add_argument("--input-size", type=int, default=None, help="example/preprocessing input size (default: model's)")
+    int8 = p.add_argument_group("int8 ONNX (--format onnx --int8)")
+    int8.add_argument("--int8", action="store_true",
+                      help="static int8 through ONNX Runtime's quantizer (QDQ, per-channel weights, uint8 activations)")
+    int8.add_argument("--calibration", default=None, metavar="DATA",
+                      help="images whose activations set the int8 ranges (their training split)")
+    int8.add_argument("--val", default=None, metavar="DATA",
+                      help="images to score fp32 against int8 on (default: --calibration's held-out split)")
+    int8.add_argument("--calibration-method", default="minmax", choices=("minmax", "entropy", "percentile"),
+                      help="how a range is read off the calibration activations (default minmax)")
+    int8.add_argument("--calibration-images", type=int, default=128, metavar="N", help="at most N (default 128)")
+    int8.add_argument("--max-drop", type=float, default=1.0, metavar="POINTS",
+                      help="refuse the int8 file when its top-1 on --val is more than this many points below "
+                           "fp32's (default 1)")
     p.set_defaults(func=run)
 
 
@@ -76,10 +89,15 @@ def run(args) -> int:
     size = args.input_size or model.default_cfg.input_size
     if size < model.default_cfg.min_input_size:
         raise UserError(f"input size {size} is below {model.model_name}'s minimum of {model.default_cfg.min_input_size}")
+    if args.int8 and args.format != "onnx":
+        raise UserError("--int8 goes with --format onnx")
+    if args.int8 and not args.calibration:
+        raise UserError("--int8 needs --calibration DATA: images whose activations set the int8 ranges")
     if args.format == "onnx":
         from ..export.onnx import OPSET, export_onnx, onnx_parity
 
-        path = export_onnx(model, args.output, size)
+        fp32 = Path(args.output).with_name(Path(args.output).stem + ".fp32.onnx") if args.int8 else args.output
+        path = export_onnx(model, fp32, size)
         results = onnx_parity(model, path, size)
         check = worst(list(results.values()))
         print(f"wrote {path} (ONNX opset {OPSET}, eval graph, input [batch, 3, {size}, {size}] -> logits, dynamic "
@@ -87,6 +105,8 @@ def run(args) -> int:
         if not check.ok:
             raise UserError(f"ONNX Runtime disagrees with PyTorch by {check.relative:.1e} of the largest logit "
                             f"({check.describe()}; tolerance {RELATIVE_TOLERANCE:g}); the file is at {path}")
+        if args.int8:
+            write_int8(model, path, Path(args.output), size, args)
     elif args.format == "pt2":
         from ..export.program import export_program, load_program
 
@@ -107,6 +127,52 @@ def run(args) -> int:
         print(f"wrote {path}/config.json and model.safetensors ({model.model_name}, "
               f"{len(again.class_names)} class names); reloaded vs original {check.describe()}")
     return 0
+
+
+def write_int8(model: torch.nn.Module, fp32: Path, output: Path, size: int, args) -> None:
+    """The int8 file beside the fp32 one it was made from, scored against it on --val; refused (removed, one line)
+    when it loses more than --max-drop points of top-1."""
+    import numpy as np
+    import torch
+
+    from ..data.datasets import build_dataset
+    from ..data.transforms import eval_transform
+    from ..evaluation import evaluate, load_members
+    from ..export.onnx_int8 import quantize_onnx, set_info
+
+    if args.calibration_images < 1:
+        raise UserError(f"--calibration-images must be at least 1, not {args.calibration_images}")
+    calibration = build_dataset(args.calibration, "train")
+    _same_classes(model, calibration, "--calibration")
+    transform = eval_transform(model.default_cfg, size)
+    count = min(args.calibration_images, len(calibration))
+    images = torch.stack([transform(calibration[i][0]) for i in range(count)])
+    batches = [b.numpy().astype(np.float32) for b in images.split(16)]
+    info = {"method": args.calibration_method, "calibration_images": count, "calibration_data": str(args.calibration),
+            "format": "QDQ, per-channel int8 weights, uint8 activations"}
+    quantize_onnx(fp32, output, batches, args.calibration_method, info)
+    val = build_dataset(args.val or args.calibration, "val")
+    _same_classes(model, val, "--val")
+    scores = {}
+    for name, path in (("fp32", fp32), ("int8", output)):
+        scores[name] = evaluate(load_members([path], "cpu", "onnxruntime"), val).top1
+    drop = 100 * (scores["fp32"] - scores["int8"])
+    set_info(output, {"val_data": str(args.val or args.calibration), "val_images": len(val),
+                      "top1_fp32": scores["fp32"], "top1_int8": scores["int8"], "top1_drop_points": drop})
+    line = (f"int8: top-1 {scores['int8']:.2%} against fp32's {scores['fp32']:.2%} on {len(val)} images of "
+            f"{args.val or args.calibration} ({drop:+.2f} points); {count} calibration images, "
+            f"{args.calibration_method} ranges")
+    if drop > args.max_drop:
+        output.unlink(missing_ok=True)
+        raise UserError(f"{line}: more than --max-drop {args.max_drop:g} points lost, no int8 file written "
+                        f"(try --calibration-method entropy or percentile, more --calibration-images)")
+    print(f"wrote {output}: {line}")
+
+
+def _same_classes(model: torch.nn.Module, data, flag: str) -> None:
+    names = list(getattr(model, "class_names", None) or [])
+    if names and data.class_names != names:
+        raise UserError(f"{flag} classes {data.class_names[:5]} differ from the model's {names[:5]}")
 
 
 def write_weights(model: torch.nn.Module, output: str, layout: str) -> int:
