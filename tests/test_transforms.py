@@ -96,3 +96,75 @@ def test_normalized_batches_yield_float_images_and_labels():
 def test_device_normalize_refuses_a_float_batch():
     with pytest.raises(ValueError, match="uint8"):
         DeviceNormalize(IMAGENET, "cpu")(torch.zeros(2, 3, 8, 8))
+
+
+def _ramps(size: int = 96) -> Image.Image:
+    """Red rises left to right, green top to bottom: where each ramp runs after a transform tells the orientation."""
+    ramp = torch.linspace(0, 255, size).round().to(torch.uint8)
+    pixels = torch.zeros(size, size, 3, dtype=torch.uint8)
+    pixels[..., 0] = ramp[None, :]
+    pixels[..., 1] = ramp[:, None]
+    return Image.fromarray(pixels.numpy())
+
+
+def _direction(channel: torch.Tensor) -> str:
+    """Which way a ramp rises in an image: +x, -x, +y or -y."""
+    h, w = channel.shape
+    along_x = channel[:, w // 2:].float().mean() - channel[:, :w // 2].float().mean()
+    along_y = channel[h // 2:].float().mean() - channel[:h // 2].float().mean()
+    if abs(along_x) > abs(along_y):
+        return "+x" if along_x > 0 else "-x"
+    return "+y" if along_y > 0 else "-y"
+
+
+def test_the_inspection_preset_shows_all_eight_orientations_and_keeps_most_of_the_image():
+    transform = SeededTransform(train_transform("inspection", UNIT, normalize=False), seed=0)
+    seen = set()
+    for index in range(200):
+        x = transform(_ramps(), index)
+        seen.add((_direction(x[0]), _direction(x[1])))
+        # A crop keeps at least 64% of the area: each ramp still spans most of its range (colour jitter scales
+        # the values by at most 20%).
+        assert (x[0].float().max() - x[0].float().min()) / 255 > 0.5
+    assert len(seen) == 8, seen  # the 4 quarter turns, each mirrored or not
+
+
+@pytest.mark.parametrize("policy", ["trivial", "rand", "auto"])
+def test_automatic_augmentation_changes_images_and_repeats_per_seed(policy):
+    plain = SeededTransform(train_transform("none", IMAGENET, normalize=False), seed=0)
+    auto = SeededTransform(train_transform("none", IMAGENET, normalize=False, auto_augment=policy), seed=0)
+    changed = sum(not torch.equal(auto(_image(), i), plain(_image(), i)) for i in range(20))
+    assert changed >= 5
+    assert torch.equal(auto(_image(), 3), auto(_image(), 3))  # a pure function of (seed, epoch, index)
+
+
+def test_random_erasing_fills_a_rectangle_with_the_models_mean_colour():
+    transform = SeededTransform(train_transform("none", IMAGENET, normalize=False, random_erasing=1.0), seed=0)
+    white = Image.new("RGB", (80, 80), (255, 255, 255))
+    x = transform(white, 0)
+    mean = torch.tensor([round(255 * m) for m in IMAGENET.mean], dtype=torch.uint8)
+    erased = (x == mean.view(3, 1, 1)).all(0)
+    assert 0.02 * 64 * 64 <= erased.sum() <= 0.34 * 64 * 64  # torchvision's default area range, 2-33%
+    normalized = train_transform("none", IMAGENET, random_erasing=1.0)(white)
+    assert (normalized == 0).all(0).sum() > 0  # after normalisation the mean colour is 0
+
+
+def test_mixup_and_cutmix_make_soft_labels_that_the_training_loss_takes():
+    from inceptorch import create_model
+    from inceptorch.train.config import resolve
+    from inceptorch.train.engine import ForwardLoss, train_one_epoch
+    from inceptorch.train.mixing import batch_mixing
+
+    cfg = resolve({}, {"mixup": 0.4, "cutmix": 1.0})
+    mix = batch_mixing(cfg, 3)
+    images, labels = torch.randn(8, 3, 32, 32), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    mixed, soft = mix(images, labels)
+    assert soft.shape == (8, 3) and torch.allclose(soft.sum(1), torch.ones(8))
+    assert not torch.equal(mixed, images) and (soft.max(1).values < 1).any()
+    assert batch_mixing(resolve({}, {}), 3) is None
+    model = create_model("lenet5", num_classes=3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    meter = train_one_epoch(ForwardLoss(model, label_smoothing=0.1), [(images, labels)] * 3, optimizer, scheduler,
+                            device=torch.device("cpu"), mix=mix)
+    assert meter.count == 24 and 0 < meter.loss < 10 and 0 <= meter.top1 <= 100

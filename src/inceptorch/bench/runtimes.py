@@ -41,7 +41,9 @@ def same_weights_reference(model: nn.Module) -> nn.Module | None:
     """
     name = getattr(model, "model_name", None)
     try:
-        reference, _ = build_reference(BenchConfig(model=name, compare="torchvision"), model.default_cfg.input_size)
+        classes = getattr(model, "num_classes", 1000)
+        reference, _ = build_reference(BenchConfig(model=name, compare="torchvision", num_classes=classes),
+                                       model.default_cfg.input_size)
         theirs, missing = fit_state_dict(model, reference.state_dict())  # our keys -> the reference's own tensors
     except (UserError, TypeError):
         return None

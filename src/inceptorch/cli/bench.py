@@ -17,7 +17,7 @@ AUTO = {"auto": None, "on": True, "off": False}  # --matmul-1x1 / --winograd -> 
 def register(subparsers) -> None:
     p = subparsers.add_parser("bench", help="time our model against the reference implementation (speed-up > 1: ours"
                                             " is faster)")
-    p.add_argument("--model", required=True,
+    p.add_argument("--model", default=None,
                    help=f"one of: {', '.join(REFERENCES)} (--runtime onnxruntime: any registered model)")
     p.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch",
                    help="torch: ours vs the reference library; onnxruntime: ONNX Runtime vs eager vs optimized "
@@ -53,12 +53,26 @@ def register(subparsers) -> None:
     p.add_argument("--reference-nchw", action="store_true",
                    help="run the reference in NCHW (default: channels_last, its faster eager layout)")
     p.add_argument("--json", action="store_true", help="machine-readable output: fields ours, reference, speedup")
+    int8 = p.add_argument_group("int8 on the CPU (--runtime onnxruntime --int8)")
+    int8.add_argument("--int8", action="store_true",
+                      help="time torchvision -> ORT fp32 and int8 (ORT's quantize_static, the anchor) against our "
+                           "ONNX fp32, our int8 ONNX and our FX int8, with the same weights; top-1 of each on --val")
+    int8.add_argument("--checkpoint", default=None, help="with --int8: the trained model file or run folder")
+    int8.add_argument("--calibration", default=None, metavar="DATA", help="with --int8: calibration images")
+    int8.add_argument("--val", default=None, metavar="DATA", help="with --int8: images to score each side on")
+    int8.add_argument("--batch-sizes", default="1,8", help="with --int8: comma-separated (default 1,8)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..bench.speedup import BenchConfig, format_result, run_bench
 
+    if args.int8:
+        return run_int8(args)
+    if (args.checkpoint or args.calibration or args.val) and not args.int8:
+        raise UserError("--checkpoint, --calibration and --val go with --runtime onnxruntime --int8")
+    if not args.model:
+        raise UserError("give --model (or --runtime onnxruntime --int8 --checkpoint RUN)")
     if args.runtime == "onnxruntime":
         return run_onnxruntime(args)
     cfg = BenchConfig(model=args.model, compare=args.compare, mode=args.mode, device=args.device,
@@ -70,6 +84,21 @@ def run(args) -> int:
                       reference_channels_last=not args.reference_nchw)
     result = run_bench(cfg)
     print(json.dumps(result, indent=1) if args.json else format_result(result))
+    return 0
+
+
+def run_int8(args) -> int:
+    from ..bench.int8 import compare_int8, format_int8
+
+    if args.runtime != "onnxruntime" or not args.checkpoint or not args.calibration:
+        raise UserError("--int8 goes with --runtime onnxruntime --checkpoint RUN --calibration DATA")
+    try:
+        sizes = tuple(int(b) for b in args.batch_sizes.split(","))
+    except ValueError:
+        raise UserError(f"--batch-sizes takes numbers like 1,8, not {args.batch_sizes!r}") from None
+    result = compare_int8(args.checkpoint, args.calibration, args.val, args.input_size or 224, args.threads or 2,
+                          sizes, args.warmup, args.repeats, args.iters)
+    print(json.dumps(result, indent=1) if args.json else format_int8(result))
     return 0
 
 
