@@ -97,3 +97,25 @@ def test_lr_find_command_writes_its_curve_and_suggests_an_lr(tmp_path):
 def test_lr_find_bad_options_are_one_line(tmp_path, args, message):
     done = cli_in_process("lr-find", *TINY, "--data", "digits", "--output", tmp_path / "x", *args)
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_train_lr_auto_runs_the_test_first_trains_at_its_suggestion_and_records_it(tmp_path):
+    data = make_jpeg_folder(tmp_path / "colours", per_class=8)
+    run = tmp_path / "run"
+    done = cli_in_process("train", *TINY, "--data", data, "--batch-size", "4", "--epochs", "1", "--lr", "auto",
+                          "--output", run, "--no-report")
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if line.startswith("--lr auto: suggested lr"))
+    chosen = float(line.split("training at lr ")[1].split()[0])
+    import yaml
+
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["lr"] == pytest.approx(chosen) and 1e-7 <= chosen <= 10
+    assert (run / "lr_find.csv").is_file() and (run / "lr_find.png").is_file()
+    # The run trains at that lr: the first epoch's end lr is the schedule's value at that base.
+    from inceptorch.train.metrics import read_metrics
+
+    assert read_metrics(run / "metrics.csv")[0]["lr"] <= chosen
+    # A resume reads the lr from config.yaml and does not sweep again.
+    done = cli_in_process("train", "--resume", run, "--epochs", "2", "--no-progress")
+    assert done.returncode == 0 and "--lr auto" not in done.stdout

@@ -27,8 +27,9 @@ class Rules:
 
 RULES = Rules()
 
-UNDERFIT_ADVICE = ("try a lower learning rate (inceptorch lr-find, or --lr auto), more optimizer steps (--epochs), a "
-                   "larger --input-size, or a recipe search (inceptorch tune)")
+UNDERFIT_ADVICE = ("try a lower learning rate (inceptorch lr-find, or --lr auto), more optimizer steps (--epochs), "
+                   "weaker augmentation (--aug none shows whether the network can fit at all; --aug inspection for "
+                   "images without an 'up'), a larger --input-size, or a recipe search (inceptorch tune)")
 OVERFIT_ADVICE = ("try stronger augmentation (--aug inspection for images without an 'up', --set auto_augment=trivial, "
                   "--set mixup=0.2), more weight decay, fewer epochs, or more data; best.safetensors keeps the best "
                   "epoch")

@@ -181,9 +181,10 @@ class Trainer:
             self._data_dependent_init()
         self._resolve_defaults()
         self._build_loss()
-        self.optimizer, self.scheduler = self._build_optimizer()
         if self.cfg.lr == "auto":  # only a new run: a resumed one reads the lr it found from its config.yaml
             self._choose_lr()
+        else:
+            self.optimizer, self.scheduler = self._build_optimizer()
         self.ema = ModelEMA(self.model, self.cfg.ema_decay, self.cfg.ema_warmup) if self.cfg.ema_decay else None
         self.epoch, self.batch, self.step = 0, 0, 0
         self.best = BestSoFar(metric=self.cfg.best_metric)
