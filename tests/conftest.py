@@ -68,8 +68,8 @@ def randomize_bn_stats(model: torch.nn.Module) -> torch.nn.Module:
 @pytest.fixture(scope="session")
 def lenet5_run(tmp_path_factory):
     """A run folder of a 2-class lenet5 (classes a, b): enough for eval, predict and export to get past loading."""
-    from inceptorch.checkpoint import model_metadata, save_model_file
     from inceptorch.models import create_model
+    from inceptorch.weights.model_file import model_metadata, save_model_file
 
     root = tmp_path_factory.mktemp("lenet5_run")
     model = create_model("lenet5", num_classes=2)

@@ -35,7 +35,7 @@ def test_summary_of_a_checkpoint_describes_the_model_as_trained(tmp_path, capsys
     import dataclasses
 
     from inceptorch import create_model
-    from inceptorch.checkpoint import model_metadata, save_model_file
+    from inceptorch.weights.model_file import model_metadata, save_model_file
 
     model = create_model("googlenet_bn", num_classes=3, width=0.125, small_input=True, aux_logits=True)
     model.default_cfg = dataclasses.replace(model.default_cfg, input_size=48)  # as a run at --input-size 48 saves

@@ -14,13 +14,13 @@ from torch.utils.data import DataLoader
 
 from _ddp_ranks import nan_on_rank_1
 from _train_helpers import TINY, make_jpeg_folder
-from inceptorch.checkpoint import load_model_file
 from inceptorch.data.datasets import build_dataset
 from inceptorch.data.transforms import eval_transform
 from inceptorch.train.engine import evaluate
 from inceptorch.train.metrics import read_metrics
 from inceptorch.train.samplers import EpochSampler
 from inceptorch.train.state import load_state
+from inceptorch.weights.model_file import load_model_file
 
 pytestmark = pytest.mark.slow
 

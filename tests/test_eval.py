@@ -10,13 +10,13 @@ from PIL import Image
 from torch import nn
 
 from _cli import cli_in_process
-from inceptorch.checkpoint import model_metadata, save_model_file
 from inceptorch.cli.main import main
 from inceptorch.data.datasets import ImageList
 from inceptorch.errors import UserError
 from inceptorch.evaluation import Member, evaluate, load_eval_data, load_members, predict
 from inceptorch.evaluation.crops import ten_crops
 from inceptorch.models import create_model
+from inceptorch.weights.model_file import model_metadata, save_model_file
 
 COLOURS = {"blue": (30, 40, 210), "green": (40, 200, 50), "red": (220, 30, 40)}
 NAMES = sorted(COLOURS)  # checkpoint class order: blue, green, red

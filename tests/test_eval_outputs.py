@@ -13,7 +13,7 @@ import torch
 
 from _cli import cli_in_process
 from _train_helpers import TINY, make_jpeg_folder
-from inceptorch.checkpoint import load_model_file, read_metadata, save_model_file
+from inceptorch.weights.model_file import load_model_file, read_metadata, save_model_file
 
 pytest.importorskip("torchmetrics")
 pytest.importorskip("sklearn")

@@ -18,7 +18,6 @@ from _cli import cli_in_process
 from _export_helpers import small_model, small_size, squares, with_lively_weights, write_image_folder
 from inceptorch import UserError, create_model, list_models
 from inceptorch.bench import bench_onnxruntime
-from inceptorch.checkpoint import load_model_file, model_metadata, save_model_file
 from inceptorch.cli.main import main
 from inceptorch.export import (
     OnnxClassifier,
@@ -28,6 +27,7 @@ from inceptorch.export import (
     load_program,
     preprocessing,
 )
+from inceptorch.weights.model_file import load_model_file, model_metadata, save_model_file
 
 pytestmark = pytest.mark.usefixtures("onnx_registry_built_once")
 

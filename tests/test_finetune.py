@@ -11,8 +11,8 @@ from safetensors.torch import load_file
 
 from _cli import cli_in_process, one_line_error
 from _train_helpers import make_jpeg_folder
-from inceptorch.checkpoint import model_metadata, read_metadata, save_model_file
 from inceptorch.models import create_model
+from inceptorch.weights.model_file import model_metadata, read_metadata, save_model_file
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,12 +9,12 @@ from safetensors.torch import save_file
 from torch import nn
 
 from inceptorch import ModelOutput, create_model, get_model_cfg
-from inceptorch.checkpoint import META_KEY, load_model_file, model_metadata
 from inceptorch.cli.main import main
 from inceptorch.models._convert import CONVERTERS, rename_keys
 from inceptorch.models._registry import IMAGENET_MEAN, IMAGENET_STD
 from inceptorch.models.inception_v3 import V2, flat_key_table, from_torchvision
-from inceptorch.models.weights import load_pretrained
+from inceptorch.weights.model_file import META_KEY, load_model_file, model_metadata
+from inceptorch.weights.pretrained import load_pretrained
 
 TV_PARAMS_WITH_AUX = 27_161_264  # torchvision's Inception_V3_Weights meta
 V3_MACS_AT_299 = 5.73e9  # Inception-v3 multiply-adds at 299

@@ -11,7 +11,7 @@ from inceptorch.cli.main import main
 from inceptorch.models import ModelOutput, create_model, get_model_cfg
 from inceptorch.models._convert import CONVERTERS, rename_keys
 from inceptorch.models._inception_v4_blocks import REDUCTION_A, ReductionA
-from inceptorch.models.weights import load_pretrained
+from inceptorch.weights.pretrained import load_pretrained
 
 timm = pytest.importorskip("timm")
 

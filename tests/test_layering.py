@@ -78,8 +78,8 @@ def find_cycle() -> list[str] | None:
 
 def test_the_import_graph_parses():
     """The checker itself: it resolves relative imports at every depth, so an empty graph cannot pass for a good one."""
-    assert "inceptorch.models.weights" in imports_of("inceptorch.checkpoint")
-    assert "inceptorch.fileio" in imports_of("inceptorch.models.weights")
+    assert "inceptorch.weights.fitting" in imports_of("inceptorch.weights.model_file")
+    assert "inceptorch.fileio" in imports_of("inceptorch.weights.files")
     assert "inceptorch.train.run" in imports_of("inceptorch.cli.train")  # inside run()
     assert "inceptorch.bench.speedup" not in imports_of("inceptorch.bench.references")  # TYPE_CHECKING only
 
@@ -89,10 +89,31 @@ def test_no_import_cycles_counting_function_level_imports():
     assert cycle is None, " -> ".join(cycle)
 
 
-@pytest.mark.parametrize("name", ["inceptorch.fileio", "inceptorch.errors", "inceptorch.precision", "inceptorch.text",
-                                  "inceptorch.evaluation.options", "inceptorch.analysis.options"])
+LEAF_MODULES = ("inceptorch.fileio", "inceptorch.errors", "inceptorch.precision", "inceptorch.text",
+                "inceptorch.evaluation.options", "inceptorch.analysis.options")
+
+
+@pytest.mark.parametrize("name", LEAF_MODULES)
 def test_leaf_modules_import_nothing_of_the_package(name):
     assert imports_of(name) == set()
+
+
+def _inside(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+# The two lowest layers and what each may import besides its own modules, the leaf modules and the package root
+# (`__version__`; the root imports nothing else): `models/` builds networks and knows nothing of weight files;
+# `weights/` loads files onto models, and names the missing extra where one is needed.
+LAYERS = {"inceptorch.models": (), "inceptorch.weights": ("inceptorch.models", "inceptorch.extras")}
+
+
+@pytest.mark.parametrize("layer", sorted(LAYERS))
+def test_the_lowest_layers_import_nothing_above_them(layer):
+    below = (layer, *LAYERS[layer], *LEAF_MODULES)
+    above = sorted(f"{name} -> {dep}" for name in MODULES if _inside(name, layer) for dep in imports_of(name)
+                   if dep != "inceptorch" and not any(_inside(dep, b) for b in below))
+    assert not above, above
 
 
 def test_parsing_the_command_line_imports_no_torch():

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 import inceptorch
 from _cli import cli_in_process as cli
 from inceptorch import UserError, create_model
-from inceptorch.checkpoint import load_model_file, model_metadata, save_model_file
 from inceptorch.cli.main import main
 from inceptorch.export import OnnxClassifier
+from inceptorch.weights.model_file import load_model_file, model_metadata, save_model_file
 
 
 @pytest.fixture(scope="module")

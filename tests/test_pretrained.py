@@ -21,10 +21,10 @@ from torch import nn
 import inceptorch
 from _weight_server import WeightServer, sha256
 from inceptorch import UserError, create_model
-from inceptorch.checkpoint import load_model_file, model_metadata, restore_recorded, save_model_file
 from inceptorch.cli.main import main
-from inceptorch.models import weight_sets
 from inceptorch.models._registry import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN
+from inceptorch.weights import sets as weight_sets
+from inceptorch.weights.model_file import load_model_file, model_metadata, restore_recorded, save_model_file
 
 timm = pytest.importorskip("timm")
 CATEGORIES = torchvision.models.GoogLeNet_Weights.IMAGENET1K_V1.meta["categories"]

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from _real_data import sample_photos
-from inceptorch.checkpoint import load_model_file
 from inceptorch.cli.main import main
 from inceptorch.data.datasets import build_dataset
 from inceptorch.data.transforms import eval_transform
 from inceptorch.train.metrics import read_metrics
+from inceptorch.weights.model_file import load_model_file
 
 
 @pytest.fixture(scope="module")

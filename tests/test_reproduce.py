@@ -11,13 +11,13 @@ import pytest
 
 from _train_helpers import make_jpeg_folder
 from inceptorch.analysis.summary import summarize
-from inceptorch.checkpoint import load_model_file
 from inceptorch.cli.main import main
 from inceptorch.models import create_model
 from inceptorch.reproduce import EXPERIMENTS, get_experiment
 from inceptorch.reproduce.experiments import EXPECTATIONS, KINDS
 from inceptorch.reproduce.report import collect, read_run
 from inceptorch.train.metrics import read_metrics
+from inceptorch.weights.model_file import load_model_file
 
 # Toy size: 14 train / 4 val images of 3 classes, one epoch of two batches, as few seeds as each test needs.
 TOY = ["--epochs", "1", "--set", "batch_size=8", "--no-progress"]

@@ -9,7 +9,7 @@ import torch
 import inceptorch
 from _cli import cli_in_process
 from inceptorch import UserError, create_model
-from inceptorch.models.weights import read_state_dict
+from inceptorch.weights.files import read_state_dict
 
 
 class _Payload:

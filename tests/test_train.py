@@ -17,12 +17,12 @@ from safetensors.torch import load_file
 
 from _cli import cli_in_process
 from _train_helpers import TINY, make_jpeg_folder
-from inceptorch.checkpoint import load_model_file, read_metadata
 from inceptorch.cli.main import main
 from inceptorch.models import create_model
 from inceptorch.train import engine
 from inceptorch.train.metrics import read_metrics
 from inceptorch.train.state import load_state
+from inceptorch.weights.model_file import load_model_file, read_metadata
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 # The long-ish runs (resume, signals) all use these settings; 29 train images -> 14 steps an epoch at batch 2.

@@ -7,7 +7,7 @@ import torchvision
 from safetensors.torch import save_file
 
 from inceptorch import UserError, create_model
-from inceptorch.models.weights import load_pretrained
+from inceptorch.weights.pretrained import load_pretrained
 
 
 @pytest.fixture(scope="module")

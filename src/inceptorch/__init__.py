@@ -12,8 +12,8 @@ _EXPORTS = {
     ".export.folder": ("from_pretrained", "save_pretrained"),
     ".fast": ("compile_for_inference", "optimize"),
     ".losses": ("aux_loss",),
-    ".models": ("ModelCfg", "ModelOutput", "get_model_cfg", "list_models"),
-    ".pretrained": ("create_model", "load_pretrained"),
+    ".models": ("ModelCfg", "ModelOutput", "get_model_cfg"),
+    ".weights.pretrained": ("create_model", "list_models", "load_pretrained"),
 }
 lazy_exports(__name__, _EXPORTS)
 __all__ = [name for names in _EXPORTS.values() for name in names]

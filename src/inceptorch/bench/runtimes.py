@@ -19,7 +19,7 @@ from ..export.onnx import export_onnx
 from ..export.onnx_runtime import OnnxClassifier
 from ..extras import require
 from ..fast import compile_for_inference, optimize
-from ..models.weights import aux_prefixes, fit_state_dict
+from ..weights.fitting import aux_prefixes, fit_state_dict
 from .hostinfo import environment
 from .latency import torch_threads
 from .references import build_reference

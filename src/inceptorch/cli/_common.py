@@ -68,7 +68,7 @@ def pretrained_member(model: str | None, pretrained: str | None, device: torch.d
 
     from ..evaluation import Member
     from ..evaluation.ensemble import inference_model
-    from ..pretrained import create_model
+    from ..weights.pretrained import create_model
 
     if not pretrained and model and "." in model:
         pretrained = True  # --model MODEL.TAG
@@ -87,7 +87,7 @@ def pretrained_member(model: str | None, pretrained: str | None, device: torch.d
 def match_imagenet_ids(members: list, data_classes: list[str]) -> None:
     """ImageNet folders name their classes by WordNet id (n01440764): models that name ImageNet's classes in
     words are scored against those ids instead."""
-    from ..models.weight_sets import class_ids, class_names
+    from ..weights.sets import class_ids, class_names
 
     names, ids = list(class_names("imagenet-1k")), list(class_ids("imagenet-1k"))
     if set(data_classes) <= set(ids) and not set(data_classes) & set(names):

@@ -32,12 +32,12 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import torch
 
-    from ..checkpoint import load_model_file, resolve_model_file, save_model_file
     from ..devices import resolve_device
     from ..evaluation import evaluate, load_eval_data, load_members
     from ..evaluation.calibration import fit_temperature, logits_from_probabilities
     from ..evaluation.scores import practitioner_scores
     from ..train.config import load_saved_config
+    from ..weights.model_file import load_model_file, resolve_model_file, save_model_file
     from .eval import _run_split
 
     apply_data_flags(args)

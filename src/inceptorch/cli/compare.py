@@ -31,9 +31,9 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..analysis.summary import summarize
-    from ..checkpoint import load_model_file
     from ..train.metrics import read_metrics
     from ..train.run import Interrupted, train
+    from ..weights.model_file import load_model_file
 
     apply_data_flags(args)
     if len(set(args.models)) != len(args.models):

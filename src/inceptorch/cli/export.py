@@ -52,7 +52,7 @@ def register(subparsers) -> None:
 def load_source(args) -> torch.nn.Module:
     """The model `--checkpoint` or `--model` names, in eval mode, with `class_names` set."""
     from ..export.folder import from_pretrained
-    from ..pretrained import create_model
+    from ..weights.pretrained import create_model
 
     if args.checkpoint:
         if args.pretrained or args.small_input or args.num_classes is not None:

@@ -60,8 +60,8 @@ def _named_model(args):
 
 def _checkpoint_model(args):
     """The trained model, without its training-only auxiliary heads, and the input size it was trained at."""
-    from ..checkpoint import load_model_file
     from ..export._deploy import inference_copy
+    from ..weights.model_file import load_model_file
 
     given = [flag for flag, value in (("MODEL", args.model), ("--num-classes", args.num_classes),
                                       ("--width", args.width), ("--small-input", args.small_input)) if value]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ..errors import UserError
 
 if TYPE_CHECKING:  # the registry imports every model, and with them torch: not before a subcommand runs
-    from ..models.weight_sets import WeightSet
+    from ..weights.sets import WeightSet
 
 
 def register(subparsers) -> None:
@@ -32,7 +32,7 @@ def register(subparsers) -> None:
 
 
 def named_sets(names: list[str]) -> list[WeightSet]:
-    from ..models.weight_sets import find_by_full_name, find_weight_set, weight_sets
+    from ..weights.sets import find_by_full_name, find_weight_set, weight_sets
 
     out = []
     for name in names:
@@ -46,8 +46,8 @@ def named_sets(names: list[str]) -> list[WeightSet]:
 
 def describe(ws: WeightSet) -> dict:
     """A weight set as plain data, with its local file if there is one."""
-    from ..models.weight_sets import weight_sets
-    from ..weight_cache import cached_path, download_url
+    from ..weights.cache import cached_path, download_url
+    from ..weights.sets import weight_sets
 
     local = cached_path(ws)
     out = {"name": ws.name, "model": ws.model, "tag": ws.tag, "default": weight_sets(ws.model)[0] == ws,
@@ -64,7 +64,7 @@ def describe(ws: WeightSet) -> dict:
 def run_list(args) -> int:
     import fnmatch
 
-    from ..models.weight_sets import weight_sets
+    from ..weights.sets import weight_sets
 
     rows = [describe(w) for w in weight_sets()
             if fnmatch.fnmatch(w.name, args.pattern) or fnmatch.fnmatch(w.model, args.pattern)]
@@ -90,8 +90,8 @@ def run_list(args) -> int:
 
 
 def run_fetch(args) -> int:
-    from ..models.weight_sets import weight_sets
-    from ..weight_cache import fetch
+    from ..weights.cache import fetch
+    from ..weights.sets import weight_sets
 
     if args.all == bool(args.names):
         raise UserError("name the weight sets to fetch, or give --all")
@@ -107,8 +107,8 @@ def run_fetch(args) -> int:
 
 
 def run_verify(args) -> int:
-    from ..models.weight_sets import weight_sets
-    from ..weight_cache import cached_path
+    from ..weights.cache import cached_path
+    from ..weights.sets import weight_sets
 
     results = []
     targets = args.names or [w.name for w in weight_sets() if cached_path(w) is not None]
@@ -126,7 +126,7 @@ def run_verify(args) -> int:
 
 
 def _verify_set(ws: WeightSet) -> dict:
-    from ..weight_cache import cached_path, verify
+    from ..weights.cache import cached_path, verify
 
     path = cached_path(ws)
     if path is None:
@@ -138,8 +138,8 @@ def _verify_set(ws: WeightSet) -> dict:
 
 def _verify_file(path: Path) -> dict:
     """A file by path: against the hash its name (or hub-cache blob) carries, and which public file it is."""
-    from ..models.weight_sets import find_by_hash, hash_prefix_of
-    from ..weight_cache import file_sha256, hub_blob_hash
+    from ..weights.cache import file_sha256, hub_blob_hash
+    from ..weights.sets import find_by_hash, hash_prefix_of
 
     sha = file_sha256(path)
     hit = find_by_hash(sha)

@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..checkpoint import load_model_file, resolve_model_file
 from ..devices import prefers_channels_last
 from ..errors import UserError
-from ..file_kinds import is_int8_model
+from ..weights.files import is_int8_model
+from ..weights.model_file import load_model_file, resolve_model_file
 from .crops import CropTransform, normalize
 from .options import RUNTIMES
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from torch import nn
 
-from ..checkpoint import CONFIG_NAME, load_model_file, save_model_file
 from ..errors import UserError
 from ..fileio import atomic_write
+from ..weights.model_file import CONFIG_NAME, load_model_file, save_model_file
 from .preprocess import preprocessing
 
 FORMAT = "inceptorch-model"

@@ -44,13 +44,9 @@ def register_model(cfg: ModelCfg) -> Callable:
     return wrap
 
 
-def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
-    """Registered names matching `pattern`; with `pretrained`, the weight sets instead, `MODEL.TAG` (timm's way)."""
-    if pretrained:
-        from .weight_sets import WEIGHT_SETS
-
-        names = [w.name for w in WEIGHT_SETS]
-        return sorted(n for n in names if fnmatch.fnmatch(n, pattern) or fnmatch.fnmatch(n.split(".")[0], pattern))
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching `pattern`. (`inceptorch.list_models`, in `weights/pretrained.py`, also lists the
+    public weight sets.)"""
     return sorted(name for name in _BUILDERS if fnmatch.fnmatch(name, pattern))
 
 
@@ -60,8 +56,9 @@ def get_model_cfg(name: str) -> ModelCfg:
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
-    """Build a registered model with freshly initialised weights. `inceptorch.create_model` (`pretrained.py`) is this
-    plus `pretrained=`: weight sets by name, weights files, and their preprocessing."""
+    """Build a registered model with freshly initialised weights. `inceptorch.create_model`
+    (`weights/pretrained.py`) is this plus `pretrained=`: weight sets by name, weights files, and their
+    preprocessing."""
     _check_name(name)
     model = _BUILDERS[name](**kwargs)
     # A builder option can change the input geometry (GoogLeNet's small_input stem): the model says how.

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..checkpoint import resolve_model_file
 from ..errors import UserError
 from ..extras import MissingExtra
+from ..weights.model_file import resolve_model_file
 
 TOP_LOSSES = 12  # mistakes shown, most confident first: heat maps only for these (the report's cost stays small)
 CONFUSED_PAIRS = 6

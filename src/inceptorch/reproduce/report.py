@@ -56,7 +56,7 @@ def _training_seconds(rows: list[dict], record: dict) -> float | None:
 def model_cost(folders: list[Path]) -> dict:
     """Parameters and MACs of the model that a run of this variant saved (or would build, if none saved one)."""
     from ..analysis.summary import summarize
-    from ..checkpoint import load_model_file
+    from ..weights.model_file import load_model_file
 
     for folder in folders:
         for name in ("best.safetensors", "last.safetensors"):

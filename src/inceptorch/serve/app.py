@@ -79,7 +79,7 @@ class ServedModel:
         return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
     def describe(self) -> dict:
-        from ..checkpoint import read_metadata
+        from ..weights.model_file import read_metadata
 
         meta = {}
         if self.member.source.endswith(".safetensors"):

@@ -191,7 +191,7 @@ def from_model_file(recipe: dict, overrides: dict, where: str) -> tuple[dict, di
     recipe's builder options give way to the file's (each change is a note). The head options (classes, auxiliary
     heads, dropout) stay the run's. Any other `pretrained` (a weight set, a foreign file) changes nothing."""
     from ..models._options import check_model_kwargs, model_options
-    from ..pretrained import HEAD_OPTIONS, recorded_architecture
+    from ..weights.pretrained import HEAD_OPTIONS, recorded_architecture
 
     pretrained = overrides.get("pretrained") or recipe.get("pretrained")
     found = recorded_architecture(pretrained)
@@ -225,7 +225,7 @@ def from_model_file(recipe: dict, overrides: dict, where: str) -> tuple[dict, di
 
 def _no_model(pretrained: str) -> str:
     """Why --pretrained alone does not say which model to build, in the terms of what it names."""
-    from ..pretrained import WEIGHT_SUFFIXES
+    from ..weights.pretrained import WEIGHT_SUFFIXES
 
     path = Path(pretrained).expanduser()
     if not path.exists() and (any(sep in pretrained for sep in "/\\") or path.suffix.lower() in WEIGHT_SUFFIXES):

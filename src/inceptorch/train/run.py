@@ -34,7 +34,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoint import model_metadata, read_metadata, restore_recorded, save_model_file
 from ..data.checks import class_warnings, counts_by_name, preflight_splits
 from ..data.datasets import build_dataset, check_training_classes
 from ..devices import prefers_channels_last, resolve_device
@@ -42,6 +41,7 @@ from ..errors import UserError
 from ..extras import MissingExtra
 from ..models import create_model
 from ..text import count
+from ..weights.model_file import model_metadata, read_metadata, restore_recorded, save_model_file
 from .best import BestSoFar
 from .config import TrainConfig, save_config
 from .data_init import data_dependent_init, has_normalization
@@ -116,7 +116,7 @@ def build_model(cfg: TrainConfig, num_classes: int, log: Callable[[str], None] =
         raise UserError(f"model {cfg.model} does not accept these options {cfg.model_kwargs}: {exc}") from None
     fresh: list[str] = []
     if cfg.pretrained and load_weights:
-        from ..pretrained import load_pretrained
+        from ..weights.pretrained import load_pretrained
 
         # Fine-tuning: every layer but the classifier (and the auxiliary classifiers) comes from the file.
         fresh = load_pretrained(model, cfg.pretrained, reset_classifier=True, log=log, classes=class_names)
@@ -322,7 +322,7 @@ class Trainer:
 
     def _data_dependent_init(self) -> None:
         """Rescale a network without normalisation layers on one batch of training images (`data_init.py`)."""
-        from ..models.weights import classifier_keys
+        from ..weights.fitting import classifier_keys
 
         classifiers = {self.model.get_submodule(key.rsplit(".", 1)[0]) for key in classifier_keys(self.model)}
         images, _ = next(iter(self.loaders.calibration))

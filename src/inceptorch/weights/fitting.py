@@ -1,58 +1,17 @@
-"""Reading weight files safely and fitting them onto our models, whatever library wrote them.
+"""Fitting a state dict of any layout onto one of our models: which layout it is in, what is left over.
 
-Nothing here runs pickled code: safetensors files are plain tensors, and `.pth` files go through
-`torch.load(weights_only=True)`, which refuses anything but tensors and plain containers.
-
+A file's keys are tried as ours (which are torchvision's for GoogLeNet-BN), then through each of the model's
+converters (`models/_convert.py`). Auxiliary heads are independent of the file, and fine-tuning drops the classifiers.
 Weight sets by name (`pretrained=True`, "imagenet", a tag), with the preprocessing and class names their sources
-give, are the layer above: `inceptorch.pretrained`.
+give, are the layer above: `pretrained.py`.
 """
 from __future__ import annotations
 
-import pickle
-import zipfile
-from pathlib import Path
+from torch import nn
 
-import torch
-from safetensors import SafetensorError
-from torch import Tensor, nn
-
-from ..errors import UserError, first_line
-from ..fileio import DIGEST_KEY, state_digest
-from ._convert import CONVERTERS
-
-StateDict = dict[str, Tensor]
-_WRAPPER_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")  # how training scripts nest weights
-
-
-def read_state_dict(path: str | Path) -> StateDict:
-    """The tensors in a `.safetensors`, `.pth`, `.pt` or `.bin` file, unwrapped from a training checkpoint."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"weights file not found: {path}")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors import safe_open
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-            with safe_open(str(path), framework="pt") as f:
-                recorded = (f.metadata() or {}).get(DIGEST_KEY)
-            if recorded is not None and recorded != state_digest(state):
-                raise UserError(f"refusing {path}: its weights differ from the checksum recorded when it was saved "
-                                "(the file was modified or damaged)")
-            return state
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise UserError(f"refusing {path}: it needs unsafe (pickled code) loading ({first_line(exc)})") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, SafetensorError) as exc:
-        raise UserError(f"cannot read weights file {path}: truncated or corrupt ({first_line(exc)})") from None
-    for key in _WRAPPER_KEYS:
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise UserError(f"{path} holds no state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in obj.items()}  # DDP-wrapped saves
+from ..errors import UserError
+from ..models._convert import CONVERTERS
+from .files import StateDict
 
 
 def aux_prefixes(model: nn.Module) -> tuple[str, ...]:
@@ -131,10 +90,3 @@ def _mismatch(missing: list[str], unexpected: list[str]) -> str:
         parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
     return "; ".join(parts)
 
-
-def load_pretrained(model: nn.Module, path: str | Path, reset_classifier: bool = False) -> list[str]:
-    """Load a weights file of any supported layout into `model`; returns the keys left at initialisation.
-    (`inceptorch.pretrained.load_pretrained` also takes weight-set names and sets the preprocessing.)"""
-    state, missing = fit_state_dict(model, read_state_dict(path), reset_classifier)
-    model.load_state_dict(state, strict=False)
-    return missing

@@ -1,6 +1,6 @@
 """`pretrained=`: from a weight set's name or a file to a loaded model that preprocesses and names classes right.
 
-What a model gets besides its weights follows the weights' source (`models/weight_sets.py`): torchvision's
+What a model gets besides its weights follows the weights' source (`sets.py`): torchvision's
 GoogLeNet / Inception-v3 files get `transform_input=True` with ImageNet mean/std, as torchvision's builders set
 when they load them; timm's files get timm's `pretrained_cfg` (mean = std = 0.5 for the TensorFlow ports, bicubic,
 its crop_pct). A file given by path is recognised first by its inceptorch metadata (a model file we wrote), then
@@ -10,6 +10,7 @@ by its SHA-256 (a public file), else by its layout; one log line says what was a
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import inspect
 import json
 import sys
@@ -19,10 +20,16 @@ from pathlib import Path
 
 from torch import nn
 
-from .errors import UserError
-from .models import create_model as build_model
-from .models import get_model_cfg
-from .models.weight_sets import (
+from ..errors import UserError
+from ..models import create_model as build_model
+from ..models import get_model_cfg
+from ..models import list_models as registered_models
+from .cache import fetch, file_sha256, hf_cache_dir, torch_cache_dir, verify
+from .files import read_state_dict
+from .fitting import match_layout
+from .meta_checks import check_model_meta
+from .model_file import META_KEY, folder_config, read_folder_config, resolve_model_file
+from .sets import (
     IMAGENET,
     Preprocessing,
     WeightSet,
@@ -34,8 +41,6 @@ from .models.weight_sets import (
     models_with_weights,
     weight_sets,
 )
-from .models.weights import match_layout, read_state_dict
-from .weight_cache import fetch, file_sha256, verify
 
 # A file known only by its keys gets the input convention of the public weights in its layout. torchvision's files
 # (and models fine-tuned from them, which keep transform_input) expect [-1, 1] input through transform_input.
@@ -86,6 +91,14 @@ def create_model(name: str, pretrained: bool | str | Path | None = None, **kwarg
     return model
 
 
+def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
+    """Registered names matching `pattern`; with `pretrained`, the weight sets instead, `MODEL.TAG` (timm's way)."""
+    if not pretrained:
+        return registered_models(pattern)
+    names = [w.name for w in weight_sets()]
+    return sorted(n for n in names if fnmatch.fnmatch(n, pattern) or fnmatch.fnmatch(n.split(".")[0], pattern))
+
+
 def load_pretrained(model: nn.Module, pretrained, reset_classifier: bool = False,
                     log: Callable[[str], None] | None = None, classes: list[str] | None = None) -> list[str]:
     """Load weights into `model` (built by `create_model`); returns the keys left at initialisation.
@@ -126,8 +139,6 @@ def resolve(model_name: str, pretrained, log: Callable[[str], None] | None = Non
     text = str(pretrained)
     path = Path(text).expanduser()
     if path.is_dir():
-        from .checkpoint import resolve_model_file
-
         return Origin(resolve_model_file(path))  # a run or saved-model folder
     if path.is_file():
         return Origin(path)
@@ -161,8 +172,6 @@ def _checked_sha(ws: WeightSet, path: Path) -> str:
 
 
 def _cache_root(ws: WeightSet) -> Path:
-    from .weight_cache import hf_cache_dir, torch_cache_dir
-
     return torch_cache_dir() if ws.url else hf_cache_dir()
 
 
@@ -190,8 +199,6 @@ def recorded_architecture(pretrained) -> tuple[Path, str, dict] | None:
         return None
     path = Path(pretrained).expanduser()
     if path.is_dir():
-        from .checkpoint import resolve_model_file
-
         path = resolve_model_file(path)
     if not path.is_file():
         return None
@@ -201,8 +208,6 @@ def recorded_architecture(pretrained) -> tuple[Path, str, dict] | None:
         return None
     if meta is None:
         return None
-    from .meta_checks import check_model_meta
-
     meta = check_model_meta(meta, str(path))  # text anyone can edit: checked before a setting is taken from it
     kwargs = {k: v for k, v in meta["model_kwargs"].items() if k not in HEAD_OPTIONS}
     return path, meta["model"], kwargs
@@ -213,8 +218,6 @@ def _model_file_meta(path: Path) -> dict | None:
     if path.suffix != ".safetensors":
         return None
     from safetensors import safe_open
-
-    from .checkpoint import META_KEY, folder_config, read_folder_config
 
     config = folder_config(path)
     if config is not None:

@@ -16,10 +16,12 @@ from pathlib import Path
 
 from torch import nn
 
-from .errors import UserError, first_line
-from .fileio import DIGEST_KEY, atomic_write, state_digest
-from .models import create_model
-from .models.weights import aux_prefixes, fit_state_dict, read_state_dict
+from ..errors import UserError, first_line
+from ..fileio import DIGEST_KEY, atomic_write, state_digest
+from ..models import create_model
+from .files import file_kind, read_state_dict
+from .fitting import aux_prefixes, fit_state_dict
+from .meta_checks import check_model_meta
 
 META_KEY = "inceptorch"
 
@@ -57,8 +59,6 @@ def read_metadata(path: str | Path) -> dict:
         with safe_open(str(path), framework="pt") as f:
             raw = (f.metadata() or {}).get(META_KEY)
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for headers it cannot parse
-        from .file_kinds import file_kind
-
         kind = file_kind(path)
         if kind is not None:  # another format: say which, not what the safetensors parser made of it
             raise UserError(f"{path} is {kind}, not an inceptorch model file: {ACCEPTED}"
@@ -117,8 +117,6 @@ def load_model_file(path: str | Path, **overrides) -> tuple[nn.Module, dict]:
     The model gets the recorded preprocessing (`default_cfg`) and provenance (`pretrained_cfg`) back, so that saving
     it again, or fine-tuning it, carries them on.
     """
-    from .meta_checks import check_model_meta
-
     config = folder_config(path)
     path = resolve_model_file(path) if config is None else config.parent / "model.safetensors"
     meta = read_metadata(path) if config is None else read_folder_config(config)

@@ -12,9 +12,9 @@ import dataclasses
 import math
 from typing import Any
 
-from .errors import UserError
-from .models import ModelCfg, get_model_cfg
-from .models._options import MAX_CLASSES, MAX_INPUT_SIZE, build_shapes, check_model_kwargs, model_options
+from ..errors import UserError
+from ..models import ModelCfg, get_model_cfg
+from ..models._options import MAX_CLASSES, MAX_INPUT_SIZE, build_shapes, check_model_kwargs, model_options
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")  # what both the crops and export.preprocess resize with
 _CFG_FIELDS = {f.name for f in dataclasses.fields(ModelCfg)}

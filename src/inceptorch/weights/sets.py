@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
+from importlib import resources
 
-from .normalization import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD
+from ..models.normalization import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD
 
 TORCHVISION_LICENSE = ("BSD-3-Clause code; torchvision's README: pretrained weights 'may have their own licenses or "
                        "terms and conditions derived from the dataset used for training' (ImageNet)")
@@ -216,7 +216,8 @@ def class_ids(classes: str) -> tuple[str, ...]:
     """
     if classes != "imagenet-1k":
         raise KeyError(classes)
-    return tuple((Path(__file__).with_name("imagenet_synsets.txt")).read_text().split())
+    # The list is package data of `models/`, where the wheel's manifest (pyproject.toml) ships it.
+    return tuple(resources.files("inceptorch.models").joinpath("imagenet_synsets.txt").read_text().split())
 
 
 @cache

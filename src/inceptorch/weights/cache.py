@@ -22,8 +22,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
-from .models.weight_sets import WeightSet, hash_prefix_of
+from ..errors import UserError
+from .sets import WeightSet, hash_prefix_of
 
 MIRROR_ENV = "INCEPTORCH_WEIGHTS_MIRROR"
 TIMEOUT_S = 60  # per socket operation: a dead network fails in a minute instead of hanging
@@ -109,7 +109,7 @@ def _download_hash_named(ws: WeightSet) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent)
     digest = hashlib.sha256()
     try:
-        from . import __version__
+        from .. import __version__
 
         request = urllib.request.Request(ws.url, headers={"User-Agent": f"inceptorch/{__version__}"})
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
@@ -131,7 +131,7 @@ def _download_hash_named(ws: WeightSet) -> Path:
 
 
 def _download_from_hub(ws: WeightSet) -> Path:
-    from .extras import require
+    from ..extras import require
 
     hf_hub_download = require("huggingface_hub", f"downloading {ws.name} from the Hugging Face hub").hf_hub_download
 
@@ -162,7 +162,7 @@ def hub_blob_hash(path: str | Path) -> str:
 
 def _reachable(url: str) -> None:
     """Fail at once when the hub cannot be reached: huggingface_hub retries a refused connection for 23 s."""
-    from . import __version__
+    from .. import __version__
 
     request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": f"inceptorch/{__version__}"})
     with urllib.request.urlopen(request, timeout=TIMEOUT_S):
