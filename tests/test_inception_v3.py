@@ -10,9 +10,9 @@ from torch import nn
 
 from inceptorch import ModelOutput, create_model, get_model_cfg
 from inceptorch.cli.main import main
-from inceptorch.models._convert import CONVERTERS, rename_keys
 from inceptorch.models._registry import IMAGENET_MEAN, IMAGENET_STD
-from inceptorch.models.inception_v3 import V2, flat_key_table, from_torchvision
+from inceptorch.models.inception_v3 import V2
+from inceptorch.weights.key_tables import CONVERTERS, flat_key_table, from_torchvision, rename_keys
 from inceptorch.weights.model_file import META_KEY, load_model_file, model_metadata
 from inceptorch.weights.pretrained import load_pretrained
 
@@ -261,7 +261,7 @@ def test_summary_cli_macs_and_params(capsys):
 
 def test_our_weights_write_back_to_timms_layout_and_load_into_timm():
     timm = pytest.importorskip("timm")
-    from inceptorch.models._convert import to_reference_state_dict
+    from inceptorch.weights.key_tables import to_reference_state_dict
 
     ours = randomize(create_model("inception_v3"), seed=3).eval()  # aux head on (our default): timm's has none
     theirs = timm.create_model("inception_v3", pretrained=False).eval()

@@ -9,8 +9,8 @@ from torch import nn
 
 from inceptorch.cli.main import main
 from inceptorch.models import ModelOutput, create_model, get_model_cfg
-from inceptorch.models._convert import CONVERTERS, rename_keys
 from inceptorch.models._inception_v4_blocks import REDUCTION_A, ReductionA
+from inceptorch.weights.key_tables import CONVERTERS, rename_keys
 from inceptorch.weights.pretrained import load_pretrained
 
 timm = pytest.importorskip("timm")
@@ -216,7 +216,7 @@ def test_small_inception_resnet_width_scales_every_layer():
         assert narrow.eval()(torch.randn(1, 3, 28, 28)).shape == (1, 1000)
 @pytest.mark.parity
 def test_our_weights_write_back_to_timms_layout_and_load_into_timm(pair, image):
-    from inceptorch.models._convert import to_reference_state_dict
+    from inceptorch.weights.key_tables import to_reference_state_dict
 
     name, theirs, ours = pair
     written = to_reference_state_dict(ours, "timm")

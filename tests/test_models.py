@@ -138,7 +138,7 @@ def test_width_multiplier_scales_channels():
 
 
 def test_every_reference_layout_a_model_reads_it_can_also_write():
-    from inceptorch.models._convert import CONVERTERS, WRITERS
+    from inceptorch.weights.key_tables import CONVERTERS, WRITERS
 
     assert CONVERTERS  # the registry is populated (timm's layouts of v3, v4 and Inception-ResNet-v2)
     for name, sources in CONVERTERS.items():
@@ -150,7 +150,7 @@ def test_export_writes_a_reference_layout_that_loads_back(tmp_path, capsys):
 
     import inceptorch
     from inceptorch.cli.main import main
-    from inceptorch.models._convert import to_reference_state_dict
+    from inceptorch.weights.key_tables import to_reference_state_dict
 
     model = create_model("inception_v3", num_classes=3, width=0.125, aux_logits=False)
     folder = inceptorch.save_pretrained(model, tmp_path / "saved")

@@ -356,7 +356,7 @@ def test_names_and_errors():
 
 def test_registry_data_is_consistent():
     """Every set names a registered model, a converter that exists, a hash-named URL or a hub id, and results."""
-    from inceptorch.models._convert import CONVERTERS
+    from inceptorch.weights.key_tables import CONVERTERS
 
     for w in weight_sets.WEIGHT_SETS:
         assert w.model in inceptorch.list_models()

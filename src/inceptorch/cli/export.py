@@ -182,7 +182,7 @@ def write_weights(model: torch.nn.Module, output: str, layout: str) -> int:
     from safetensors.torch import load_file, save_file
 
     from ..fileio import atomic_write
-    from ..models._convert import CONVERTERS, to_reference_state_dict
+    from ..weights.key_tables import CONVERTERS, to_reference_state_dict
 
     state = {k: v.detach().contiguous().cpu() for k, v in to_reference_state_dict(model, layout).items()}
     atomic_write(output, lambda tmp: save_file(state, tmp))

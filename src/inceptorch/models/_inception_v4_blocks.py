@@ -203,33 +203,3 @@ def _make_stage(row, in_chs: int) -> tuple[nn.Module, int, int]:
     block = row.block(in_chs, row.widths, **kwargs)
     return block, block.out_channels, block.stride
 
-
-# ---- converting timm's weights ------------------------------------------------------------------------------------
-
-def timm_branch_keys(row) -> list[tuple[str, str]]:
-    """timm's positional branch names (branch0, branch1, ...) -> ours, for the shared blocks."""
-    if isinstance(row, Conv):
-        return [("", "")]
-    if row.block is StemPoolConv:
-        return [("conv.", "branch3x3.")]
-    if row.block is StemMixed:
-        return [("branch0.", "branch3x3."), ("branch1.", "branch7x7.")]
-    if row.block is InceptionA:
-        k = row.widths.kernel
-        return [("branch0.", "branch1x1."), ("branch1.", f"branch{k}x{k}."), ("branch2.", "branch3x3dbl."),
-                ("branch3.", "branch_pool.")]
-    if row.block is ReductionA:
-        return [("branch0.", "branch3x3."), ("branch1.", "branch3x3dbl.")]
-    raise KeyError(row.block.__name__)
-
-
-def timm_table(spec: Sequence, timm_layers: Sequence[str], branch_keys) -> list[tuple[str, str]]:
-    """Prefix table for a whole network: timm's flat layer list zipped with our stage list."""
-    stages = stage_rows(spec)
-    if len(stages) != len(timm_layers):
-        raise ValueError(f"{len(stages)} stages but {len(timm_layers)} timm layers")
-    table = []
-    for (name, row), theirs in zip(stages, timm_layers):
-        if not isinstance(row, Pool):
-            table += [(f"{theirs}.{a}", f"{name}.{b}") for a, b in branch_keys(row)]
-    return table

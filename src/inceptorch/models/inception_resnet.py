@@ -30,7 +30,6 @@ from typing import NamedTuple
 
 from torch import Tensor, nn
 
-from ._convert import register_converter, register_writer, rename_keys
 from ._inception_v4_blocks import (
     BN_EPS,
     PAPER,
@@ -45,8 +44,6 @@ from ._inception_v4_blocks import (
     Stage,
     conv_chain,
     max_pool_valid,
-    timm_branch_keys,
-    timm_table,
 )
 from ._registry import INCEPTION_MEAN, INCEPTION_STD, ModelCfg, register_model
 from .layers import Branches, ConvNormAct, scale_width
@@ -233,7 +230,8 @@ def inception_resnet_v1(**kwargs) -> InceptionResNet:
 
 @register_model(ModelCfg(**_CFG, paper=PAPER + "; TF-slim layout (timm)"))
 def inception_resnet_v2(**kwargs) -> InceptionResNet:
-    """Inception-ResNet-v2, TF-slim's layout: loads timm's `inception_resnet_v2` weights through the converter."""
+    """Inception-ResNet-v2, TF-slim's layout: timm's `inception_resnet_v2` weights load through its key table
+    (`weights/key_tables.py`)."""
     return InceptionResNet(INCEPTION_RESNET_V2, **kwargs)
 
 
@@ -243,36 +241,3 @@ def inception_resnet_small(width: float = 1.0, **kwargs) -> InceptionResNet:
     """A small Inception-ResNet for 28-32 px images (see `INCEPTION_RESNET_SMALL`); `width` scales every layer."""
     return InceptionResNet(scale_spec(INCEPTION_RESNET_SMALL, width), **kwargs)
 
-
-# ---- timm's layout: named stem layers, `repeat`, `repeat_1`, `repeat_2` sequences, `block8`, `classif` -------------
-
-_TIMM_V2_LAYERS = ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b", "conv2d_4a", "maxpool_5a",
-                   "mixed_5b", *(f"repeat.{i}" for i in range(10)), "mixed_6a", *(f"repeat_1.{i}" for i in range(20)),
-                   "mixed_7a", *(f"repeat_2.{i}" for i in range(9)), "block8", "conv2d_7b")
-
-
-def _timm_branch_keys(row) -> list[tuple[str, str]]:
-    block = getattr(row, "block", None)
-    if block in (Block35, Block17, Block8):
-        ours = {Block35: ("branch1x1", "branch3x3", "branch3x3dbl"), Block17: ("branch1x1", "branch7x7"),
-                Block8: ("branch1x1", "branch3x3")}[block]
-        return [(f"branch{i}.", f"branches.{name}.") for i, name in enumerate(ours)] + [("conv2d.", "proj.")]
-    if block is ReductionBRes:
-        return [("branch0.", "branch3x3a."), ("branch1.", "branch3x3b."), ("branch2.", "branch3x3dbl.")]
-    return timm_branch_keys(row)
-
-
-def _timm_v2_prefixes() -> list[tuple[str, str]]:
-    return timm_table(INCEPTION_RESNET_V2, _TIMM_V2_LAYERS, _timm_branch_keys) + [("classif.", "fc.")]
-
-
-@register_converter("inception_resnet_v2", "timm")
-def convert_timm_inception_resnet_v2(state: dict) -> dict:
-    """timm's `inception_resnet_v2` state dict (TF-slim weights) in our key layout."""
-    return rename_keys(state, _timm_v2_prefixes())
-
-
-@register_writer("inception_resnet_v2", "timm")
-def to_timm_inception_resnet_v2(state: dict) -> dict:
-    """Our state dict in timm's `inception_resnet_v2` key layout: loads into timm with strict=True."""
-    return rename_keys(state, [(ours, theirs) for theirs, ours in _timm_v2_prefixes()])

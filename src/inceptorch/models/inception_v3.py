@@ -3,8 +3,8 @@
 Both networks are one trunk of named stages built from a spec table (rows carry the widths; the block classes carry
 only the topology of the paper's figures, each branch one submodule):
 - `inception_v3`: TF-slim's Inception-v3, the network of torchvision's and timm's ports; their weight files, whose
-  keys put every conv of a module at one level, load through `from_torchvision` and the outputs agree
-  (tests/test_inception_v3.py);
+  keys put every conv of a module at one level, load through their key table (`weights/key_tables.py`) and the
+  outputs agree (tests/test_inception_v3.py);
 - `inception_v2`: the network of the paper's Table 1, with widths chosen where the paper gives none (see `V2`).
 """
 from __future__ import annotations
@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._convert import register_converter, register_writer, rename_keys
 from ._registry import ModelCfg, register_model
 from .layers import Branches, ConvNormAct, InceptionNet, Split, SplitWidths, conv_chain, scale_width
 
@@ -379,75 +378,3 @@ def inception_v2(**kwargs) -> InceptionV3:
     kwargs.setdefault("aux_logits", False)
     return InceptionV3(V2, aux_tap="Mixed_6f", **kwargs)
 
-
-# ---- torchvision's and timm's layout: every conv of a module at one level, `Mixed_7b.branch3x3_2a.conv` ----------
-
-def _chain_keys(branch: str, n: int) -> list[tuple[str, str]]:
-    """`{branch}_1` .. `{branch}_n`, the convs of a flat chain, are `{branch}.0` .. of our `conv_chain`."""
-    return [(f"{branch}_{i}.", f"{branch}.{i - 1}.") for i in range(1, n + 1)]
-
-
-def _split_keys(theirs: str, ours: str) -> list[tuple[str, str]]:
-    """`{theirs}a` / `{theirs}b`, Figure 7's 1x3 and 3x1 convs, are the two convs of our `Split` at `ours`."""
-    return [(f"{theirs}a.", f"{ours}.branch1x3."), (f"{theirs}b.", f"{ours}.branch3x1.")]
-
-
-def _flat_branch_keys(row: Row) -> list[tuple[str, str]]:
-    """(their name, ours) for every conv unit of one module, as prefixes inside the module."""
-    same = [("branch1x1.", "branch1x1.")]
-    pool = [("branch_pool.", "branch_pool.1.")]  # their pool is functional; ours is the first module of the branch
-    if isinstance(row, Inc35):
-        mid = f"branch{row.kmid}x{row.kmid}"
-        return same + _chain_keys(mid, 2) + _chain_keys("branch3x3dbl", 3) + pool
-    if isinstance(row, Red35):
-        return [("branch3x3.", "branch3x3.")] + _chain_keys("branch3x3dbl", 3)
-    if isinstance(row, Inc17):
-        return same + _chain_keys(f"branch{N}x{N}", 3) + _chain_keys(f"branch{N}x{N}dbl", 5) + pool
-    if isinstance(row, Red17):
-        return _chain_keys("branch3x3", 2) + _chain_keys(f"branch{N}x{N}x3", 4)
-    return (same + _chain_keys("branch3x3", 1) + _split_keys("branch3x3_2", "branch3x3.1")
-            + _chain_keys("branch3x3dbl", 2) + _split_keys("branch3x3dbl_3", "branch3x3dbl.2") + pool)
-
-
-def flat_key_table(spec: tuple[Row, ...]) -> list[tuple[str, str]]:
-    """(their prefix, ours) for a whole network built from `spec`; stem convs, the aux head and fc keep their names."""
-    table = [("AuxLogits.", "AuxLogits."), ("fc.", "fc.")]
-    for row in spec:
-        if isinstance(row, Conv):
-            table.append((f"{row.name}.", f"{row.name}."))
-        elif not isinstance(row, Pool):
-            table += [(f"{row.name}.{theirs}", f"{row.name}.{ours}") for theirs, ours in _flat_branch_keys(row)]
-    return table
-
-
-@register_converter("inception_v3", "torchvision")
-@register_converter("inception_v3", "timm")
-def from_torchvision(state: dict) -> dict:
-    """torchvision's `inception_v3` state dict in our layout; a key it does not name is a KeyError.
-
-    timm's InceptionV3 uses torchvision's key names; its files lack the aux head unless built with aux_logits=True
-    (only its tv_in1k weights have one), which `fit_state_dict` tolerates.
-    """
-    return rename_keys(state, flat_key_table(V3))
-
-
-@register_writer("inception_v3", "timm")
-@register_writer("inception_v3", "torchvision")
-def to_torchvision(state: dict) -> dict:
-    """Our `inception_v3` state dict in torchvision's and timm's key names (the inverse of `from_torchvision`).
-    The aux head is left out: timm's default build has none, and torchvision's loads without it
-    (`aux_logits=False`)."""
-    ours = {k: v for k, v in state.items() if not k.startswith("AuxLogits.")}
-    return rename_keys(ours, [(our, their) for their, our in flat_key_table(V3)])
-
-
-@register_converter("inception_v2", "flat layout")
-def from_flat_v2(state: dict) -> dict:
-    """inception_v2 files written before the modules had branch submodules: the same flat naming as v3's ports."""
-    return rename_keys(state, flat_key_table(V2))
-
-
-@register_writer("inception_v2", "flat layout")
-def to_flat_v2(state: dict) -> dict:
-    """The inverse of `from_flat_v2`, for tools that still read the flat names."""
-    return rename_keys(state, [(our, their) for their, our in flat_key_table(V2)])

@@ -11,7 +11,6 @@ from typing import NamedTuple
 
 from torch import nn
 
-from ._convert import register_converter, register_writer, rename_keys
 from ._inception_v4_blocks import (
     BN_EPS,
     PAPER,
@@ -29,8 +28,6 @@ from ._inception_v4_blocks import (
     avg_pool_same,
     conv_chain,
     max_pool_valid,
-    timm_branch_keys,
-    timm_table,
 )
 from ._registry import INCEPTION_MEAN, INCEPTION_STD, ModelCfg, register_model
 from .layers import Branches, ConvNormAct, Split, SplitWidths
@@ -144,41 +141,7 @@ class InceptionV4(StackedInception):
 @register_model(ModelCfg(input_size=299, min_input_size=75, mean=INCEPTION_MEAN, std=INCEPTION_STD,
                          interpolation="bicubic", crop_pct=0.875, paper=PAPER + "; TF-slim layout (timm)"))
 def inception_v4(**kwargs) -> InceptionV4:
-    """Inception-v4 (Figure 9), TF-slim's layout: loads timm's `inception_v4` weights through the converter."""
+    """Inception-v4 (Figure 9), TF-slim's layout: timm's `inception_v4` weights load through its key table
+    (`weights/key_tables.py`)."""
     return InceptionV4(**kwargs)
 
-
-# ---- timm's layout: `features.0`..`features.21` in forward order, `last_linear` -------------------------------------
-
-def _timm_branch_keys(row) -> list[tuple[str, str]]:
-    block = getattr(row, "block", None)
-    if block is InceptionB:
-        return [("branch0.", "branch1x1."), ("branch1.", "branch7x7."), ("branch2.", "branch7x7dbl."),
-                ("branch3.", "branch_pool.")]
-    if block is ReductionB:
-        return [("branch0.", "branch3x3."), ("branch1.", "branch7x7x3.")]
-    if block is InceptionC:
-        return [("branch0.", "branch1x1."), ("branch1_0.", "branch3x3.0."), ("branch1_1a.", "branch3x3.1.branch1x3."),
-                ("branch1_1b.", "branch3x3.1.branch3x1."), ("branch2_0.", "branch3x3dbl.0."),
-                ("branch2_1.", "branch3x3dbl.1."), ("branch2_2.", "branch3x3dbl.2."),
-                ("branch2_3a.", "branch3x3dbl.3.branch1x3."), ("branch2_3b.", "branch3x3dbl.3.branch3x1."),
-                ("branch3.", "branch_pool.")]
-    return timm_branch_keys(row)
-
-
-def _timm_prefixes() -> list[tuple[str, str]]:
-    """(timm's prefix, ours) for every layer: timm's flat `features` list zipped with our stages."""
-    layers = [f"features.{i}" for i in range(22)]
-    return timm_table(INCEPTION_V4, layers, _timm_branch_keys) + [("last_linear.", "fc.")]
-
-
-@register_converter("inception_v4", "timm")
-def convert_timm_inception_v4(state: dict) -> dict:
-    """timm's `inception_v4` state dict (TF-slim weights) in our key layout."""
-    return rename_keys(state, _timm_prefixes())
-
-
-@register_writer("inception_v4", "timm")
-def to_timm_inception_v4(state: dict) -> dict:
-    """Our state dict in timm's `inception_v4` key layout: loads into timm with strict=True."""
-    return rename_keys(state, [(ours, theirs) for theirs, ours in _timm_prefixes()])

@@ -9,7 +9,8 @@
     `cache` (where their files live on this machine, how they get there and are checked),
     `pretrained` (`pretrained=True|TAG|FILE`: from a name or a file to a loaded model with the right
     preprocessing and class names; `inceptorch.create_model` and `inceptorch.list_models`).
-(c) Key layouts: fitting a file of any layout onto a model (`fitting`, through the models' converters).
+(c) Key layouts: other libraries' key names for our models as declarative tables, read both ways
+    (`key_tables`), and fitting a file of any layout onto a model (`fitting`).
 
-`models/` builds networks and imports nothing from here.
+`models/` builds networks and imports nothing from here; this package reads their specs to name their keys.
 """

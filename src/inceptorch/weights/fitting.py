@@ -1,7 +1,7 @@
 """Fitting a state dict of any layout onto one of our models: which layout it is in, what is left over.
 
-A file's keys are tried as ours (which are torchvision's for GoogLeNet-BN), then through each of the model's
-converters (`models/_convert.py`). Auxiliary heads are independent of the file, and fine-tuning drops the classifiers.
+A file's keys are tried as ours (which are torchvision's for GoogLeNet-BN), then through each of the model's key
+tables (`key_tables.py`). Auxiliary heads are independent of the file, and fine-tuning drops the classifiers.
 Weight sets by name (`pretrained=True`, "imagenet", a tag), with the preprocessing and class names their sources
 give, are the layer above: `pretrained.py`.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import UserError
-from ..models._convert import CONVERTERS
 from .files import StateDict
+from .key_tables import CONVERTERS
 
 
 def aux_prefixes(model: nn.Module) -> tuple[str, ...]:
@@ -31,7 +31,7 @@ def classifier_keys(model: nn.Module) -> set[str]:
 
 def fit_state_dict(model: nn.Module, state: StateDict, reset_classifier: bool = False,
                    label_offset: int = 0) -> tuple[StateDict, list]:
-    """Our-layout state dict for `model` from `state`, trying each registered converter; raises UserError.
+    """Our-layout state dict for `model` from `state`, trying each of the model's key tables; raises UserError.
 
     Auxiliary heads are independent of the file: a file's aux weights are dropped when the model has no heads,
     and heads the file lacks keep their initialisation (returned as the missing keys).
@@ -46,7 +46,8 @@ def fit_state_dict(model: nn.Module, state: StateDict, reset_classifier: bool = 
 
 def match_layout(model: nn.Module, state: StateDict, reset_classifier: bool = False,
                  label_offset: int = 0) -> tuple[str, StateDict, list]:
-    """`fit_state_dict`, also saying which layout fitted: "inceptorch/torchvision" (ours) or a converter's name."""
+    """`fit_state_dict`, also saying which layout fitted: "inceptorch/torchvision" (ours) or a key table's
+    source ("timm", ...)."""
     target = model.state_dict()
     aux = aux_prefixes(model)
     heads = classifier_keys(model)

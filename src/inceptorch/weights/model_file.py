@@ -129,7 +129,7 @@ def load_model_file(path: str | Path, **overrides) -> tuple[nn.Module, dict]:
         raise UserError(f"{path} does not match the model it names ({meta['model']}): {wrong} is "
                         f"{tuple(state[wrong].shape)} in the file, {tuple(target[wrong].shape)} in the model")
     if set(state) != set(model.state_dict()):
-        # Written in a layout this model's converters know: an inception_v2/v3 file from before their modules had
+        # Written in a layout this model's key tables know: an inception_v2/v3 file from before their modules had
         # one submodule per branch has torchvision's flat keys.
         with contextlib.suppress(UserError):
             state = fit_state_dict(model, state)[0]
