@@ -201,6 +201,18 @@ def verify(ws: WeightSet, path: Path) -> Check:
                                          "its cache (its keys are still checked on load)")
 
 
+def checked_sha256(ws: WeightSet, path: Path) -> str:
+    """The SHA-256 (or its published prefix) of a set's local file; a mirror copy is checked here, on use."""
+    root = torch_cache_dir() if ws.url else hf_cache_dir()
+    check = verify(ws, path) if hash_prefix_of(path.name) and not path.is_relative_to(root) else None
+    if check is not None and check.status == "mismatch":
+        raise UserError(f"refusing {path} for {ws.name}: {check.detail} (a damaged or different file)")
+    if check is not None:
+        return check.sha256
+    blob = Path(path).resolve().name
+    return blob if len(blob) == 64 else ws.hash_prefix
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code} {exc.reason}"

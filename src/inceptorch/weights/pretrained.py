@@ -24,7 +24,7 @@ from ..errors import UserError
 from ..models import create_model as build_model
 from ..models import get_model_cfg
 from ..models import list_models as registered_models
-from .cache import fetch, file_sha256, hf_cache_dir, torch_cache_dir, verify
+from .cache import checked_sha256, fetch, file_sha256
 from .files import read_state_dict
 from .fitting import match_layout
 from .meta_checks import check_model_meta
@@ -36,9 +36,7 @@ from .sets import (
     class_names,
     find_by_full_name,
     find_by_hash,
-    find_weight_set,
-    hash_prefix_of,
-    models_with_weights,
+    weight_set_named,
     weight_sets,
 )
 
@@ -142,37 +140,12 @@ def resolve(model_name: str, pretrained, log: Callable[[str], None] | None = Non
         return Origin(resolve_model_file(path))  # a run or saved-model folder
     if path.is_file():
         return Origin(path)
-    ws = find_weight_set(model_name, text)
-    if ws is not None:
-        local = fetch(ws, log or _stderr)
-        return Origin(local, ws, "name", ws.layout, 0, ws.preprocessing, class_names(ws.classes),
-                      _checked_sha(ws, local))
-    other = find_by_full_name(text)
-    if other is not None:
-        raise UserError(f"{other.name} are weights for {other.model}, not {model_name}")
     if any(sep in text for sep in "/\\") or path.suffix.lower() in WEIGHT_SUFFIXES:
         raise UserError(f"weights file not found: {path}")
-    tags = ", ".join([IMAGENET] + [w.tag for w in weight_sets(model_name)])
-    if not weight_sets(model_name):
-        raise UserError(f"no public pretrained weights for {model_name} (there are for "
-                        f"{', '.join(models_with_weights())}); give a weights file instead of {text!r}")
-    raise UserError(f"{text!r} is neither a weights file nor a weight set of {model_name} ({tags}; "
-                    "`inceptorch weights list` shows them)")
-
-
-def _checked_sha(ws: WeightSet, path: Path) -> str:
-    """The SHA-256 (or its published prefix) of a set's local file; a mirror copy is checked here, on use."""
-    check = verify(ws, path) if hash_prefix_of(path.name) and not path.is_relative_to(_cache_root(ws)) else None
-    if check is not None and check.status == "mismatch":
-        raise UserError(f"refusing {path} for {ws.name}: {check.detail} (a damaged or different file)")
-    if check is not None:
-        return check.sha256
-    blob = Path(path).resolve().name
-    return blob if len(blob) == 64 else ws.hash_prefix
-
-
-def _cache_root(ws: WeightSet) -> Path:
-    return torch_cache_dir() if ws.url else hf_cache_dir()
+    ws = weight_set_named(model_name, text)
+    names = class_names(ws.classes)
+    local = fetch(ws, log or _stderr)
+    return Origin(local, ws, "name", ws.layout, 0, ws.preprocessing, names, checked_sha256(ws, local))
 
 
 def _recognise_file(path: Path) -> Origin:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from ..errors import UserError
 from ..models.normalization import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD
 
 TORCHVISION_LICENSE = ("BSD-3-Clause code; torchvision's README: pretrained weights 'may have their own licenses or "
@@ -191,6 +192,22 @@ def find_weight_set(model: str, name: str) -> WeightSet | None:
         if wanted in (w.tag.lower(), w.name.lower(), *(a.lower() for a in w.aliases)):
             return w
     return None
+
+
+def weight_set_named(model: str, name: str) -> WeightSet:
+    """The set `name` names for `model` (as `find_weight_set` reads it); else a UserError that says what there is."""
+    ws = find_weight_set(model, name)
+    if ws is not None:
+        return ws
+    other = find_by_full_name(name)
+    if other is not None:
+        raise UserError(f"{other.name} are weights for {other.model}, not {model}")
+    if not weight_sets(model):
+        raise UserError(f"no public pretrained weights for {model} (there are for "
+                        f"{', '.join(models_with_weights())}); give a weights file instead of {name!r}")
+    tags = ", ".join([IMAGENET] + [w.tag for w in weight_sets(model)])
+    raise UserError(f"{name!r} is neither a weights file nor a weight set of {model} ({tags}; "
+                    "`inceptorch weights list` shows them)")
 
 
 def find_by_full_name(name: str) -> WeightSet | None:
