@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from _lively import lively
 from inceptorch import create_model
 from inceptorch.models import get_model_cfg
 
@@ -87,21 +88,13 @@ def small_size(model: nn.Module) -> int:
 
 
 def with_lively_weights(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Random BN statistics (so BN folding is exercised) and a classifier scaled to logits of std ~3.
+    """`lively` weights (so BN folding is exercised) and a classifier scaled to logits of std ~3.
 
     Freshly initialised models give logits ~1e-20, where a 1e-4 tolerance could not fail.
     """
+    lively(model, seed)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.copy_(torch.rand(m.num_features, generator=gen) * 0.2 - 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-                m.bias.copy_(torch.rand(m.num_features, generator=gen) * 0.2 - 0.1)
-            elif isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(m.weight, generator=gen)
-        model.eval()
         size = small_size(model)
         logits = model(torch.randn(8, 3, size, size, generator=gen))
         fc = model.get_classifier()

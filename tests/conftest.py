@@ -53,18 +53,6 @@ def _seed():
     torch.manual_seed(0)
 
 
-def randomize_bn_stats(model: torch.nn.Module) -> torch.nn.Module:
-    """Non-trivial BN running statistics, so parity tests fail if BN is applied differently."""
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-    return model
-
-
 @pytest.fixture(scope="session")
 def lenet5_run(tmp_path_factory):
     """A run folder of a 2-class lenet5 (classes a, b): enough for eval, predict and export to get past loading."""

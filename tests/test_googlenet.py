@@ -4,7 +4,7 @@ import torch
 import torchvision
 from torch import nn
 
-from conftest import randomize_bn_stats
+from _lively import lively
 from inceptorch import create_model
 from inceptorch.analysis import summarize
 from inceptorch.models.googlenet import GOOGLENET, Inc
@@ -119,7 +119,7 @@ def test_bn_build_parameter_count_is_torchvision_s():
 @pytest.mark.parity
 @pytest.mark.parametrize("transform_input", [False, True])
 def test_bn_build_outputs_equal_torchvision(transform_input):
-    reference = randomize_bn_stats(_torchvision_googlenet(True, transform_input)).eval()
+    reference = lively(_torchvision_googlenet(True, transform_input), seed=1, weights=False)
     ours = create_model("googlenet_bn", transform_input=transform_input).eval()
     ours.load_state_dict(reference.state_dict(), strict=True)
     x = torch.randn(2, 3, 224, 224)
@@ -138,7 +138,7 @@ def test_bn_build_outputs_equal_torchvision(transform_input):
 
 @pytest.mark.parity
 def test_bn_build_without_aux_loads_torchvision_no_aux_state_dict():
-    reference = randomize_bn_stats(_torchvision_googlenet(False)).eval()
+    reference = lively(_torchvision_googlenet(False), seed=1, weights=False)
     ours = create_model("googlenet_bn", aux_logits=False).eval()
     ours.load_state_dict(reference.state_dict(), strict=True)
     x = torch.randn(1, 3, 96, 96)

@@ -1,6 +1,5 @@
 """Inception v2 / v3 (arXiv:1512.00567): torchvision and timm parity, weights, the paper's Table 1, the model API."""
 import json
-import math
 
 import pytest
 import torch
@@ -8,6 +7,7 @@ import torchvision
 from safetensors.torch import save_file
 from torch import nn
 
+from _lively import lively
 from inceptorch import ModelOutput, create_model, get_model_cfg
 from inceptorch.cli.main import main
 from inceptorch.models._registry import IMAGENET_MEAN, IMAGENET_STD
@@ -20,24 +20,6 @@ TV_PARAMS_WITH_AUX = 27_161_264  # torchvision's Inception_V3_Weights meta
 V3_MACS_AT_299 = 5.73e9  # Inception-v3 multiply-adds at 299
 
 
-def randomize(model: nn.Module, seed: int = 1) -> nn.Module:
-    """Weights far from any initialisation, with BN running statistics and affine parameters that are not the
-    identity, so a parity test fails if any conv, BN or op order differs. He-scaled so activations stay O(1)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * math.sqrt(2.0 / m.weight[0].numel()))
-                if m.bias is not None:
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-            elif isinstance(m, nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-    return model
-
-
 def tv_v3(aux_logits: bool = True, transform_input: bool = False) -> nn.Module:
     return torchvision.models.inception_v3(weights=None, aux_logits=aux_logits, init_weights=False,
                                            transform_input=transform_input)
@@ -46,7 +28,7 @@ def tv_v3(aux_logits: bool = True, transform_input: bool = False) -> nn.Module:
 @pytest.fixture(scope="module")
 def tv_state():
     """A torchvision inception_v3 state dict (aux head included) with random, non-default weights."""
-    return randomize(tv_v3()).state_dict()
+    return lively(tv_v3(), seed=1).state_dict()
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +123,7 @@ def test_aux_head_accepts_maps_below_17x17(small):
 
 def test_timm_state_dict_converts_with_equal_outputs(tmp_path):
     timm = pytest.importorskip("timm")
-    theirs = randomize(timm.create_model("inception_v3", pretrained=False), seed=2).eval()
+    theirs = lively(timm.create_model("inception_v3", pretrained=False), seed=2)
     state = theirs.state_dict()
     assert not any(k.startswith("AuxLogits.") for k in state)  # timm's default build has no aux head
     converted = CONVERTERS["inception_v3"]["timm"](dict(state))
@@ -263,7 +245,7 @@ def test_our_weights_write_back_to_timms_layout_and_load_into_timm():
     timm = pytest.importorskip("timm")
     from inceptorch.weights.key_tables import to_reference_state_dict
 
-    ours = randomize(create_model("inception_v3"), seed=3).eval()  # aux head on (our default): timm's has none
+    ours = lively(create_model("inception_v3"), seed=3)  # aux head on (our default): timm's has none
     theirs = timm.create_model("inception_v3", pretrained=False).eval()
     theirs.load_state_dict(to_reference_state_dict(ours, "timm"), strict=True)
     x = torch.randn(1, 3, 107, 107)
@@ -272,7 +254,7 @@ def test_our_weights_write_back_to_timms_layout_and_load_into_timm():
 def test_model_file_in_the_flat_layout_still_loads(tmp_path):
     """A model file written while inception_v2/v3 kept torchvision's flat keys (one level per module) still loads:
     `load_model_file` falls back on the model's converters."""
-    model = randomize(create_model("inception_v2", num_classes=7, width=0.25, aux_logits=True))
+    model = lively(create_model("inception_v2", num_classes=7, width=0.25, aux_logits=True), seed=1)
     flat = rename_keys(model.state_dict(), [(ours, theirs) for theirs, ours in flat_key_table(V2)])
     assert "Mixed_7b.branch3x3dbl_3a.conv.weight" in flat and "Mixed_5b.branch_pool.conv.weight" in flat
     path = tmp_path / "old.safetensors"

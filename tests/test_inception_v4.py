@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from _lively import lively
 from inceptorch.cli.main import main
 from inceptorch.models import ModelOutput, create_model, get_model_cfg
 from inceptorch.models._inception_v4_blocks import REDUCTION_A, ReductionA
@@ -20,27 +21,12 @@ PUBLISHED_PARAMS_M = {"inception_v4": 42.68, "inception_resnet_v2": 55.84}
 SIZE = 107  # smallest input whose 8x8 stage is 2x2: the 1x3/3x1 side taps and the pool borders all see data
 
 
-def _randomize(model: nn.Module, seed: int) -> nn.Module:
-    """Random BN statistics and affine terms (and conv biases), so that a wrong mapping cannot pass by accident."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.2)
-                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.2)
-            elif isinstance(m, nn.Conv2d) and m.bias is not None:
-                m.bias.copy_(torch.randn(m.out_channels, generator=gen) * 0.1)
-    return model.eval()
-
-
 @pytest.fixture(scope="module", params=["inception_v4", "inception_resnet_v2"])
 def pair(request):
     """(name, timm model with random weights and BN stats, our model loaded through the registered converter)."""
     name = request.param
     torch.manual_seed(0)
-    theirs = _randomize(timm.create_model(name, pretrained=False), seed=1)
+    theirs = lively(timm.create_model(name, pretrained=False), seed=1, weights=False)
     ours = create_model(name).eval()
     ours.load_state_dict(CONVERTERS[name]["timm"](theirs.state_dict()), strict=True)
     return name, theirs, ours

@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from _lively import lively
 from inceptorch import create_model, get_model_cfg, list_models, numerics, optimize
 from inceptorch.fast import fold_batchnorm
 from inceptorch.fast.optimize import MergedBranches, PointwiseConvAsMatmul
@@ -16,26 +17,8 @@ from inceptorch.models.layers import Branches, ConvNormAct
 
 def fp32_tolerance(model: nn.Module, out: Tensor) -> float:
     """3 u S sqrt(N) (inceptorch/numerics.py derives it): two fp32 evaluations of `model` differ by less on outputs
-    of largest magnitude S. The weights here (`randomize`) keep every layer's gain near 1, as the derivation needs."""
+    of largest magnitude S. The weights here (`lively`) keep every layer's gain near 1, as the derivation needs."""
     return numerics.fp32_tolerance(model, out.abs().max().item())
-
-
-def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Weights and BN statistics far from their init, so that folding mistakes (eps, mean, affine) show."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            fan_in = m.weight[0].numel()
-            m.weight.data = torch.randn(m.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5
-            if m.bias is not None:
-                m.bias.data = torch.randn(m.bias.shape, generator=g) * 0.1
-        elif isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean = torch.randn(n, generator=g) * 0.2
-            m.running_var = torch.rand(n, generator=g) * 1.5 + 0.5
-            m.weight.data = torch.rand(n, generator=g) + 0.5
-            m.bias.data = torch.randn(n, generator=g) * 0.2
-    return model.eval()
 
 
 def count(model: nn.Module, kind: type) -> int:
@@ -60,7 +43,7 @@ def build(name: str, **kwargs) -> nn.Module:
 
 def test_fold_batchnorm_matches_conv_then_bn():
     conv, bn = nn.Conv2d(8, 16, 3, padding=1, bias=True), nn.BatchNorm2d(16, eps=1e-3)
-    randomize(nn.Sequential(conv, bn))
+    lively(nn.Sequential(conv, bn))
     x = torch.randn(2, 8, 9, 9)
     fused = fold_batchnorm(conv, bn)
     assert fused.bias is not None
@@ -71,7 +54,7 @@ def test_fold_batchnorm_matches_conv_then_bn():
 @pytest.mark.parametrize("name", list_models())
 def test_optimized_equals_plain(name):
     """Every registered model: eval-mode logits of the optimized copy equal the plain model's within 1e-5 (fp32)."""
-    model = randomize(build(name))
+    model = lively(build(name))
     size = small_input(name)
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
     fast = optimize(model)
@@ -102,7 +85,7 @@ def test_pointwise_convs_run_as_matmuls_only_when_asked(matmul):
     """Asked for, every plain 1x1 conv becomes one GEMM; the 7x7, 3x3 and 5x5 convs stay.
 
     The default (Intel CPUs only) is tested in test_winograd.py."""
-    model = randomize(build("googlenet"))
+    model = lively(build("googlenet"))
     fast = optimize(model, matmul_1x1=matmul)
     plain_1x1 = [m for m in fast.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)]
     assert (count(fast, PointwiseConvAsMatmul), len(plain_1x1)) == ((9 * 2 + 1, 0) if matmul else (0, 9 * 2 + 1))
@@ -137,7 +120,7 @@ def test_optimize_drops_aux_heads_and_leaves_the_original_alone():
 @pytest.mark.parametrize("name", ["googlenet", "googlenet_bn"])
 def test_channels_last_survives_every_block(name):
     """An NCHW input comes out of every stage and every (merged) Inception block as channels_last."""
-    fast = optimize(randomize(build(name)))
+    fast = optimize(lively(build(name)))
     seen = {}
 
     def hook(module, inputs, output, key):
@@ -153,7 +136,7 @@ def test_channels_last_survives_every_block(name):
 
 
 def test_optimized_model_compiles_without_graph_breaks():
-    fast = optimize(randomize(build("googlenet_bn", width=0.125, small_input=True)))
+    fast = optimize(lively(build("googlenet_bn", width=0.125, small_input=True)))
     explanation = torch._dynamo.explain(fast)(torch.randn(1, 3, 32, 32))
     assert explanation.graph_break_count == 0, explanation.break_reasons
 
@@ -294,7 +277,7 @@ def test_compile_for_inference_equals_the_optimized_and_the_plain_model():
 
     from inceptorch import compile_for_inference
 
-    plain = randomize(build("googlenet_bn", width=0.125, small_input=True, spec=FIRST_MODULE))
+    plain = lively(build("googlenet_bn", width=0.125, small_input=True, spec=FIRST_MODULE))
     fast = optimize(plain, matmul_1x1=False)  # the 1x1s as convs (AMD's default); GEMMs are compiled below
     assert any(isinstance(m, MergedBranches) for m in fast.modules())
     winograd_maps = []  # per Winograd conv: whether its output map is in the sizes where it takes Winograd
@@ -333,7 +316,7 @@ def test_compile_for_inference_runs_1x1s_as_gemms_and_compiles_again_for_a_new_s
     compiled for (under its own guards), not run through the first graph."""
     from inceptorch import compile_for_inference
 
-    model = randomize(nn.Sequential(ConvNormAct(3, 8, 3), TwoOpenings()))
+    model = lively(nn.Sequential(ConvNormAct(3, 8, 3), TwoOpenings()))
     fast = optimize(model, matmul_1x1=True)
     assert count(fast, PointwiseConvAsMatmul) == 1 and count(fast, WinogradConv2d) == 2  # the two 1x1s: one GEMM
     merged = next(m for m in fast.modules() if isinstance(m, MergedBranches))

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import socket
 
 import pytest
 import torch
 import torchvision
 from safetensors.torch import save_file
-from torch import nn
 
 import inceptorch
+from _lively import lively
 from _weight_server import WeightServer, sha256
 from inceptorch import UserError, create_model
 from inceptorch.cli.main import main
@@ -29,23 +28,6 @@ from inceptorch.weights.model_file import load_model_file, model_metadata, resto
 timm = pytest.importorskip("timm")
 CATEGORIES = torchvision.models.GoogLeNet_Weights.IMAGENET1K_V1.meta["categories"]
 SIZE = 107  # the smallest input at which Inception-v3/v4's 8x8 stage is still 2x2 (see test_inception_v4.py)
-
-
-def lively(model: nn.Module, seed: int) -> nn.Module:
-    """He-scaled random weights and non-identity BN, so outputs are O(1) and any wrong mapping shows."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * math.sqrt(2.0 / m.weight[0].numel()))
-                if m.bias is not None:
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-            elif isinstance(m, nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-    return model.eval()
 
 
 @pytest.fixture(scope="module")

@@ -18,15 +18,15 @@ Hence |a - b| <= 4 sqrt(2) u S sqrt(N / 6) = 2.3 u S sqrt(N), S = max |output|; 
 It is absolute, on the outputs' scale S, not relative per output: the errors come from the sums inside the network,
 whose scale a small logit does not share (a per-logit `rtol` is how maxout failed at 1.7e-5 against 1e-5).
 
-Figures (tests/test_optimize.py's inputs): maxout N = 14,708, S = 17.8: 3.8e-4, measured 1.5e-5 on an AMD EPYC;
-googlenet N = 37,779, S = 1.2: 4.0e-5, measured 1.1e-6. A folding or merging mistake shows far above it: a BN epsilon
+Figures (tests/test_optimize.py's inputs): maxout N = 14,708, S = 29: 6.3e-4, measured 3.8e-5 on an AMD EPYC;
+googlenet N = 37,779, S = 6.0: 2.1e-4, measured 5.2e-6. A folding or merging mistake shows far above it: a BN epsilon
 of 1e-5 for 1e-3 alone moves every normalised channel by about 5e-4 of its value, 14 times googlenet's relative bound
 of 3.5e-5.
 
-The model's premise, gains of about 1, holds for the tests' weights (BN variances 0.5-2). A trained network's BNs can
-amplify: a channel of small variance is scaled by up to 1/sqrt(eps) (31 at eps = 1e-3). Inception-v3 at 299 px with
-BN statistics calibrated on one batch (BENCHMARKS.md; N = 96,059, S = 6.6) comes close: 3.7e-4 allowed, ONNX Runtime
-2.9e-4 and `optimize` 3.2e-4 off eager. So `inceptorch export`'s check allows ten times the tests' bound (a fixed
+The model's premise, gains of about 1, holds for the tests' weights (BN variances 0.5-1.5, tests/_lively.py). A
+trained network's BNs can amplify: a channel of small variance is scaled by up to 1/sqrt(eps) (31 at eps = 1e-3).
+Inception-v3 at 299 px with BN statistics calibrated on one batch (BENCHMARKS.md; N = 96,059, S = 6.6) comes close:
+3.7e-4 allowed, ONNX Runtime 2.9e-4 and `optimize` 3.2e-4 off eager. So `inceptorch export`'s check allows ten times the tests' bound (a fixed
 1e-4 refused that export); a broken export is off by the order of S itself.
 """
 from __future__ import annotations
