@@ -41,6 +41,14 @@ def build(name: str, **kwargs) -> nn.Module:
         return create_model(name, num_classes=10, **kwargs)
 
 
+def test_the_export_tolerance_is_above_every_registered_network_s_bound():
+    """`numerics.RELATIVE_TOLERANCE`, the export check's fixed share of S, is above 3 u sqrt(N) of every model."""
+    for name in list_models():
+        with torch.device("meta"):  # shapes only: N is read off the weights' shapes
+            model = build(name)
+        assert numerics.fp32_tolerance(model, 1.0) < numerics.RELATIVE_TOLERANCE, name
+
+
 def test_fold_batchnorm_matches_conv_then_bn():
     conv, bn = nn.Conv2d(8, 16, 3, padding=1, bias=True), nn.BatchNorm2d(16, eps=1e-3)
     lively(nn.Sequential(conv, bn))

@@ -2,18 +2,18 @@
 
 An absolute tolerance means nothing across models: a freshly initialised Inception-v3 in eval mode gives logits near
 1e10, where float32's last bit alone is about 1e3, while other fresh models give 1e-12, where any wrong graph is
-within 1e-4. The maximum difference divided by the largest |logit| is what float32 arithmetic bounds (its machine
-epsilon is 1.2e-7; a deep network's reordered sums stay well under 1e-4 of the scale).
+within 1e-4. The maximum difference divided by the largest |logit| is what float32 arithmetic bounds; the bound,
+`RELATIVE_TOLERANCE`, is the policy of `numerics.py` for trained networks.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..numerics import RELATIVE_TOLERANCE
+
 if TYPE_CHECKING:  # annotations only: the CLI reads RELATIVE_TOLERANCE before it needs torch
     from torch import Tensor
-
-RELATIVE_TOLERANCE = 1e-4
 
 
 @dataclass(frozen=True)
