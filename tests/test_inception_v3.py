@@ -175,7 +175,7 @@ def test_inception_v2_follows_table_1():
     """Each row's input in Table 1 of arXiv:1512.00567 is the previous row's output."""
     model = create_model("inception_v2", aux_logits=True)
     kinds = [type(getattr(model, s)).__name__ for s in model.stage_names]
-    assert (kinds.count("InceptionA"), kinds.count("InceptionC"), kinds.count("InceptionE")) == (3, 5, 2)
+    assert (kinds.count("InceptionFig5"), kinds.count("InceptionFig6"), kinds.count("InceptionFig7")) == (3, 5, 2)
     assert model.Mixed_5b.branch3x3[1].conv.kernel_size == (3, 3)  # Figure 5: no 5x5 left
     assert model.has_aux and not create_model("inception_v2", width=0.25).has_aux  # aux head optional, off
     shapes = list(_stage_shapes(model).values())

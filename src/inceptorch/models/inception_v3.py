@@ -6,6 +6,10 @@ only the topology of the paper's figures, each branch one submodule):
   keys put every conv of a module at one level, load through their key table (`weights/key_tables.py`) and the
   outputs agree (tests/test_inception_v3.py);
 - `inception_v2`: the network of the paper's Table 1, with widths chosen where the paper gives none (see `V2`).
+
+The block classes are named after the figures that draw them (`InceptionFig5`, `InceptionFig6`, `InceptionFig7`,
+`ReductionFig10`): this paper names its modules by figure only, and the letters of torchvision's port (InceptionA ..
+InceptionE) are not the Inception-v4 paper's Inception-A .. C (`_inception_v4_blocks.py`, `inception_v4.py`).
 """
 from __future__ import annotations
 
@@ -173,7 +177,7 @@ def _avg_pool() -> nn.AvgPool2d:
     return nn.AvgPool2d(3, stride=1, padding=1)
 
 
-class InceptionA(Branches):
+class InceptionFig5(Branches):
     """35x35 module, Figure 5: the 5x5 of Inception-v1 factorized into two 3x3 convs (branch3x3dbl)."""
 
     def __init__(self, in_chs: int, row: Inc35, width: float = 1.0):
@@ -185,7 +189,7 @@ class InceptionA(Branches):
         self.branch_pool = nn.Sequential(_avg_pool(), _conv(in_chs, w.pool_proj, 1))
 
 
-class ReductionA(Branches):
+class ReductionFig10(Branches):
     """35x35 -> 17x17, Figure 10: stride-2 conv branches beside a stride-2 pool, concatenated (no bottleneck)."""
 
     def __init__(self, in_chs: int, row: Red35, width: float = 1.0):
@@ -201,7 +205,7 @@ class ReductionA(Branches):
         return self.branch3x3.out_channels + self.branch3x3dbl[-1].out_channels + self.in_chs  # the pool keeps its input
 
 
-class InceptionC(Branches):
+class InceptionFig6(Branches):
     """17x17 module, Figure 6 with n = 7: each n x n conv factorized into a 1 x n and an n x 1 conv.
 
     The double branch starts with 7x1 (TF-slim's order, kept for weight compatibility); Figure 6 draws 1 x n first.
@@ -217,8 +221,9 @@ class InceptionC(Branches):
         self.branch_pool = nn.Sequential(_avg_pool(), _conv(in_chs, w.pool_proj, 1))
 
 
-class ReductionB(Branches):
-    """17x17 -> 8x8 (Figure 10's scheme): 1x1 -> 3x3/2 | 1x1 -> 1x7 -> 7x1 -> 3x3/2 | max pool 3x3/2."""
+class ReductionFig10Factorized(Branches):
+    """17x17 -> 8x8, a variation of Figure 10 (Table 1's note) whose tower has Figure 6's factorized 7x7:
+    1x1 -> 3x3/2 | 1x1 -> 1x7 -> 7x1 -> 3x3/2 | max pool 3x3/2."""
 
     def __init__(self, in_chs: int, row: Red17, width: float = 1.0):
         super().__init__()
@@ -234,7 +239,7 @@ class ReductionB(Branches):
         return self.branch3x3[-1].out_channels + self.branch7x7x3[-1].out_channels + self.in_chs
 
 
-class InceptionE(Branches):
+class InceptionFig7(Branches):
     """8x8 module with expanded filter banks, Figure 7: the last 3x3 of two branches split into parallel 1x3 and 3x1
     convs whose outputs are concatenated, widening the coarsest grid's representation (design principle 2)."""
 
@@ -248,7 +253,8 @@ class InceptionE(Branches):
         self.branch_pool = nn.Sequential(_avg_pool(), _conv(in_chs, w.pool_proj, 1))
 
 
-BLOCKS = {Inc35: InceptionA, Red35: ReductionA, Inc17: InceptionC, Red17: ReductionB, Inc8: InceptionE}
+BLOCKS = {Inc35: InceptionFig5, Red35: ReductionFig10, Inc17: InceptionFig6, Red17: ReductionFig10Factorized,
+          Inc8: InceptionFig7}
 
 
 class InceptionAux(nn.Module):
