@@ -1,6 +1,7 @@
 """What Inception-v4 and Inception-ResNet v1/v2 share (Szegedy et al., arXiv:1602.07261).
 
-- the spec rows (`Conv`, `Pool`, `Stage`) and `StackedInception`, the trunk built from them;
+- the `Stage` row (a block class, its widths, how many) and `StackedInception`, the trunk built from `Stage` rows
+  and the family's shared `Conv` and `Pool` rows (`_rows.py`);
 - Table 1 of the paper, the Reduction-A widths k/l/m/n of all three networks, as data (`REDUCTION_A`);
 - the blocks more than one network uses: `ReductionA` (Figure 7), `InceptionA` (Figure 4; TF-slim's Mixed_5b of
   Inception-ResNet-v2 is the same module with a 5x5 middle branch) and the v4 stem's filter concatenations.
@@ -15,6 +16,7 @@ from typing import NamedTuple
 
 from torch import nn
 
+from ._rows import make_stage
 from .layers import Branches, ConvNormAct, InceptionNet, conv_chain
 
 PAPER = "Szegedy et al. 2016, Inception-v4, Inception-ResNet and the Impact of Residual Connections (arXiv:1602.07261)"
@@ -128,18 +130,6 @@ class ReductionA(Branches):
 
 # ---- the spec rows ------------------------------------------------------------------------------------------------
 
-class Conv(NamedTuple):
-    name: str
-    out_chs: int
-    kernel: int
-    stride: int = 1
-    padding: int = 0  # VALID unless the figure leaves out the "V"
-
-
-class Pool(NamedTuple):
-    name: str  # 3x3/2 VALID max pool
-
-
 class Stage(NamedTuple):
     """`count` blocks of one class with one set of widths, named `name_1`.. (or `name` when count is 1)."""
 
@@ -180,7 +170,7 @@ class StackedInception(InceptionNet):
         self.stage_names, self.aux_taps = [], {}
         chs, reduction, last_at = in_chans, 1, {}
         for name, row in stage_rows(spec):
-            module, chs, stride = _make_stage(row, chs)
+            module, chs, stride = make_stage(row, chs, _block, bn_eps=BN_EPS)
             reduction *= stride
             self.add_module(name, module)
             self.stage_names.append(name)
@@ -192,14 +182,7 @@ class StackedInception(InceptionNet):
         self.fc = nn.Linear(chs, num_classes) if num_classes > 0 else nn.Identity()
 
 
-def _make_stage(row, in_chs: int) -> tuple[nn.Module, int, int]:
-    """The module for one spec row, its output channels and its stride."""
-    if isinstance(row, Conv):
-        conv = ConvNormAct(in_chs, row.out_chs, row.kernel, row.stride, padding=row.padding, bn_eps=BN_EPS)
-        return conv, row.out_chs, row.stride
-    if isinstance(row, Pool):
-        return max_pool_valid(), in_chs, 2
+def _block(row: Stage, in_chs: int) -> nn.Module:
+    """A `Stage` row's block; Inception-ResNet's residual blocks also take their scale and final activation."""
     kwargs = {} if row.scale is None else {"scale": row.scale, "act": row.act}
-    block = row.block(in_chs, row.widths, **kwargs)
-    return block, block.out_channels, block.stride
-
+    return row.block(in_chs, row.widths, **kwargs)

@@ -34,10 +34,8 @@ from ._inception_v4_blocks import (
     BN_EPS,
     PAPER,
     REDUCTION_A,
-    Conv,
     InceptionA,
     InceptionAWidths,
-    Pool,
     ReductionA,
     ReductionAWidths,
     StackedInception,
@@ -46,6 +44,7 @@ from ._inception_v4_blocks import (
     max_pool_valid,
 )
 from ._registry import INCEPTION_MEAN, INCEPTION_STD, ModelCfg, register_model
+from ._rows import Conv, Pool
 from .layers import Branches, ConvNormAct, scale_width
 
 

@@ -20,26 +20,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._registry import ModelCfg, register_model
+from ._rows import Conv, Pool, make_stage
 from .layers import Branches, ConvNormAct, InceptionNet, Split, SplitWidths, conv_chain, scale_width
 
 PAPER = "Szegedy et al. 2015, Rethinking the Inception Architecture for Computer Vision (arXiv:1512.00567)"
 N = 7  # the n of the n x 1 / 1 x n factorization on the 17x17 grid (paper section 6: "we have chosen n = 7")
-
-
-class Conv(NamedTuple):
-    """A stem conv; unpadded ("valid") unless Table 1 says "padded"."""
-
-    name: str
-    out_chs: int
-    kernel: int
-    stride: int = 1
-    padding: int = 0
-
-
-class Pool(NamedTuple):
-    """Max pool 3x3/2, unpadded (Table 1's stem pool)."""
-
-    name: str
 
 
 class Inc35(NamedTuple):
@@ -192,6 +177,8 @@ class InceptionFig5(Branches):
 class ReductionFig10(Branches):
     """35x35 -> 17x17, Figure 10: stride-2 conv branches beside a stride-2 pool, concatenated (no bottleneck)."""
 
+    stride = 2
+
     def __init__(self, in_chs: int, row: Red35, width: float = 1.0):
         super().__init__()
         w = _widths(row, width)
@@ -224,6 +211,8 @@ class InceptionFig6(Branches):
 class ReductionFig10Factorized(Branches):
     """17x17 -> 8x8, a variation of Figure 10 (Table 1's note) whose tower has Figure 6's factorized 7x7:
     1x1 -> 3x3/2 | 1x1 -> 1x7 -> 7x1 -> 3x3/2 | max pool 3x3/2."""
+
+    stride = 2
 
     def __init__(self, in_chs: int, row: Red17, width: float = 1.0):
         super().__init__()
@@ -297,7 +286,7 @@ class InceptionV3(InceptionNet):
         self.stage_names, self.aux_taps, self.feature_info = [], {aux_tap: "AuxLogits"}, []
         chs, reduction = in_chans, 1
         for row in spec:
-            module, out_chs, stride = _make_stage(row, chs, width)
+            module, out_chs, stride = make_stage(row, chs, lambda r, c: BLOCKS[type(r)](c, r, width), width)
             if stride > 1 and self.stage_names:  # the stage before a stride change ends a feature level
                 self._add_feature(chs, reduction)
             chs, reduction = out_chs, reduction * stride
@@ -314,17 +303,6 @@ class InceptionV3(InceptionNet):
 
     def _add_feature(self, chs: int, reduction: int) -> None:
         self.feature_info.append({"num_chs": chs, "reduction": reduction, "module": self.stage_names[-1]})
-
-
-def _make_stage(row: Row, in_chs: int, width: float) -> tuple[nn.Module, int, int]:
-    """The module for one spec row, its output channels and its stride."""
-    if isinstance(row, Conv):
-        out_chs = scale_width(row.out_chs, width)
-        return _conv(in_chs, out_chs, row.kernel, row.stride, row.padding), out_chs, row.stride
-    if isinstance(row, Pool):
-        return nn.MaxPool2d(3, stride=2), in_chs, 2
-    block = BLOCKS[type(row)](in_chs, row, width)
-    return block, block.out_channels, 2 if isinstance(row, (Red35, Red17)) else 1
 
 
 def init_weights(model: nn.Module) -> None:

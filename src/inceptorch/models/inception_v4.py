@@ -15,7 +15,6 @@ from ._inception_v4_blocks import (
     BN_EPS,
     PAPER,
     REDUCTION_A,
-    Conv,
     InceptionA,
     InceptionAWidths,
     ReductionA,
@@ -30,6 +29,7 @@ from ._inception_v4_blocks import (
     max_pool_valid,
 )
 from ._registry import INCEPTION_MEAN, INCEPTION_STD, ModelCfg, register_model
+from ._rows import Conv
 from .layers import Branches, ConvNormAct, Split, SplitWidths
 
 

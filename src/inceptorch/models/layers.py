@@ -41,6 +41,8 @@ class Branches(nn.Module):
     Subclasses only create their branch submodules, in concatenation order; no block writes its own torch.cat.
     """
 
+    stride = 1  # a grid reduction's is 2
+
     def forward(self, x: Tensor) -> Tensor:
         return torch.cat([branch(x) for branch in self.children()], dim=1)
 

@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import UserError
-from ..models._inception_v4_blocks import Conv, InceptionA, ReductionA, Stage, StemMixed, StemPoolConv, stage_rows
+from ..models._inception_v4_blocks import InceptionA, ReductionA, Stage, StemMixed, StemPoolConv, stage_rows
+from ..models._rows import Conv
 from ..models.inception_resnet import INCEPTION_RESNET_V2, Block8, Block17, Block35, ReductionBRes
 from ..models.inception_v3 import V2, V3, Inc8, Inc17, Inc35, N, Red17, Red35, Row
-from ..models.inception_v3 import Conv as V3Conv
 from ..models.inception_v4 import INCEPTION_V4, InceptionB, InceptionC, ReductionB
 
 StateDict = dict
@@ -86,7 +86,7 @@ def flat_key_table(spec: tuple[Row, ...]) -> Pairs:
     """(their prefix, ours) for a whole v2/v3 network; stem convs, the aux head and fc keep their names."""
     table = [("AuxLogits.", "AuxLogits."), ("fc.", "fc.")]
     for row in spec:
-        if isinstance(row, V3Conv):
+        if isinstance(row, Conv):
             table.append((f"{row.name}.", f"{row.name}."))
         elif type(row) in _FLAT_MODULES:  # pools hold no weights
             table += [(f"{row.name}.{theirs}", f"{row.name}.{ours}") for theirs, ours in _FLAT_MODULES[type(row)](row)]
