@@ -2,12 +2,14 @@
 
 A spec is a table of rows run in order. Each row names the stage it builds (the name is that stage's prefix in a
 state dict) and gives its widths; input channels are carried forward from the row before. The layers here are the
-same in every network: a conv unit and a max pool. A family adds its own module rows (Inception-v2/v3's `Inc35` ..
-`Inc8`, Inception-v4's and Inception-ResNet's `Stage`), which `make_stage` hands to that family's `block` function.
+same in every network: a conv unit, a max pool and (GoogLeNet's) local response normalisation. A family adds its own
+module rows (GoogLeNet's `Inc`, BN-Inception's `Mod`, Inception-v2/v3's `Inc35` .. `Inc8`, Inception-v4's and
+Inception-ResNet's `Stage`), which `make_stage` hands to that family's `block` function. What differs between two
+builds of one table is a field of a row (`stem`) or of the family's config, never a row's name.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from torch import nn
@@ -24,6 +26,7 @@ class Conv(NamedTuple):
     kernel: int
     stride: int = 1
     padding: int = 0
+    stem: bool = False  # the conv of a 224 px stem, made 3x3/1 for small inputs (`for_small_input`)
 
 
 class Pool(NamedTuple):
@@ -34,6 +37,20 @@ class Pool(NamedTuple):
     stride: int = 2
     padding: int = 0
     ceil_mode: bool = False
+    stem: bool = False  # the pool of a 224 px stem, left out for small inputs (`for_small_input`)
+
+
+class LRN(NamedTuple):
+    """Local response normalisation across 5 channels (GoogLeNet, paper Figure 3)."""
+
+    name: str
+
+
+def for_small_input(spec: Sequence) -> tuple:
+    """`spec` for 28-64 px images: the stem's conv becomes 3x3/1 and the stem's pool is left out, which divides the
+    total stride by 4, so that a 32 px input still has a grid at the last stage."""
+    return tuple(row._replace(kernel=3, stride=1, padding=1) if isinstance(row, Conv) and row.stem else row
+                 for row in spec if not (isinstance(row, Pool) and row.stem))
 
 
 def make_stage(row: Any, in_chs: int, block: Callable[[Any, int], nn.Module], width: float = 1.0,
@@ -49,5 +66,8 @@ def make_stage(row: Any, in_chs: int, block: Callable[[Any, int], nn.Module], wi
         return conv, out_chs, row.stride
     if isinstance(row, Pool):
         return nn.MaxPool2d(row.kernel, row.stride, padding=row.padding, ceil_mode=row.ceil_mode), in_chs, row.stride
+    if isinstance(row, LRN):
+        # Caffe's LRN convention (alpha divided by the window size) is also torch's.
+        return nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0), in_chs, 1
     module = block(row, in_chs)
     return module, module.out_channels, module.stride

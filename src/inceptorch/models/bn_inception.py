@@ -19,7 +19,8 @@ from typing import NamedTuple
 from torch import nn
 
 from ._registry import ModelCfg, register_model
-from .googlenet import AuxHead, Conv, GoogLeNetCfg, Pool, init_weights
+from ._rows import Conv, Pool, for_small_input, make_stage
+from .googlenet import AuxHead, GoogLeNetCfg, init_weights
 from .layers import Branches, ConvNormAct, InceptionNet, scale_width
 
 PAPER = "Ioffe & Szegedy 2015, Batch Normalization (arXiv:1502.03167), Figure 5"
@@ -41,12 +42,12 @@ class Mod(NamedTuple):
 
 # Figure 5 of arXiv:1502.03167. In-channels are carried forward from the previous row.
 BN_INCEPTION = (
-    #    name           out  kernel stride                                  # output at 224
-    Conv("conv1",        64, 7, 2),                                         # 112x112x64
-    Pool("maxpool1"),                                                       # 56x56x64
+    #    name           out  kernel stride padding                          # output at 224
+    Conv("conv1",        64, 7, 2, 3, stem=True),                           # 112x112x64
+    Pool("maxpool1", padding=1, stem=True),                                 # 56x56x64
     Conv("conv2",        64, 1),                                            # 3x3 reduce of the stage-2 row
-    Conv("conv3",       192, 3),                                            # 56x56x192
-    Pool("maxpool2"),                                                       # 28x28x192
+    Conv("conv3",       192, 3, 1, 1),                                      # 56x56x192
+    Pool("maxpool2", padding=1),                                            # 28x28x192
     #    name          1x1  3x3r  3x3  d3x3r d3x3 pool  proj stride
     Mod("inception3a",  64,   64,  64,   64,  96, "avg",  32),              # 28x28x256
     Mod("inception3b",  64,   64,  96,   64,  96, "avg",  64),              # 28x28x320
@@ -63,8 +64,8 @@ BN_INCEPTION = (
 # leaves no room for GoogLeNet's auxiliary heads (each has two); heads at GoogLeNet's taps are optional, off.
 AUX_TAPS = {"inception4a": "aux1", "inception4d": "aux2"}
 FEATURE_TAPS = ("conv1", "conv3", "inception3b", "inception4d", "inception5b")
-_AUX_CFG = GoogLeNetCfg(norm=True, lrn=False, branch3_kernel=3, pool_ceil=False, last_pool_kernel=3,
-                        aux_pool="paper", drop_rate=0.0, init="trunc_normal")
+_AUX_CFG = GoogLeNetCfg(norm=True, lrn=False, branch3_kernel=3, pool_ceil=False, aux_pool="paper", drop_rate=0.0,
+                        init="trunc_normal")
 BN_EPS = 1e-5  # the Caffe port's BatchNorm epsilon
 
 
@@ -89,7 +90,7 @@ class BNInceptionBlock(Branches):
         # Pad-1 pools keep the pool branch the same size as the stride-2 convs for odd inputs too.
         pool = nn.AvgPool2d(3, s, padding=1) if row.pool == "avg" else nn.MaxPool2d(3, s, padding=1)
         self.branch_pool = nn.Sequential(pool, conv(in_chs, w["pool_proj"], 1)) if w["pool_proj"] else pool
-        self.in_chs, self.row = in_chs, row
+        self.in_chs, self.row, self.stride = in_chs, row, s
 
     @property
     def out_channels(self) -> int:
@@ -113,8 +114,8 @@ def concat_channels(block: Branches, in_chs: int) -> int:
 class BNInception(InceptionNet):
     """BN-Inception built from `BN_INCEPTION` rows.
 
-    `small_input=True` swaps the 7x7/2 conv and first pool for a 3x3/1 conv (total stride 8 instead of 32), so
-    28-64 px images keep a 4x4 grid at stage 5. `drop_rate` defaults to 0: the paper removes dropout (4.2.1).
+    `small_input=True` builds the `stem` rows (the 7x7/2 conv and the first pool) as one 3x3/1 conv (total stride 8
+    instead of 32), so 28-64 px images keep a 4x4 grid at stage 5. `drop_rate` defaults to 0: the paper removes dropout (4.2.1).
     """
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = False, drop_rate: float = 0.0,
@@ -123,18 +124,9 @@ class BNInception(InceptionNet):
         self.num_classes = num_classes
         self.stage_names, self.aux_taps, self.feature_info = [], dict(AUX_TAPS), []
         chs, reduction = in_chans, 1
-        for row in spec:
-            if small_input and row.name == "maxpool1":
-                continue
-            if isinstance(row, Conv):
-                out = scale_width(row.out_chs, width)
-                kernel, stride = (3, 1) if small_input and row.name == "conv1" else (row.kernel, row.stride)
-                module, chs = ConvNormAct(chs, out, kernel, stride, bn_eps=BN_EPS), out
-            elif isinstance(row, Pool):
-                module, stride = nn.MaxPool2d(row.kernel, row.stride, padding=row.kernel // 2), row.stride
-            else:
-                module, stride = BNInceptionBlock(chs, row, width), row.stride
-                chs = module.out_channels
+        block = lambda row, in_chs: BNInceptionBlock(in_chs, row, width)
+        for row in for_small_input(spec) if small_input else spec:
+            module, chs, stride = make_stage(row, chs, block, width, bn_eps=BN_EPS)
             reduction *= stride
             self.add_stage(row.name, module, chs, reduction, feature=row.name in FEATURE_TAPS)
             if row.name in AUX_TAPS:

@@ -13,26 +13,10 @@ from typing import NamedTuple
 from torch import Tensor, nn
 
 from ._registry import ModelCfg, register_model
+from ._rows import LRN, Conv, Pool, for_small_input, make_stage
 from .layers import Branches, ConvNormAct, InceptionNet, scale_width
 
 PAPER = "Szegedy et al. 2014, Going Deeper with Convolutions (arXiv:1409.4842)"
-
-
-class Conv(NamedTuple):
-    name: str
-    out_chs: int
-    kernel: int
-    stride: int = 1
-
-
-class Pool(NamedTuple):
-    name: str
-    kernel: int = 3
-    stride: int = 2
-
-
-class LRN(NamedTuple):
-    name: str
 
 
 class Inc(NamedTuple):
@@ -47,26 +31,28 @@ class Inc(NamedTuple):
     pool_proj: int
 
 
-# Table 1 of arXiv:1409.4842. Pools are rows; in-channels are carried forward from the previous row.
+# Table 1 of arXiv:1409.4842. Pools are rows; in-channels are carried forward from the previous row. The pools pad
+# by 1 and round down, which gives Table 1's sizes (112 -> 56 -> 28 -> 14 -> 7); `stem` rows are what `small_input`
+# replaces by one 3x3/1 conv.
 GOOGLENET = (
-    #    name           out  kernel stride                                  # output at 224
-    Conv("conv1",        64, 7, 2),                                         # 112x112x64
-    Pool("maxpool1"),                                                       # 56x56x64
+    #    name           out  kernel stride padding                          # output at 224
+    Conv("conv1",        64, 7, 2, 3, stem=True),                           # 112x112x64
+    Pool("maxpool1", padding=1, stem=True),                                 # 56x56x64
     LRN("lrn1"),                                                            # paper Figure 3 / Caffe: after pool1
     Conv("conv2",        64, 1),                                            # the "#3x3 reduce" of the stage-2 row
-    Conv("conv3",       192, 3),                                            # 56x56x192
+    Conv("conv3",       192, 3, 1, 1),                                      # 56x56x192
     LRN("lrn2"),                                                            # paper Figure 3: after the 3x3 conv
-    Pool("maxpool2"),                                                       # 28x28x192
+    Pool("maxpool2", padding=1),                                            # 28x28x192
     #    name          1x1  3x3r  3x3  5x5r  5x5  pool
     Inc("inception3a",  64,   96, 128,   16,  32,   32),                    # 28x28x256
     Inc("inception3b", 128,  128, 192,   32,  96,   64),                    # 28x28x480
-    Pool("maxpool3"),                                                       # 14x14x480
+    Pool("maxpool3", padding=1),                                            # 14x14x480
     Inc("inception4a", 192,   96, 208,   16,  48,   64),                    # 14x14x512, aux head 1
     Inc("inception4b", 160,  112, 224,   24,  64,   64),                    # 14x14x512
     Inc("inception4c", 128,  128, 256,   24,  64,   64),                    # 14x14x512
     Inc("inception4d", 112,  144, 288,   32,  64,   64),                    # 14x14x528, aux head 2
     Inc("inception4e", 256,  160, 320,   32, 128,  128),                    # 14x14x832
-    Pool("maxpool4"),                                                       # 7x7x832
+    Pool("maxpool4", padding=1),                                            # 7x7x832
     Inc("inception5a", 256,  160, 320,   32, 128,  128),                    # 7x7x832
     Inc("inception5b", 384,  192, 384,   48, 128,  128),                    # 7x7x1024
 )
@@ -82,19 +68,20 @@ class GoogLeNetCfg:
     norm: bool             # BN after every conv (torchvision, TF-slim) instead of conv biases (paper)
     lrn: bool              # LRN(5, 1e-4, 0.75) after pool1 and conv3 (paper Figure 3)
     branch3_kernel: int    # 5 in the paper; 3 in torchvision/TF-slim, kept there for weight compatibility
-    pool_ceil: bool        # torchvision pools round up; the paper's sizes come from pad-1 floor pools
-    last_pool_kernel: int  # the 3x3/2 pool before stage 5 (Table 1); torchvision uses 2x2/2
+    pool_ceil: bool        # torchvision's pools are unpadded and round up; the paper's pad by 1 and round down
     aux_pool: str          # "paper": 5x5/3 average pool; "adaptive": torchvision's 4x4 adaptive pool
     drop_rate: float       # before the classifier: 40% in the paper, 20% in torchvision
     init: str              # "kaiming": He et al. 2015 for the convs (no BN to rescue a small init);
                            # "trunc_normal": torchvision's std 0.01, which BN renormalises
     aux_drop_rate: float = 0.7
+    pool_kernels: tuple[tuple[str, int], ...] = ()  # (pool row, kernel) where it is not Table 1's 3x3
 
 
-PAPER_CFG = GoogLeNetCfg(norm=False, lrn=True, branch3_kernel=5, pool_ceil=False, last_pool_kernel=3,
-                         aux_pool="paper", drop_rate=0.4, init="kaiming")
-TORCHVISION_CFG = GoogLeNetCfg(norm=True, lrn=False, branch3_kernel=3, pool_ceil=True, last_pool_kernel=2,
-                               aux_pool="adaptive", drop_rate=0.2, init="trunc_normal")
+PAPER_CFG = GoogLeNetCfg(norm=False, lrn=True, branch3_kernel=5, pool_ceil=False, aux_pool="paper", drop_rate=0.4,
+                         init="kaiming")
+TORCHVISION_CFG = GoogLeNetCfg(norm=True, lrn=False, branch3_kernel=3, pool_ceil=True, aux_pool="adaptive",
+                               drop_rate=0.2, init="trunc_normal",
+                               pool_kernels=(("maxpool4", 2),))  # a 2x2/2 pool before stage 5
 
 
 class Inception(Branches):
@@ -157,8 +144,9 @@ class AuxHead(nn.Module):
 class GoogLeNet(InceptionNet):
     """GoogLeNet built from `GOOGLENET` rows under a `GoogLeNetCfg`.
 
-    `small_input=True` swaps the 7x7/2 conv and first pool for a 3x3/1 conv so that 28-64 px images keep enough
-    resolution (total stride 16 instead of 32): a 32 px input reaches stage 3 at 16x16, stage 5 at 4x4.
+    `small_input=True` builds the `stem` rows (the 7x7/2 conv and the first pool) as one 3x3/1 conv so that 28-64 px
+    images keep enough resolution (total stride 8 instead of 32): a 32 px input reaches stage 3 at 16x16, stage 5 at
+    4x4.
 
     Two options exist for ablations (`inceptorch reproduce`), their defaults being the paper's network:
     `reduce=False` builds the modules without their 3x3/5x5 reductions (see `Inception`), and `head="fc"` replaces
@@ -180,10 +168,9 @@ class GoogLeNet(InceptionNet):
         self.cfg, self.num_classes, self.transform_input = cfg, num_classes, transform_input
         self.stage_names, self.aux_taps, self.feature_info = [], dict(AUX_TAPS), []
         chs, reduction, aux_in_chs = in_chans, 1, {}
-        for row in spec:
-            if (small_input and row.name == "maxpool1") or (isinstance(row, LRN) and not cfg.lrn):
-                continue
-            module, chs, stride = self._make_stage(row, chs, cfg, width, small_input, reduce)
+        block = lambda row, in_chs: Inception(in_chs, row, cfg, width, reduce)
+        for row in build_rows(spec, cfg, small_input):
+            module, chs, stride = make_stage(row, chs, block, width, norm=cfg.norm)
             reduction *= stride
             self.add_stage(row.name, module, chs, reduction, feature=row.name in FEATURE_TAPS)
             if row.name in AUX_TAPS:
@@ -206,23 +193,21 @@ class GoogLeNet(InceptionNet):
         if num_classes > 0 and self.head_features != self.num_features:  # the "fc" head reads the whole grid
             self.fc = nn.Linear(self.head_features, num_classes)
 
-    @staticmethod
-    def _make_stage(row, in_chs: int, cfg: GoogLeNetCfg, width: float, small_input: bool, reduce: bool = True):
-        """The module for one spec row, its output channels and its stride."""
-        if isinstance(row, Conv):
-            out_chs = scale_width(row.out_chs, width)
-            kernel, stride = (3, 1) if small_input and row.name == "conv1" else (row.kernel, row.stride)
-            return ConvNormAct(in_chs, out_chs, kernel, stride, norm=cfg.norm), out_chs, stride
+
+def build_rows(spec: tuple, cfg: GoogLeNetCfg, small_input: bool = False) -> tuple:
+    """The rows of `spec` as `cfg` builds them: LRN only where `cfg.lrn`, the pools in its mode and sizes, and for
+    `small_input` the 3x3/1 stem (`for_small_input`)."""
+    kernels = dict(cfg.pool_kernels)
+    rows = []
+    for row in for_small_input(spec) if small_input else spec:
+        if isinstance(row, LRN) and not cfg.lrn:
+            continue
         if isinstance(row, Pool):
-            kernel = cfg.last_pool_kernel if row.name == "maxpool4" else row.kernel
-            # Table 1 sizes (112 -> 56 -> 28 -> 14 -> 7) from pad-1 floor pools; torchvision rounds up instead.
-            padding = 0 if cfg.pool_ceil or kernel % 2 == 0 else kernel // 2
-            return nn.MaxPool2d(kernel, row.stride, padding=padding, ceil_mode=cfg.pool_ceil), in_chs, row.stride
-        if isinstance(row, LRN):
-            # Caffe's LRN convention (alpha divided by the window size) is also torch's.
-            return nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0), in_chs, 1
-        block = Inception(in_chs, row, cfg, width, reduce)
-        return block, block.out_channels, 1
+            row = row._replace(kernel=kernels.get(row.name, row.kernel))
+            if cfg.pool_ceil:
+                row = row._replace(padding=0, ceil_mode=True)
+        rows.append(row)
+    return tuple(rows)
 
 
 def init_weights(model: nn.Module, scheme: str = "trunc_normal") -> None:
