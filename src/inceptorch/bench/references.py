@@ -4,14 +4,20 @@ Imports neither at module level: `inceptorch bench --help` lists the models with
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import UserError
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from .speedup import BenchConfig
+
+class ReferenceWanted(Protocol):
+    """What `build_reference` reads of a bench's settings (`speedup.BenchConfig` has these, among others)."""
+
+    model: str
+    compare: str | None
+    num_classes: int
 
 # Our model -> (library, that library's name for the same architecture). torchvision's GoogLeNet is the BN port,
 # so it is the reference for both of our GoogLeNet builds; timm holds the only maintained v4 / IR-v2 ports.
@@ -24,7 +30,7 @@ REFERENCES: dict[str, dict[str, str]] = {
 }
 
 
-def build_reference(cfg: BenchConfig, input_size: int) -> tuple[nn.Module, str]:
+def build_reference(cfg: ReferenceWanted, input_size: int) -> tuple[nn.Module, str]:
     """The other library's model of the same architecture as `cfg.model`, untrained, aux heads off; and a label.
 
     `cfg.compare`: "torchvision" or "timm"; None takes the first one `REFERENCES` lists for the model.
