@@ -61,7 +61,7 @@ def test_two_processes_train_evaluate_each_image_once_and_restart_after_a_kill(t
     run = tmp_path / "run"
     # A checkpoint every 2 steps: the first lands in epoch 1, and the kill follows it at once.
     proc = torchrun(*TINY, "--data", "data", "--epochs", "2", "--batch-size", "4", "--lr", "0.01",
-                    "--checkpoint-every", "2", "--output", str(run), max_restarts=1, cwd=tmp_path)
+                    "--checkpoint-every", "2", "--output", str(run), "--no-report", max_restarts=1, cwd=tmp_path)
     deadline = time.monotonic() + 300
     while not (run / "last.state.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -76,8 +76,10 @@ def test_two_processes_train_evaluate_each_image_once_and_restart_after_a_kill(t
     assert out.count("epoch 1/2 ") == 1 and out.count("epoch 2/2 ") == 1, out
     assert "lr 0.01 x 2 = 0.02" in out  # the linear scaling rule
     assert [r["epoch"] for r in read_metrics(run / "metrics.csv")] == [1, 2]
-    assert sorted(p.name for p in run.iterdir()) == [".lock", "best.safetensors", "config.yaml", "last.safetensors",
-                                                     "last.state.pt", "metrics.csv", "verified_images.json"]
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "best.safetensors", "command.txt", "config.yaml",
+                                                     "last.safetensors", "last.state.pt", "metrics.csv",
+                                                     "verified_images.json"]
+    assert len((run / "command.txt").read_text().splitlines()) == 2  # the start and the restart, rank 0 alone
     # The distributed evaluation equals a single-process evaluation of the same weights.
     model, meta = load_model_file(run / "last.safetensors")
     val = build_dataset(data, "val")

@@ -193,10 +193,8 @@ def run(args) -> int:
             if note:
                 print(note)
     resume = bool(args.resume) or _elastic_restart(cfg.output)
-    if dist_env().is_main:
-        _record_command(Path(cfg.output))
     try:
-        result = train(cfg, resume=resume, progress=not args.no_progress)
+        result = train(cfg, resume=resume, progress=not args.no_progress, command=_command_line())
     except Interrupted as exc:
         print(f"inceptorch train: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -213,15 +211,11 @@ def run(args) -> int:
     return 0
 
 
-def _record_command(run_dir: Path) -> None:
-    """The command line, appended to RUN_DIR/command.txt (a resumed run adds its own line): the report shows it."""
+def _command_line() -> str:
+    """This command as typed, for the run folder's command.txt (the report shows it)."""
     import shlex
-    import time
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    line = f"{time.strftime('%Y-%m-%d %H:%M:%S')}  inceptorch {' '.join(shlex.quote(a) for a in sys.argv[1:])}"
-    with open(run_dir / "command.txt", "a", encoding="utf-8") as f:
-        f.write(line + "\n")
+    return "inceptorch " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def _report(result) -> None:

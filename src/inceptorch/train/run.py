@@ -131,9 +131,10 @@ class Trainer:
     """Owns one run; `run()` trains to `cfg.epochs` and returns a `RunResult`."""
 
     def __init__(self, cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print,
-                 progress: bool = True, on_epoch: Callable[[dict], None] | None = None):
+                 progress: bool = True, on_epoch: Callable[[dict], None] | None = None, command: str | None = None):
         self.dist = init_distributed(cfg.device)
         self.on_epoch = on_epoch  # called with each epoch's metrics row (a recipe search prunes trials with it)
+        self.command = command  # the command line that started this run, appended to command.txt
         self.is_main = self.dist.is_main
         # Rank 0 alone logs, draws progress and writes files; the other ranks train and evaluate their shards.
         self.cfg, self.log, self.show_progress = cfg, (log if self.is_main else _quiet), progress and self.is_main
@@ -440,6 +441,9 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.is_main:
             save_config(self.cfg, self.run_dir / "config.yaml")
+            if self.command:  # each start of the run (a resume adds its line): the report shows how it was made
+                with open(self.run_dir / "command.txt", "a", encoding="utf-8") as f:
+                    f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {self.command}\n")
         writer = self._tensorboard() if self.is_main else None
         handlers = {}
         if threading.current_thread() is threading.main_thread():
@@ -649,9 +653,10 @@ class Trainer:
 
 
 def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print,
-          progress: bool = True, on_epoch: Callable[[dict], None] | None = None) -> RunResult:
+          progress: bool = True, on_epoch: Callable[[dict], None] | None = None,
+          command: str | None = None) -> RunResult:
     try:
-        result = Trainer(cfg, resume, log, progress, on_epoch).run()
+        result = Trainer(cfg, resume, log, progress, on_epoch, command).run()
         # Every rank leaves together, once rank 0 has written its files: a rank that tore its process group down
         # while rank 0 was still at work sometimes aborted ("terminate called without an active exception"), and
         # torchrun then failed the finished run and stopped rank 0 with SIGTERM.
