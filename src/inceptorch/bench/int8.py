@@ -13,8 +13,11 @@ own input size, through the same preprocessing.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import statistics
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +53,10 @@ def _export_reference(reference: nn.Module, path: Path, size: int) -> Path:
     """torchvision's model exported as its documentation shows: `torch.onnx.export` with a dynamic batch."""
     example = torch.randn(2, 3, size, size)
     batch = torch.export.Dim("batch", min=1, max=1024)
-    program = torch.onnx.export(reference.eval(), (example,), dynamo=True, input_names=["input"],
-                                output_names=["logits"], dynamic_shapes=({0: batch},))
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # the exporter's progress lines
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(reference.eval(), (example,), dynamo=True, input_names=["input"],
+                                    output_names=["logits"], dynamic_shapes=({0: batch},), verbose=False)
     program.save(str(path))
     return path
 
@@ -107,7 +112,9 @@ def build_sides(model: nn.Module, calibration_data: str, size: int, work: Path, 
     ours_int8 = quantize_onnx(ours, work / f"ours_{size}_int8.onnx", [b.numpy() for b in calibration.split(16)])
     sides["ours_ort_int8"] = _ort_session(ours_int8, threads)
     fx = quantize_int8(model, calibration.split(16))
-    traced = torch.jit.freeze(torch.jit.trace(fx.eval(), torch.randn(1, 3, size, size)))
+    with warnings.catch_warnings():  # TorchScript's deprecation notices: `inceptorch quantize` ships this format
+        warnings.simplefilter("ignore")
+        traced = torch.jit.freeze(torch.jit.trace(fx.eval(), torch.randn(1, 3, size, size)))
 
     def run_fx(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
