@@ -1,5 +1,6 @@
-"""Load on `inceptorch serve`: throughput and latency percentiles at 1, 8 and 32 concurrent clients, with dynamic
-batching on and off; memory over many requests; and the same load with bad requests mixed in.
+"""Load on `inceptorch serve`: throughput and latency percentiles at 1, 8 and 32 concurrent clients, for the same
+weights served as a model file (PyTorch), as an ONNX export and as an int8 ONNX export, with dynamic batching on
+and off; memory over many requests; and the same load with bad requests mixed in.
 
     PYTHONPATH=src python benchmarks/serve_load.py --model googlenet_bn --requests 400 --memory-requests 10000
 
@@ -139,11 +140,27 @@ def main() -> int:
     bad_kinds = [(b"not an image", "image/jpeg", -1), (b"hello", "text/plain", -1), (b"", "image/png", -1)]
     mixed = [rng.choice(bad_kinds) if rng.random() < 0.1 else body for body in good]
 
-    settings = {"batching on (max 16, 5 ms)": ["--max-batch", "16", "--max-wait-ms", "5"],
-                "batching off": ["--max-batch", "1", "--max-wait-ms", "0"]}
+    onnx_file, int8_file = work / "model.onnx", work / "model-int8.onnx"
+    calibration = work / "calibration"
+    for i, data in enumerate(images[:32]):  # the export's calibration images: the same kind of photos, in two of
+        for label in ("0", "1"):           # the model's classes, so that its fp32/int8 check can score them
+            (calibration / label).mkdir(parents=True, exist_ok=True)
+            (calibration / label / f"{i}.jpg").write_bytes(data)
+    export = [sys.executable, "-m", "inceptorch", "export", "--checkpoint", str(checkpoint), "--format", "onnx"]
+    subprocess.run([*export, "--output", str(onnx_file)], check=True, capture_output=True)
+    # The model is untrained and the photos random: the int8 file's accuracy check means nothing here and is let
+    # through by a threshold nothing reaches; its speed is what this measures.
+    subprocess.run([*export, "--output", str(int8_file), "--int8", "--calibration", str(calibration),
+                    "--max-drop", "100"], check=False, capture_output=True)
+    on = ["--max-batch", "16", "--max-wait-ms", "5"]
+    settings = {"model file (PyTorch), batching on (max 16, 5 ms)": (checkpoint, on),
+                "model file (PyTorch), batching off": (checkpoint, ["--max-batch", "1", "--max-wait-ms", "0"]),
+                "ONNX export (ONNX Runtime), batching on": (onnx_file, on)}
+    if int8_file.is_file():
+        settings["int8 ONNX export (ONNX Runtime), batching on"] = (int8_file, on)
     rows, results = [], {}
-    for name, flags in settings.items():
-        server = Server(checkpoint, flags, args.threads)
+    for name, (served, flags) in settings.items():
+        server = Server(served, flags, args.threads)
         try:
             for clients in (1, 8, 32):
                 r = asyncio.run(load(server.url, good, clients, args.max_seconds))
@@ -151,7 +168,7 @@ def main() -> int:
                 rows.append(f"| {name} | {clients} | {r['per_s']:.1f} | {r['p50']:.0f} | {r['p95']:.0f} | "
                             f"{r['p99']:.0f} | {r['statuses']} | {r['wrong']} |")
                 print(rows[-1], flush=True)
-            if name.startswith("batching on"):
+            if name.startswith("model file (PyTorch), batching on"):
                 r = asyncio.run(load(server.url, mixed, 8, args.max_seconds))
                 results["mixed 10% bad, 8"] = r
                 bad_sent = sum(1 for _, _, e in mixed if e < 0)
