@@ -107,7 +107,7 @@ class PackedPayloads(NamedTuple):
 
     A worker hands each tensor of a batch to the main process through shared memory on its own; 256 separate
     payloads made the hand-over, not decoding, the slow part (BENCHMARKS.md). Packed, a batch is one tensor:
-    2.2x the files/s on 2 CPU cores with 2 workers (benchmarks/loader_handover.py; BENCHMARKS.md).
+    2.2x the files/s on 2 CPU cores with 2 workers (BENCHMARKS.md).
     """
 
     flat: Tensor  # the encoded payloads, concatenated
