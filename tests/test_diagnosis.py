@@ -76,7 +76,7 @@ def test_best_so_far_ranks_by_its_metric_and_breaks_ties_by_loss():
 
 def test_auto_settings_parse_and_numbers_still_do():
     cfg = resolve({}, {"model": "lenet5", "data": "digits", "output": "x"})
-    assert cfg.epochs == "auto" and cfg.best_metric == "auto" and cfg.lr == 0.002
+    assert cfg.epochs == "auto" and cfg.best_metric == "auto" and cfg.lr == 5e-4
     cfg = resolve({"lr": "auto", "epochs": 12}, {"epochs": None})
     assert cfg.lr == "auto" and cfg.epochs == 12
     with pytest.raises(Exception, match="expects a number, not .fast., or auto"):

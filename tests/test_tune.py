@@ -87,7 +87,7 @@ def test_a_study_runs_prunes_reports_and_continues(data, tmp_path):
     done = cli_in_process(*args, "--trials", "3")
     assert done.returncode == 0, done.stderr
     assert "searching label_smoothing, lr" in done.stdout and "objective val" in done.stdout
-    assert "trial 0: lr 0.002, label_smoothing 0.1" in done.stdout  # the defaults first
+    assert "trial 0: lr 0.0005, label_smoothing 0.1" in done.stdout  # the defaults first
     with open(out / "trials.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 3 and {r["state"] for r in rows} == {"complete"}

@@ -27,7 +27,7 @@ def add_train_options(p, with_model: bool = True) -> None:
                         "epochs)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float_or_auto, default=None, metavar="LR|auto",
-                   help="base learning rate (default 0.002 for batch 32); auto: run the learning-rate range test "
+                   help="base learning rate (default 5e-4 for batch 32); auto: run the learning-rate range test "
                         "(inceptorch lr-find) first and train at its suggestion")
     add_device_argument(p)
     p.add_argument("--pretrained", default=None, metavar="imagenet|TAG|FILE",
