@@ -186,7 +186,10 @@ def test_summary_cli_reports_published_macs(capsys):
 def test_residual_scale_replaces_every_blocks_scale_and_nothing_else():
     default, unscaled = create_model("inception_resnet_small"), create_model("inception_resnet_small",
                                                                              residual_scale=1.0)
-    scales = lambda m: [b.scale for b in m.modules() if hasattr(b, "scale")]
+
+    def scales(m):
+        return [b.scale for b in m.modules() if hasattr(b, "scale")]
+
     assert scales(default) == [0.17] * 3 + [0.10] * 3 + [0.20] * 3 and scales(unscaled) == [1.0] * 9
     assert {k: v.shape for k, v in default.state_dict().items()} == {k: v.shape for k, v in
                                                                        unscaled.state_dict().items()}

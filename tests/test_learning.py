@@ -40,7 +40,10 @@ def test_ema_follows_training_after_a_few_steps_instead_of_keeping_the_start():
             model.weight.lerp_(target, 0.2)
         plain.update(model)
         warmed.update(model)
-    travelled = lambda ema: ((ema.module.weight - start).norm() / (target - start).norm()).item()
+
+    def travelled(ema):
+        return ((ema.module.weight - start).norm() / (target - start).norm()).item()
+
     assert travelled(plain) < 0.01
     assert travelled(warmed) > 0.5
 

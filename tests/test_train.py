@@ -191,7 +191,10 @@ def test_full_disk_is_one_line_and_leaves_the_previous_checkpoint_readable(folde
     assert main(["train", *TINY, "--data", str(folder), "--epochs", "1", "--batch-size", "4", "--output",
                  str(run)]) == 0
     before = {name: (run / name).read_bytes() for name in ("last.state.pt", "last.safetensors")}
-    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+
     proc = subprocess.run([sys.executable, "-m", "inceptorch", "train", "--resume", str(run), "--epochs", "2",
                            "--no-progress"], env={**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"},
                           preexec_fn=limit, capture_output=True, text=True, timeout=300, check=False)

@@ -258,7 +258,10 @@ class NaiveInception(Branches):
 
     def __init__(self, in_chs: int, branch_chs: int, reduce: bool = False):
         super().__init__()
-        conv = lambda i, o, k: ConvNormAct(i, o, k, norm=False)
+
+        def conv(i, o, k):
+            return ConvNormAct(i, o, k, norm=False)
+
         pool = nn.MaxPool2d(3, 1, padding=1)
         self.branch1x1 = conv(in_chs, branch_chs, 1)
         if reduce:

@@ -80,7 +80,10 @@ class BNInceptionBlock(Branches):
         super().__init__()
         w = {f: scale_width(getattr(row, f), width) if getattr(row, f) else 0
              for f in ("c1x1", "c3x3_red", "c3x3", "d3x3_red", "d3x3", "pool_proj")}
-        conv = lambda i, o, k, s=1: ConvNormAct(i, o, k, s, bn_eps=BN_EPS)
+
+        def conv(i, o, k, s=1):
+            return ConvNormAct(i, o, k, s, bn_eps=BN_EPS)
+
         s = row.stride
         if w["c1x1"]:
             self.branch1x1 = conv(in_chs, w["c1x1"], 1)
@@ -124,7 +127,10 @@ class BNInception(InceptionNet):
         self.num_classes = num_classes
         self.stage_names, self.aux_taps, self.feature_info = [], dict(AUX_TAPS), []
         chs, reduction = in_chans, 1
-        block = lambda row, in_chs: BNInceptionBlock(in_chs, row, width)
+
+        def block(row, in_chs):
+            return BNInceptionBlock(in_chs, row, width)
+
         for row in for_small_input(spec) if small_input else spec:
             module, chs, stride = make_stage(row, chs, block, width, bn_eps=BN_EPS)
             reduction *= stride

@@ -97,7 +97,10 @@ class Inception(Branches):
     def __init__(self, in_chs: int, row: Inc, cfg: GoogLeNetCfg, width: float = 1.0, reduce: bool = True):
         super().__init__()
         w = {f: scale_width(getattr(row, f), width) for f in Inc._fields[1:]}
-        conv = lambda i, o, k: ConvNormAct(i, o, k, norm=cfg.norm)
+
+        def conv(i, o, k):
+            return ConvNormAct(i, o, k, norm=cfg.norm)
+
         self.branch1 = conv(in_chs, w["c1x1"], 1)
         if reduce:
             self.branch2 = nn.Sequential(conv(in_chs, w["c3x3_red"], 1), conv(w["c3x3_red"], w["c3x3"], 3))
@@ -168,7 +171,10 @@ class GoogLeNet(InceptionNet):
         self.cfg, self.num_classes, self.transform_input = cfg, num_classes, transform_input
         self.stage_names, self.aux_taps, self.feature_info = [], dict(AUX_TAPS), []
         chs, reduction, aux_in_chs = in_chans, 1, {}
-        block = lambda row, in_chs: Inception(in_chs, row, cfg, width, reduce)
+
+        def block(row, in_chs):
+            return Inception(in_chs, row, cfg, width, reduce)
+
         for row in build_rows(spec, cfg, small_input):
             module, chs, stride = make_stage(row, chs, block, width, norm=cfg.norm)
             reduction *= stride
