@@ -131,7 +131,7 @@ def main() -> int:
         results[name] = (label, {**read_run(folder), "wall_s": time.perf_counter() - tic})
     print("\n| run | val top-1 | balanced | per-class recall | epochs | time |")
     print("|---|---|---|---|---|---|")
-    for name, (label, r) in results.items():
+    for label, r in results.values():
         if not r:
             continue
         recall = ", ".join(f"{k} {v:.0f}" for k, v in r["recall"].items())

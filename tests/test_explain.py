@@ -55,7 +55,7 @@ def test_the_heat_map_falls_on_the_square_that_decides_the_class(corner_run):
     images = [Image.open(p).convert("RGB") for p in files]
     half = SIZE // 2
     ratios = []
-    for i, (crop, heat) in enumerate(explain_images(member, images, [member.class_names.index("square")] * 16)):
+    for i, (_, heat) in enumerate(explain_images(member, images, [member.class_names.index("square")] * 16)):
         assert heat.map.shape == (SIZE, SIZE) and heat.layer == "inception5b"
         assert 0.0 <= heat.map.min() and heat.map.max() == pytest.approx(1.0)
         top_left, bottom_right = heat.map[:half, :half].sum(), heat.map[half:, half:].sum()

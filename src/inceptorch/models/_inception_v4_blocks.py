@@ -27,7 +27,7 @@ class ReductionAWidths(NamedTuple):
     """One row of Table 1 (arXiv:1602.07261): filter counts of the Reduction-A module (Figure 7)."""
 
     k: int  # 1x1 reduction of the double-3x3 branch
-    l: int  # the branch's middle 3x3
+    l: int  # noqa: E741 - Table 1's name; the branch's middle 3x3
     m: int  # the branch's last 3x3, stride 2
     n: int  # the single 3x3 stride-2 conv
 

@@ -62,7 +62,7 @@ def read_metadata(path: str | Path) -> dict:
         kind = file_kind(path)
         if kind is not None:  # another format: say which, not what the safetensors parser made of it
             raise UserError(f"{path} is {kind}, not an inceptorch model file: {ACCEPTED}"
-                            + (f"; {_AS_WEIGHTS}" if kind.startswith(_WEIGHTS_KINDS) else ""))
+                            + (f"; {_AS_WEIGHTS}" if kind.startswith(_WEIGHTS_KINDS) else "")) from None
         raise UserError(f"cannot read model file {path}: {first_line(exc)}") from None
     if raw is None:
         raise UserError(f"{path} is a bare weights file, not an inceptorch model file: {ACCEPTED}; {_AS_WEIGHTS}")
