@@ -1,6 +1,7 @@
 """Does the data pipeline keep the GPU fed? (training fed from JPEG files at >= 80% of synthetic speed)
 
-    PYTHONPATH=src python benchmarks/data_pipeline.py --out results/   # H100 defaults: 4096 images, batch 256, 12 workers
+    # H100 defaults: 4096 images, batch 256, 12 workers
+    PYTHONPATH=src python benchmarks/data_pipeline.py --out results/
     PYTHONPATH=src python benchmarks/data_pipeline.py --images 64 --batch-size 16 --workers 2 --device cpu  # smoke
 
 One process. Writes `--images` ordinary photos' worth of JPEGs (500x375, textured, quality 90, about 100 KB) in

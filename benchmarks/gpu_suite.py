@@ -30,7 +30,8 @@ SUITE = [
     ("inception_resnet_v2_train_compiled", "inception_resnet_v2", "timm", ["--mode", "train", "--compile"]),
     # Does merging the sibling 1x1 convs pay on the GPU? (Inception-v4 lost 4% merged: the split outputs are
     # channel slices, copied before each following conv in channels_last.)
-    ("googlenet_infer_compiled_unmerged", "googlenet_bn", "torchvision", ["--mode", "infer", "--compile", "--no-merge"]),
+    ("googlenet_infer_compiled_unmerged", "googlenet_bn", "torchvision",
+     ["--mode", "infer", "--compile", "--no-merge"]),
     ("inception_v4_infer_compiled_unmerged", "inception_v4", "timm", ["--mode", "infer", "--compile", "--no-merge"]),
     ("googlenet_infer_autotune", "googlenet_bn", "torchvision",
      ["--mode", "infer", "--compile", "--compile-mode", "max-autotune-no-cudagraphs"]),
@@ -84,7 +85,8 @@ def main() -> int:
         r = run_one(name, model, library, flags, args.out, min(args.timeout, left))
         if r:
             results[name] = r
-    print(f"\n{'configuration':38s}{'ours img/s':>12s}{'ref img/s':>12s}{'speed-up':>9s}{'ours MiB':>10s}{'ref MiB':>9s}")
+    print(f"\n{'configuration':38s}{'ours img/s':>12s}{'ref img/s':>12s}{'speed-up':>9s}"
+          f"{'ours MiB':>10s}{'ref MiB':>9s}")
     for name, r in results.items():
         o, ref = r["ours"], r["reference"]
         print(f"{name:38s}{o['images_per_s']:12.0f}{ref['images_per_s']:12.0f}{r['speedup']:9.3f}"

@@ -43,7 +43,8 @@ def _shallow(name: str, num_classes: int) -> nn.Module | None:
     from inceptorch.models.inception_v3 import V2, V3, InceptionV3
     from inceptorch.models.inception_v4 import INCEPTION_V4, InceptionV4
 
-    stacked = {"inception_v4": (InceptionV4, INCEPTION_V4), "inception_resnet_v1": (InceptionResNet, INCEPTION_RESNET_V1),
+    stacked = {"inception_v4": (InceptionV4, INCEPTION_V4),
+               "inception_resnet_v1": (InceptionResNet, INCEPTION_RESNET_V1),
                "inception_resnet_v2": (InceptionResNet, INCEPTION_RESNET_V2),
                "inception_resnet_small": (InceptionResNet, INCEPTION_RESNET_SMALL)}
     if name in stacked:

@@ -54,7 +54,8 @@ def test_the_serving_page_classifies_an_uploaded_image(tmp_path):
             browser.page.wait_for_selector(".prediction")
             rows = browser.page.locator(".prediction .name").all_inner_texts()
             assert len(rows) == 3 and rows[0] == expected  # 3 classes: the top-5 shows all 3
-            browser.page.wait_for_function("document.getElementById('heat') && document.getElementById('heat').complete")
+            browser.page.wait_for_function(
+                "document.getElementById('heat') && document.getElementById('heat').complete")
             assert browser.broken_images() == 0 and browser.errors == []
             assert not is_blank(browser.page.screenshot())
     finally:

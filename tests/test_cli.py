@@ -120,7 +120,8 @@ def test_an_abbreviated_option_is_not_taken_for_the_option_it_begins(args):
     (["--vers"], "inceptorch: error: unrecognized arguments: --vers; did you mean --version?"),
     (["train", "--aug", "small-data"], "invalid choice: 'small-data'; did you mean small_data? (choose from"),
     (["summary", "googlenet_nb"], "unknown model 'googlenet_nb'; did you mean googlenet_bn, googlenet?"),
-    (["train", "--model", "lenet5", "--set", "epoch=3"], "'epoch' in command line; did you mean epochs or step_epochs?"),
+    (["train", "--model", "lenet5", "--set", "epoch=3"],
+     "'epoch' in command line; did you mean epochs or step_epochs?"),
     (["train", "--config", "finetun"], "; did you mean finetune?"),
     (["train", "--model", "googlenet_bn", "--model-kwarg", "widht=0.5"], "'widht' (did you mean width? its options:"),
 ])

@@ -340,8 +340,9 @@ def test_check_data_clean_folder_exits_0(folder, capsys):
 
 def test_check_data_exit_codes(folder, capsys):
     root, _ = folder
+    # The real entry point: its exit status, no traceback.
     dirty = subprocess.run([sys.executable, "-m", "inceptorch", "check-data", str(root)], check=False,
-                           capture_output=True, text=True, timeout=120)  # the real entry point: its exit status, no traceback
+                           capture_output=True, text=True, timeout=120)
     assert dirty.returncode == 1 and "Traceback" not in dirty.stderr + dirty.stdout
     assert main(["check-data", str(root / "nowhere")]) == 2
     (root / "empty").mkdir()

@@ -154,8 +154,8 @@ def test_absolute_paths_and_detours_that_lead_inside_the_lists_folder_are_read(t
     lists = tmp_path / "x"
     files = [_png(lists / "train" / name / f"{i}.png") for name in ("a", "b") for i in range(2)]
     (tmp_path / "route").symlink_to(tmp_path)
-    rows = [str(files[0]), f"../x/{files[1].relative_to(lists)}", str(tmp_path / "route" / files[2].relative_to(tmp_path)),
-            str(files[3].relative_to(lists))]
+    rows = [str(files[0]), f"../x/{files[1].relative_to(lists)}",
+            str(tmp_path / "route" / files[2].relative_to(tmp_path)), str(files[3].relative_to(lists))]
     (lists / "list.csv").write_text("".join(f"{row},{f.parent.name}\n" for row, f in zip(rows, files)))
     samples, names = _all(lists / "list.csv")
     assert names == ["a", "b"]
@@ -409,7 +409,8 @@ def test_check_data_fails_data_train_would_refuse_and_notes_classes_val_lacks(tm
     assert main(["check-data", str(tree), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["layout"]["classes_without_val"] == ["b", "c"]
-    assert len(report["train_problems"]) == 1 and f"{tree / 'val' / 'd'} is not a class of" in report["train_problems"][0]
+    assert len(report["train_problems"]) == 1
+    assert f"{tree / 'val' / 'd'} is not a class of" in report["train_problems"][0]
     (tree / "val" / "d" / "1.png").unlink()
     (tree / "val" / "d").rmdir()
     assert main(["check-data", str(tree)]) == 0

@@ -167,7 +167,8 @@ def test_members_run_in_the_models_cpu_layout_and_score_as_in_nchw(tmp_path):
     assert not torch.allclose(probs[0], probs[1], atol=1e-3)  # the images differ, so a mix-up would show
 
     maxout = create_model("maxout", num_classes=3, width=0.0625)
-    save_model_file(maxout, tmp_path / "maxout.safetensors", model_metadata(maxout, {"num_classes": 3, "width": 0.0625}, NAMES))
+    save_model_file(maxout, tmp_path / "maxout.safetensors",
+                    model_metadata(maxout, {"num_classes": 3, "width": 0.0625}, NAMES))
     member, = load_members([tmp_path / "maxout.safetensors"], "cpu")
     assert not member.channels_last and member.model.h0.conv.weight.is_contiguous()
 

@@ -165,7 +165,8 @@ def test_model_api(resnet_v1):
     x = torch.randn(1, 1, 75, 75)  # the minimum input size
     assert model(x).shape == (1, 1792) and model.dropout.p == 0.5
     model.reset_classifier(7)
-    assert model(x).shape == (1, 7) and model.forward_head(model.forward_features(x), pre_logits=True).shape == (1, 1792)
+    assert model(x).shape == (1, 7)
+    assert model.forward_head(model.forward_features(x), pre_logits=True).shape == (1, 1792)
     assert model.forward_train(x).logits.shape == (1, 7)
     with pytest.raises(ValueError, match="auxiliary"):
         create_model("inception_v4", aux_logits=True)

@@ -310,7 +310,7 @@ def test_compile_for_inference_equals_the_optimized_and_the_plain_model():
 
 
 class TwoOpenings(Branches):
-    """An Inception module in miniature: two branches open with 1x1 convs (merged by `optimize`), one goes on to a 3x3."""
+    """An Inception module in miniature: two branches open with 1x1 convs (merged by `optimize`), one adds a 3x3."""
 
     def __init__(self):
         super().__init__()

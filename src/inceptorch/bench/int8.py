@@ -143,7 +143,8 @@ def compare_int8(checkpoint: str, calibration: str, val: str | None = None, time
                         f"{model.model_name}")
     own = model.default_cfg.input_size
     out: dict = {"model": model.model_name, "checkpoint": str(checkpoint), "threads": threads, "time_size": time_size,
-                 "eval_size": own, "batch_sizes": list(batch_sizes), "sides": {k: {"name": v} for k, v in SIDES.items()}}
+                 "eval_size": own, "batch_sizes": list(batch_sizes),
+                 "sides": {k: {"name": v} for k, v in SIDES.items()}}
     with tempfile.TemporaryDirectory() as tmp, torch_threads(threads):
         work = Path(tmp)
         if val:

@@ -105,7 +105,8 @@ def compare_runtimes(model: nn.Module | str, input_size: int | None = None, thre
         # after optimized PyTorch. An untimed pause before each block (pause_s) lets them go idle first.
     medians = {name: statistics.median(t) for name, t in times.items()}
     sides = {name: {"name": RUNTIMES[name], "time_ms": medians[name] * 1e3, "min_ms": min(times[name]) * 1e3,
-                    "images_per_s": batch_size / medians[name], "speedup_vs_eager": medians["torch_eager"] / medians[name],
+                    "images_per_s": batch_size / medians[name],
+                    "speedup_vs_eager": medians["torch_eager"] / medians[name],
                     "max_abs_diff_vs_eager": diffs[name], "times_ms": [t * 1e3 for t in times[name]]}
              for name in runs}
     if "reference_eager" in medians:

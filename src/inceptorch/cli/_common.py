@@ -23,7 +23,8 @@ def add_model_args(p, images_follow: bool = False) -> None:
         p.add_argument("--checkpoint", nargs="+", action="extend", default=[], metavar="CKPT_OR_RUN_DIR",
                        help="model file or run folder; several average an ensemble (--checkpoint A B, or "
                             "--checkpoint A --checkpoint B; paper: 7 models)")
-    p.add_argument("--model", default=None, help="instead of --checkpoint: a registered model with --pretrained weights")
+    p.add_argument("--model", default=None,
+                   help="instead of --checkpoint: a registered model with --pretrained weights")
     p.add_argument("--pretrained", default=None, metavar="imagenet|TAG|FILE",
                    help="with --model: its public ImageNet weights (imagenet, or a tag from `inceptorch weights "
                         "list`, fetched once) or a weights file; MODEL.TAG alone names both")

@@ -14,7 +14,8 @@ from ..train.config import read_recipe, resolve
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("demo", help="train GoogLeNet on the embedded digits, evaluate and predict (CPU, minutes)")
+    p = subparsers.add_parser("demo",
+                              help="train GoogLeNet on the embedded digits, evaluate and predict (CPU, minutes)")
     p.add_argument("--output", default=None, metavar="DIR", help="run folder (default: runs/demo, or the next free "
                                                                  "runs/demo-N)")
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs (a quicker look)")

@@ -88,7 +88,8 @@ def run(args) -> int:
     for m in members:
         print(f"checkpoint: {m.source} ({m.model.model_name}, {count(len(m.class_names), 'class')}, "
               f"input {m.model_cfg['input_size']})")
-    print(f"data: {args.data} (split {split}, {count(result.num_images, 'image')}, {count(len(result.data_classes), 'class')}), "
+    print(f"data: {args.data} (split {split}, {count(result.num_images, 'image')}, "
+          f"{count(len(result.data_classes), 'class')}), "
           f"{result.crops} crop{'s' if result.crops > 1 else ''} per image"
           + (f", {len(members)}-model ensemble" if len(members) > 1 else ""))
     topk = f"top-{k} {result.top5:.2%}   " if result.topk_informative else ""  # top-3 of 3 classes: always 100%

@@ -88,7 +88,8 @@ def run(args) -> int:
         return write_weights(model, args.output, args.layout)
     size = args.input_size or model.default_cfg.input_size
     if size < model.default_cfg.min_input_size:
-        raise UserError(f"input size {size} is below {model.model_name}'s minimum of {model.default_cfg.min_input_size}")
+        raise UserError(f"input size {size} is below {model.model_name}'s minimum of "
+                        f"{model.default_cfg.min_input_size}")
     if args.int8 and args.format != "onnx":
         raise UserError("--int8 goes with --format onnx")
     if args.int8 and not args.calibration:

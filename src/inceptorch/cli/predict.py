@@ -46,9 +46,10 @@ def run(args) -> int:
         skipped.append(exc)
         print(f"inceptorch predict: skipping bad image {exc}", file=sys.stderr)
 
-    if args.explain_class is not None and args.explain_class not in members[0].class_names:
+    names = members[0].class_names
+    if args.explain_class is not None and args.explain_class not in names:
         raise UserError(f"--explain-class {args.explain_class!r} is not a class of the model "
-                        f"({', '.join(members[0].class_names[:8])}{', ...' if len(members[0].class_names) > 8 else ''})")
+                        f"({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})")
     if (args.explain_class or args.layer) and not args.explain:
         raise UserError("--explain-class and --layer go with --explain DIR")
     predictions = predict(members, files, args.topk, args.crops, args.batch_size,

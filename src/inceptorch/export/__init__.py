@@ -7,4 +7,5 @@ from .program import export_program, load_program
 from .quantize import load_quantized, quantize_int8, save_quantized, top1
 
 __all__ = ["OnnxClassifier", "eval_transform", "export_onnx", "export_program", "from_pretrained", "load_program",
-           "load_quantized", "onnx_parity", "preprocessing", "quantize_int8", "save_pretrained", "save_quantized", "top1"]
+           "load_quantized", "onnx_parity", "preprocessing", "quantize_int8", "save_pretrained", "save_quantized",
+           "top1"]

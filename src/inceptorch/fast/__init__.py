@@ -1,4 +1,4 @@
-"""Speed: the optimized inference path (BN folding, branch merging, CPU kernels), its compiled form, the training step."""
+"""Speed: optimized inference (BN folding, branch merging, CPU kernels), its compiled form, the training step."""
 from .compiled import compile_for_inference
 from .optimize import fold_all_batchnorms, fold_batchnorm, merge_all_branches, merge_branches, optimize
 

@@ -118,7 +118,8 @@ class BNInception(InceptionNet):
     """BN-Inception built from `BN_INCEPTION` rows.
 
     `small_input=True` builds the `stem` rows (the 7x7/2 conv and the first pool) as one 3x3/1 conv (total stride 8
-    instead of 32), so 28-64 px images keep a 4x4 grid at stage 5. `drop_rate` defaults to 0: the paper removes dropout (4.2.1).
+    instead of 32), so 28-64 px images keep a 4x4 grid at stage 5. `drop_rate` defaults to 0: the paper removes
+    dropout (4.2.1).
     """
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, aux_logits: bool = False, drop_rate: float = 0.0,

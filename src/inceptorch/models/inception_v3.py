@@ -189,7 +189,8 @@ class ReductionFig10(Branches):
 
     @property
     def out_channels(self) -> int:
-        return self.branch3x3.out_channels + self.branch3x3dbl[-1].out_channels + self.in_chs  # the pool keeps its input
+        # The pool keeps its input's channels.
+        return self.branch3x3.out_channels + self.branch3x3dbl[-1].out_channels + self.in_chs
 
 
 class InceptionFig6(Branches):

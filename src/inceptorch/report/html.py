@@ -16,7 +16,8 @@ h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.2em; margin-top
 .card { border: 1px solid #ddd; border-radius: 6px; padding: 0.8em; background: #fafafa; }
 .big { font-size: 1.6em; font-weight: 600; } .small { font-size: 0.85em; color: #555; }
 table { border-collapse: collapse; font-size: 0.9em; } th, td { padding: 0.25em 0.7em; text-align: right; }
-th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; } tr:nth-child(even) { background: #f8f8f8; }
+th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
+tr:nth-child(even) { background: #f8f8f8; }
 img { max-width: 100%; } figure { margin: 1em 0; } figcaption { color: #666; font-size: 0.85em; }
 .mistakes { display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); gap: 1em; }
 .warn { color: #a0441a; } pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }

@@ -2,8 +2,9 @@
 
 Per run: the last row of `metrics.csv` gives the final validation top-1 (`val_top1`), its first row the top-1
 after one epoch, and the columns `train_loss` / `val_loss` / `val_top1` the curves; `reproduce.json` gives how the
-run ended and its `RunResult` (best top-1); the `epoch_time_s` column the time taken. Per variant: parameters and multiply-adds (MACs, as
-`inceptorch summary` counts them: inference, auxiliary heads left out) of the model a run saved.
+run ended and its `RunResult` (best top-1); the `epoch_time_s` column the time taken. Per variant: parameters and
+multiply-adds (MACs, as `inceptorch summary` counts them: inference, auxiliary heads left out) of the model a run
+saved.
 
 Spread is the sample standard deviation across seeds. A claimed difference is judged "not resolved" when it is no
 larger than that spread (the larger of the two rows'), and nothing is judged from a single seed.

@@ -57,7 +57,8 @@ def run_config(exp: Experiment, variant: Variant, seed: int, budget: Budget, out
             raise UserError(f"--set {key}=... is not a recipe setting here; use the command's own options")
     return resolve({**recipe, **settings}, {
         "model": variant.model, "model_kwargs": kwargs, "data": budget.data, "seed": seed,
-        "epochs": budget.epochs or exp.epochs, "device": budget.device, "output": str(run_dir(output, exp, variant, seed)),
+        "epochs": budget.epochs or exp.epochs, "device": budget.device,
+        "output": str(run_dir(output, exp, variant, seed)),
         # The experiment's own plot replaces each run's curves.png and TensorBoard logs.
         "tensorboard": False, "plot": False}, f"recipe {exp.recipe}")
 

@@ -140,8 +140,9 @@ class Trainer:
         self.cfg, self.log, self.show_progress = cfg, (log if self.is_main else _quiet), progress and self.is_main
         if not cfg.model or not cfg.data or not cfg.output:
             missing = [k for k in ("model", "data", "output") if not getattr(cfg, k)]
-            raise UserError(f"missing setting{'s' if len(missing) > 1 else ''}: {', '.join(missing)} "
-                            f"(give --{' --'.join(missing)} or put {'them' if len(missing) > 1 else 'it'} in the recipe)")
+            several = len(missing) > 1
+            raise UserError(f"missing setting{'s' if several else ''}: {', '.join(missing)} "
+                            f"(give --{' --'.join(missing)} or put {'them' if several else 'it'} in the recipe)")
         if cfg.freeze_epochs and not cfg.pretrained:
             raise UserError("freeze_epochs freezes pretrained layers: give --pretrained, or set freeze_epochs=0")
         self.run_dir = Path(cfg.output)

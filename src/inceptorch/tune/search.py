@@ -88,9 +88,10 @@ def retry_interrupted(study, storage) -> int:
     """Queue once more the settings of trials that Ctrl-C, a crash or a kill cut short; returns how many."""
     optuna = require("optuna", "inceptorch tune")
     retried = set(study.user_attrs.get("retried", []))
+    states = optuna.trial.TrialState
     again = [t for t in study.get_trials(deepcopy=False)
-             if t.number not in retried and (t.state == optuna.trial.TrialState.RUNNING or
-                                             (t.state == optuna.trial.TrialState.FAIL and t.user_attrs.get("cut_short")))]
+             if t.number not in retried and (t.state == states.RUNNING or
+                                             (t.state == states.FAIL and t.user_attrs.get("cut_short")))]
     study_id = storage.get_study_id_from_name(STUDY_NAME)
     for t in again:
         if t.state == optuna.trial.TrialState.RUNNING:  # its process is gone: this command is the only worker

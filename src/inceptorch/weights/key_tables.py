@@ -151,7 +151,8 @@ LAYOUTS: dict[str, dict[str, KeyLayout]] = {
     # inception_v2 model files written before its modules had one submodule per branch: v3's ports' naming.
     "inception_v2": {"flat layout": KeyLayout(flat_key_table(V2))},
     "inception_v4": {"timm": KeyLayout(timm_table(INCEPTION_V4, _TIMM_V4_LAYERS, ("last_linear.", "fc.")))},
-    "inception_resnet_v2": {"timm": KeyLayout(timm_table(INCEPTION_RESNET_V2, _TIMM_IR_V2_LAYERS, ("classif.", "fc.")))},
+    "inception_resnet_v2": {
+        "timm": KeyLayout(timm_table(INCEPTION_RESNET_V2, _TIMM_IR_V2_LAYERS, ("classif.", "fc.")))},
 }
 CONVERTERS: dict[str, dict[str, Converter]] = {
     model: {source: layout.to_ours for source, layout in sources.items()} for model, sources in LAYOUTS.items()}

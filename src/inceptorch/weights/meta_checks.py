@@ -72,7 +72,8 @@ def _model_cfg(cfg: Any, built: ModelCfg, name: str, where: str) -> dict:
         raise UserError(f"{where}: model_cfg must be a mapping, not {type(cfg).__name__}")
     unknown = sorted(set(cfg) - _CFG_FIELDS)
     if unknown:
-        raise UserError(f"{where}: model_cfg has unknown field {unknown[0]!r} (known: {', '.join(sorted(_CFG_FIELDS))})")
+        raise UserError(f"{where}: model_cfg has unknown field {unknown[0]!r} "
+                        f"(known: {', '.join(sorted(_CFG_FIELDS))})")
     merged = {**dataclasses.asdict(built), **cfg}
     what = f"{where}: model_cfg"
     minimum = _integer(merged["min_input_size"], built.min_input_size, MAX_INPUT_SIZE, f"{what} min_input_size")

@@ -167,7 +167,8 @@ WEIGHT_SETS: tuple[WeightSet, ...] = (
         origin="timm's port of TF's ens_adv_inception_resnet_v2_2017_08_18 (ensemble adversarial training, "
                "Tramer et al., arXiv:1705.07204)",
         license="apache-2.0", results=(_timm_result(79.998, 94.940, crop=0.8975),), preprocessing=_timm(0.8975),
-        known_files=(KnownFile(f"{TIMM_RELEASES}/v0.1-weights/ens_adv_inception_resnet_v2-2592a550.pth", label_offset=1),)),
+        known_files=(KnownFile(f"{TIMM_RELEASES}/v0.1-weights/ens_adv_inception_resnet_v2-2592a550.pth",
+                               label_offset=1),)),
 )
 # The first set of a model is what `pretrained=True` / `--pretrained imagenet` loads: torchvision's where it has
 # one (what torchvision users get), else timm's default tag (the first in its default_cfgs).
