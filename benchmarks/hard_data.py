@@ -1,7 +1,7 @@
 """Hard real data: the inspection benchmark (`--data inspection`) trained as a user would, default against each tool.
 
     PYTHONPATH=src python benchmarks/hard_data.py --runs baseline,old,new,lr_auto,tune --out /tmp/hard
-    PYTHONPATH=src python benchmarks/hard_data.py --runs easy --out /tmp/easy   # old and new defaults on easy data
+    PYTHONPATH=src python benchmarks/hard_data.py --runs digits_old,digits_new,photos_old,photos_new --out /tmp/easy
 
 Every run is the command line a user types (`python -m inceptorch train ...`), its output kept in OUT/NAME/; the
 table reads the numbers back from each run's metrics.csv. `baseline` is a hand-crafted pipeline, the kind inspection
@@ -27,6 +27,36 @@ RUNS = {
     "lr_auto": ("defaults, --lr auto", ["train", *MODEL, "--lr", "auto"]),
     "inspection_aug": ("defaults, --aug inspection", ["train", *MODEL, "--aug", "inspection"]),
 }
+# Easy data, where the old defaults worked, so that a new default is not bought with a loss there: the digits
+# (small GoogLeNet at 32 px) and the README's crops of two photographs (3 epochs, as the README runs them).
+SMALL = ["--model", "googlenet_bn", "--width", "0.125", "--small-input"]
+PHOTOS = [*SMALL, "--input-size", "48", "--epochs", "3", "--batch-size", "16"]
+EASY = {
+    "digits_old": ("digits, defaults before", ["train", *SMALL, *OLD_DEFAULTS], "digits"),
+    "digits_new": ("digits, defaults now", ["train", *SMALL], "digits"),
+    "photos_old": ("photos, 3 epochs, lr 0.002", ["train", *PHOTOS, "--set", "lr=0.002"], "photos"),
+    "photos_new": ("photos, 3 epochs, defaults now", ["train", *PHOTOS], "photos"),
+}
+
+
+def write_photos(folder: Path) -> str:
+    """The README's worked example: 80 square crops (64-159 px) of each of scikit-learn's two photographs, the first
+    16 of each held out."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    rng = np.random.default_rng(0)
+    china, flower = load_sample_images().images
+    for name, photo in {"china": china, "flower": flower}.items():
+        h, w = photo.shape[:2]
+        for i in range(80):
+            s = int(rng.integers(64, 160))
+            y, x = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
+            target = folder / ("val" if i < 16 else "train") / name
+            target.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(photo[y:y + s, x:x + s]).save(target / f"{i:04d}.jpg", quality=90)
+    return str(folder)
 
 
 def handcrafted_baseline(data: str) -> dict:
@@ -92,7 +122,8 @@ def read_run(folder: Path) -> dict:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="inspection")
-    p.add_argument("--runs", default="baseline,old,new", help=f"comma-separated: baseline, {', '.join(RUNS)}, tune")
+    p.add_argument("--runs", default="baseline,old,new",
+                   help=f"comma-separated: baseline, {', '.join([*RUNS, *EASY])}, tune")
     p.add_argument("--out", required=True, help="one folder per run")
     p.add_argument("--tune-minutes", type=float, default=60.0)
     p.add_argument("--extra", default="", help="flags added to every training run, e.g. '--epochs 5' for a look")
@@ -121,10 +152,17 @@ def main() -> int:
             label = f"inceptorch tune, {args.tune_minutes:g} min, {len(trials)} trials (best: {best['trial']})"
             results[name] = (label, {**run, "seconds": spent})
             continue
-        label, cmd = RUNS[name]
+        if name in EASY:
+            label, cmd, data = EASY[name]
+            if data == "photos":
+                data = str(out / "photos") if (out / "photos").is_dir() else write_photos(out / "photos")
+        elif name in RUNS:
+            (label, cmd), data = RUNS[name], args.data
+        else:
+            raise SystemExit(f"unknown run {name!r}: expected baseline, {', '.join([*RUNS, *EASY])} or tune")
         folder = out / name
         if not (folder / "metrics.csv").is_file():
-            full = [sys.executable, "-m", "inceptorch", *cmd, "--data", args.data, "--output", str(folder),
+            full = [sys.executable, "-m", "inceptorch", *cmd, "--data", data, "--output", str(folder),
                     "--no-progress", "--no-report", *args.extra.split()]
             with open(out / f"{name}.log", "w") as log:
                 subprocess.run(full, check=True, stdout=log, stderr=subprocess.STDOUT)
