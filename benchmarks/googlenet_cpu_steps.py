@@ -1,4 +1,4 @@
-"""What each step of the inference path gives on CPU (BENCHMARKS.md, "What each step gives").
+"""What each step of the optimized inference path gives on the CPU, one step added at a time.
 
     PYTHONPATH=src python benchmarks/googlenet_cpu_steps.py [--rounds 15] [--compile] [--jit]
 
