@@ -153,3 +153,24 @@ def test_report_is_one_self_contained_page_with_every_part(run, tmp_path):
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
     link = re.search(r"<a href='([^']+\.csv)'", text).group(1)
     assert (page.parent / link).is_file()
+
+
+def test_report_groups_the_curves_findings_and_words_the_last_one_as_the_run_did():
+    """Consecutive epochs with one finding make one range; the last epoch's finding is recomputed from metrics.csv
+    with the same words the run's log used (train/diagnosis.py)."""
+    from types import SimpleNamespace
+
+    from inceptorch.report.build import _diagnosis
+    from inceptorch.train.diagnosis import diagnose
+
+    flat = {"train_loss": 1.50, "train_top1": 60.0, "val_top1": 60.0, "val_loss": 0.9}
+    kinds = ["", "", "underfitting", "underfitting", "", "underfitting"]
+    metrics = [{"epoch": i + 1, **flat, "diagnosis": k} for i, k in enumerate(kinds)]
+    result = SimpleNamespace(class_counts={"ok": 55, "bad": 45}, majority_share=0.55)
+    lines = _diagnosis(metrics, result, {})
+    assert lines[:2] == ["epochs 3-4: underfitting", "epoch 6: underfitting"]
+    assert lines[2] == "after the last epoch, " + diagnose(metrics, 0.55, "ok").message
+    assert "always answering 'ok' (55.0%)" in lines[2]
+    # Under the balancing sampler the run compared against an even share, and so does the report.
+    assert "(50.0%)" in _diagnosis(metrics, result, {"class_balance": "sampler"})[2]
+    assert _diagnosis([{**m, "diagnosis": ""} for m in metrics], result, {}) == []

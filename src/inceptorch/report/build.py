@@ -115,7 +115,7 @@ def gather(run_dir: Path, data: str | None, output: Path | None, top_losses: int
     if neighbours and mistakes:
         _add_neighbours(mistakes, member, data, float(config.get("val_split", 0.2)), images, rows, notes)
     metrics = read_metrics(folder / "metrics.csv") if (folder / "metrics.csv").is_file() else []
-    diagnosis = [f"epoch {int(r['epoch'])}: {r['diagnosis']}" for r in metrics if r.get("diagnosis")]
+    diagnosis = _diagnosis(metrics, result, config)
     command_file = folder / "command.txt"
     return Report(title=f"{config.get('model', member.model.model_name)} on {data}", run_dir=folder,
                   command=command_file.read_text().strip() if command_file.is_file() else "",
@@ -124,6 +124,31 @@ def gather(run_dir: Path, data: str | None, output: Path | None, top_losses: int
                   str(Path(csv_path).resolve().relative_to(out_dir.resolve())),
                   mistakes=mistakes, confused=_confused_pairs(result), notes=notes, diagnosis=diagnosis,
                   seconds=time.perf_counter() - tic)
+
+
+def _diagnosis(metrics: list[dict], result, config: dict) -> list[str]:
+    """What the curves said: consecutive epochs with one finding as one range, then the last epoch's finding in the
+    words the run logged, recomputed from metrics.csv (train/diagnosis.py). Its majority is the held-out images'
+    largest class, which a stratified split shares with training, or an even share under the balancing sampler."""
+    from ..train.diagnosis import diagnose
+
+    spans: list[list] = []  # [kind, first epoch, last epoch]
+    for row in metrics:
+        kind, epoch = row.get("diagnosis"), int(row["epoch"])
+        if kind and spans and spans[-1][0] == kind and spans[-1][2] == epoch - 1:
+            spans[-1][2] = epoch
+        elif kind:
+            spans.append([kind, epoch, epoch])
+    lines = [f"epoch {first}: {kind}" if first == last else f"epochs {first}-{last}: {kind}"
+             for kind, first, last in spans]
+    if metrics and metrics[-1].get("diagnosis") and result.class_counts:
+        counts = result.class_counts
+        even = config.get("class_balance") == "sampler"
+        share = 1 / len(counts) if even else result.majority_share
+        finding = diagnose(metrics, share, max(counts, key=counts.get))
+        if finding is not None:
+            lines.append(f"after the last epoch, {finding.message}")
+    return lines
 
 
 def _uri(path: Path | str) -> str:

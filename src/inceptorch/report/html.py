@@ -47,7 +47,7 @@ def render(report) -> str:
     parts.append(_summary(report))
     if report.diagnosis:
         parts.append("<h2>What the curves said</h2><ul>" + "".join(f"<li class='warn'>{_e(d)}</li>"
-                                                                    for d in report.diagnosis[-5:]) + "</ul>")
+                                                                    for d in report.diagnosis[-6:]) + "</ul>")
     if "training curves" in report.pictures:
         parts.append(_figure(report.pictures["training curves"], "loss, accuracy and learning rate by epoch"))
     parts.append(_class_table(report))
