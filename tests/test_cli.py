@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from _cli import cli_in_process
+from _cli import cli_in_process, one_line_error
 from inceptorch import list_models
 from inceptorch.cli.main import main
 
@@ -130,6 +130,15 @@ def test_a_typo_is_one_line_naming_what_was_meant(args, message):
     assert result.returncode == 2
     assert message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("kwarg, choices", [("init=xavier", "init must be one of kaiming, kaiming_fan_out, "
+                                                            "trunc_normal, not 'xavier'"),
+                                             ("head=max", "head must be one of avg, fc, not 'max'")])
+def test_a_model_option_value_the_builder_refuses_is_one_line(tmp_path, kwarg, choices):
+    result = cli_in_process("train", "--model", "googlenet_bn", "--data", "digits", "--model-kwarg", kwarg,
+                            "--epochs", "1", "--output", tmp_path / "run")
+    assert choices in one_line_error(result)
 
 
 def test_counts_read_as_english():

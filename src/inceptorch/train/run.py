@@ -114,6 +114,8 @@ def build_model(cfg: TrainConfig, num_classes: int, log: Callable[[str], None] =
         model = create_model(cfg.model, **kwargs)
     except TypeError as exc:  # an option the builder does not take
         raise UserError(f"model {cfg.model} does not accept these options {cfg.model_kwargs}: {exc}") from None
+    except ValueError as exc:  # an option's value the builder refuses (`head=`, `init=`: it names the choices)
+        raise UserError(f"model {cfg.model} cannot be built with {cfg.model_kwargs}: {exc}") from None
     fresh: list[str] = []
     if cfg.pretrained and load_weights:
         from ..weights.pretrained import load_pretrained
