@@ -73,8 +73,8 @@ class GoogLeNetCfg:
     aux_pool: str          # "paper": 5x5/3 average pool; "adaptive": torchvision's 4x4 adaptive pool
     drop_rate: float       # before the classifier: 40% in the paper, 20% in torchvision
     init: str              # "kaiming": He et al. 2015 for the convs (no BN to rescue a small init);
-                           # "kaiming_fan_out": the same scaled by the outputs (ResNet's), for BN builds
-                           # trained from scratch; "trunc_normal": torchvision's std 0.01 (see init_weights)
+                           # "trunc_normal": torchvision's std 0.01, which BN renormalises;
+                           # "kaiming_fan_out": ResNet's, an option (see init_weights)
     aux_drop_rate: float = 0.7
     pool_kernels: tuple[tuple[str, int], ...] = ()  # (pool row, kernel) where it is not Table 1's 3x3
 
@@ -82,7 +82,7 @@ class GoogLeNetCfg:
 PAPER_CFG = GoogLeNetCfg(norm=False, lrn=True, branch3_kernel=5, pool_ceil=False, aux_pool="paper", drop_rate=0.4,
                          init="kaiming")
 TORCHVISION_CFG = GoogLeNetCfg(norm=True, lrn=False, branch3_kernel=3, pool_ceil=True, aux_pool="adaptive",
-                               drop_rate=0.2, init="kaiming_fan_out",
+                               drop_rate=0.2, init="trunc_normal",
                                pool_kernels=(("maxpool4", 2),))  # a 2x2/2 pool before stage 5
 
 
@@ -229,13 +229,16 @@ def init_weights(model: nn.Module, scheme: str) -> None:
       keeps its input's scale, so the paper's network, which has no BN, passes the signal through all 22 layers.
       (The BVLC Caffe replication used Xavier with a constant bias of 0.2, which also carries a signal but makes
       every image's features nearly the same at the start.)
-    - "kaiming_fan_out": std sqrt(2 / fan_out), ResNet's. Behind BN a conv's scale does not change what it
-      computes, but it sets how far one optimizer step turns it: an Adam step moves each weight by about the
-      learning rate whatever its size (Hoffer et al. 2018, arXiv:1803.01814), so weights of std 0.01 turn 3-6x
-      faster than these. From scratch on 2,000 gray images at 112 px (AdamW 5e-4) that was the difference between
-      a network that fits (80% train top-1 after 8 epochs) and one that stays near the majority share (69%).
-    - "trunc_normal": torchvision's std 0.01, kept for comparison; BN undoes the scale in the forward pass but
-      not in the step size (above); without BN, 22 layers of it shrink a 96 px image's logits to about 1e-12.
+    - "kaiming_fan_out": std sqrt(2 / fan_out), ResNet's; a choice (`init=`) for the BN builds. Behind BN a conv's
+      scale does not change what it computes but sets how far one step turns it: an Adam step moves each weight by
+      about the learning rate whatever its size (Hoffer et al. 2018, arXiv:1803.01814), so at the same lr these
+      weights turn 3-6x slower than std-0.01 ones in the full-width net, and slower still in a narrow one. On
+      2,000 gray 300 px solar-cell images at 112 px without augmentation it let GoogLeNet-BN fit (85% train top-1
+      after 10 epochs at lr 5e-4, against 70% from std 0.01 at 3e-4); with the default augmentation it changed
+      nothing on the inspection benchmark and lost on small data (width 0.125 on the digits, 95.8% against
+      99.2%), so it is not the default.
+    - "trunc_normal": torchvision's std 0.01 (the BN builds' default). With BN after every conv the scale is undone
+      in the forward pass; without BN, 22 layers of it shrink a 96 px image's logits to about 1e-12.
     """
     for m in model.modules():
         if isinstance(m, nn.Conv2d) and scheme in ("kaiming", "kaiming_fan_out"):
