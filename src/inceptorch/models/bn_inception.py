@@ -144,7 +144,7 @@ class BNInception(InceptionNet):
         self.fc = nn.Linear(chs, num_classes) if num_classes > 0 else nn.Identity()
         if small_input:
             self.cfg_overrides = {"input_size": 32, "min_input_size": 28, "crop_pct": 1.0}
-        init_weights(self, "trunc_normal")
+        init_weights(self)
 
 
 @register_model(ModelCfg(input_size=224, min_input_size=80, paper=PAPER))  # 80: the aux heads' 5x5/3 pool

@@ -7,7 +7,7 @@ The differences between the two are the fields of `GoogLeNetCfg`, not special ca
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from torch import Tensor, nn
@@ -170,10 +170,8 @@ class GoogLeNet(InceptionNet):
             raise ValueError(f"head must be one of {', '.join(HEADS)}, not {head!r}")
         if init is not None and init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)}, not {init!r}")
-        if drop_rate is not None or aux_drop_rate is not None or init is not None:
-            cfg = GoogLeNetCfg(**{**cfg.__dict__, "drop_rate": cfg.drop_rate if drop_rate is None else drop_rate,
-                                  "aux_drop_rate": cfg.aux_drop_rate if aux_drop_rate is None else aux_drop_rate,
-                                  "init": cfg.init if init is None else init})
+        given = {"drop_rate": drop_rate, "aux_drop_rate": aux_drop_rate, "init": init}
+        cfg = replace(cfg, **{field: value for field, value in given.items() if value is not None})
         self.cfg, self.num_classes, self.transform_input = cfg, num_classes, transform_input
         self.stage_names, self.aux_taps, self.feature_info = [], dict(AUX_TAPS), []
         chs, reduction, aux_in_chs = in_chans, 1, {}
@@ -222,7 +220,7 @@ def build_rows(spec: tuple, cfg: GoogLeNetCfg, small_input: bool = False) -> tup
     return tuple(rows)
 
 
-def init_weights(model: nn.Module, scheme: str) -> None:
+def init_weights(model: nn.Module, scheme: str = "trunc_normal") -> None:
     """Initial weights; classifiers (linear layers) always start small: truncated normal, std 0.01, zero bias.
 
     - "kaiming": He et al. 2015 (arXiv:1502.01852), normal with std sqrt(2 / fan_in), zero bias: each ReLU layer
